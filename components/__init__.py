@@ -1,0 +1,1 @@
+"""Pulumi components for machine-learning infrastructure on Amazon EKS."""

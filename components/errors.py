@@ -1,0 +1,37 @@
+"""One error type for bad input, so every failure reads the same way.
+
+A ``ConfigError`` names the config key (or component argument), shows the bad
+value and says what would be accepted.  It is raised while the stack config is
+parsed, before any resource is registered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Bad stack configuration or component argument.
+
+    Attributes:
+        key: dotted path of the offending key, e.g. ``nodeGroups.train.instanceTypes[0]``.
+        value: the value that was given.
+        accepted: a human description of what would be accepted.
+    """
+
+    def __init__(self, key: str, value: Any, accepted: str, problem: str | None = None) -> None:
+        self.key = key
+        self.value = value
+        self.accepted = accepted
+        self.problem = problem
+        detail = f": {problem}" if problem else ""
+        super().__init__(f"{key} = {value!r} is invalid{detail}. Accepted: {accepted}")
+
+
+class ConfigErrors(ValueError):
+    """Several ``ConfigError``s found in one pass, reported together."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        lines = "\n".join(f"  - {e}" for e in errors)
+        super().__init__(f"{len(errors)} problem(s) in the stack configuration:\n{lines}")

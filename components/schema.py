@@ -1,0 +1,116 @@
+"""Base class for typed arguments and config, and the error translation.
+
+Every argument model in this package subclasses :class:`Model`:
+
+* keys are camelCase in stack YAML (``instanceTypes``) and snake_case in Python
+  (``instance_types``); both spellings are accepted;
+* unknown keys are rejected, because a typo that is silently ignored is worse
+  than an error;
+* models are frozen, so a validated value cannot be changed afterwards.
+
+:func:`parse` turns pydantic's ``ValidationError`` into our
+:class:`~components.errors.ConfigErrors`, whose messages name the full key path,
+the bad value and what is accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from components.errors import ConfigError, ConfigErrors
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Model(BaseModel):
+    """Frozen, strict-keyed pydantic model with camelCase aliases."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        alias_generator=to_camel,
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
+
+def _format_loc(prefix: str, loc: tuple[Any, ...]) -> str:
+    key = prefix
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += f".{part}" if key else str(part)
+    return key
+
+
+def _field_names_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The accepted keys of the model that sits at ``loc`` (best effort)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = None
+            for name, info in current.model_fields.items():
+                if part in (name, info.alias):
+                    field = info
+                    break
+            if field is None:
+                return sorted((i.alias or n) for n, i in current.model_fields.items())
+            current = _model_in(field.annotation)
+        else:
+            current = None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted((i.alias or n) for n, i in current.model_fields.items())
+    return None
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel class inside an annotation such as ``list[X] | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigErrors:
+    """Translate a pydantic error into ``ConfigErrors`` with full key paths."""
+    errors: list[ConfigError] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        key = _format_loc(prefix, loc)
+        original = (err.get("ctx") or {}).get("error")
+        if isinstance(original, ConfigError):
+            # Field validators leave ``key`` empty; model validators name the
+            # sub-key relative to the model they validate.
+            if original.key:
+                key = f"{key}.{original.key}" if key else original.key
+            errors.append(ConfigError(key, original.value, original.accepted, original.problem))
+            continue
+        if err["type"] == "extra_forbidden":
+            names = _field_names_at(model, loc[:-1]) or []
+            errors.append(ConfigError(key, err["input"], f"one of the known keys {names}", "unknown key"))
+            continue
+        if err["type"] == "missing":
+            errors.append(ConfigError(key, None, "a value (this key is required)", "missing"))
+            continue
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        errors.append(ConfigError(key, err.get("input"), msg))
+    return ConfigErrors(errors)
+
+
+def parse(model: type[M], data: Any, prefix: str = "") -> M:
+    """Validate ``data`` into ``model``; raise ``ConfigErrors`` naming every bad key."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise to_config_errors(exc, model, prefix) from None
