@@ -24,8 +24,11 @@ class ConfigError(ValueError):
         self.value = value
         self.accepted = accepted
         self.problem = problem
-        detail = f": {problem}" if problem else ""
-        super().__init__(f"{key} = {value!r} is invalid{detail}. Accepted: {accepted}")
+        super().__init__(key, value, accepted, problem)
+
+    def __str__(self) -> str:
+        detail = f": {self.problem}" if self.problem else ""
+        return f"{self.key} = {self.value!r} is invalid{detail}. Accepted: {self.accepted}"
 
 
 class ConfigErrors(ValueError):
@@ -33,5 +36,8 @@ class ConfigErrors(ValueError):
 
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = errors
-        lines = "\n".join(f"  - {e}" for e in errors)
-        super().__init__(f"{len(errors)} problem(s) in the stack configuration:\n{lines}")
+        super().__init__(errors)
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        return f"{len(self.errors)} problem(s) in the configuration:\n{lines}"

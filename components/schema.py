@@ -45,7 +45,7 @@ def _format_loc(prefix: str, loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             key += f"[{part}]"
         else:
-            key += f".{part}" if key else str(part)
+            key += f".{part}" if key and not key.endswith(":") else str(part)
     return key
 
 
@@ -93,7 +93,8 @@ def to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], pref
             # Field validators leave ``key`` empty; model validators name the
             # sub-key relative to the model they validate.
             if original.key:
-                key = f"{key}.{original.key}" if key else original.key
+                sep = "" if original.key.startswith("[") or not key or key.endswith(":") else "."
+                key = f"{key}{sep}{original.key}"
             errors.append(ConfigError(key, original.value, original.accepted, original.problem))
             continue
         if err["type"] == "extra_forbidden":

@@ -86,6 +86,22 @@ class RenderResult:
                 frontier.append(child.urn)
         return out
 
+    def kube_objects(self) -> list[tuple[Registration, dict[str, Any]]]:
+        """Every Kubernetes object, as the manifest the provider would apply."""
+        out = []
+        for reg in self.resources:
+            if reg.type.startswith("kubernetes:") and reg.custom and not reg.type.startswith("kubernetes:helm"):
+                out.append((reg, {k: v for k, v in reg.inputs.items() if v is not None}))
+        return out
+
+    def cluster_of(self, reg: Registration) -> Registration | None:
+        """The MLCluster a resource belongs to (through its parents or its provider)."""
+        found = self.ancestor_of_type(reg, "mleks:cluster:MLCluster")
+        provider = self.by_urn().get(reg.provider)
+        if found is None and provider is not None:
+            found = self.ancestor_of_type(provider, "mleks:cluster:MLCluster")
+        return found
+
     def ancestor_of_type(self, reg: Registration, type_: str) -> Registration | None:
         index = self.by_urn()
         current = index.get(reg.parent)
@@ -110,7 +126,10 @@ class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         name, inputs = args.name, dict(args.inputs)
         rid = f"{name}-id"
-        state = dict(inputs)
+        # Remote components (awsx, pulumi-eks) have outputs whose names clash
+        # with their inputs but not their types; echo inputs for custom
+        # resources only.
+        state = dict(inputs) if args.custom else {}
         t = args.typ
         if t == "eks:index:Cluster":
             cluster_name = inputs.get("name") or name
@@ -253,7 +272,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs=_plain(inputs),
             outputs=_plain(state),
             dependencies=sorted(set(request.dependencies)),
-            provider=request.provider.split("::")[-1] if request.provider else "",
+            # A provider reference is "<urn>::<id>"; keep the URN.
+            provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
             ignore_changes=list(request.ignoreChanges),
             replace_on_changes=list(request.replaceOnChanges),
             delete_before_replace=bool(request.deleteBeforeReplace),

@@ -1,0 +1,282 @@
+"""GpuNodeGroup: one EKS managed node group of NVIDIA GPU nodes for one role.
+
+Nodes carry ``role=<role>`` and GPU facts as labels, and the taint
+``nvidia.com/gpu=true:NoSchedule`` so only pods that ask for GPUs land there.
+Groups scale from zero by default; exactly one autoscaler (Escalator for
+training, cluster-autoscaler for inference, or none) owns each group's size.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+from pydantic import Field, field_validator, model_validator
+
+from components import gpu_catalog
+from components.errors import ConfigError
+from components.gpu_catalog import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
+from components.managed_node_group import NodeGroupSpec, RootVolume, asg_name_of, create_node_group
+from components.ml_cluster import ROLE_LABEL, MLCluster
+from components.schema import Model
+
+Role = Literal["train", "inference"]
+Autoscaler = Literal["escalator", "cluster-autoscaler", "none"]
+CapacityType = Literal["on-demand", "spot", "capacity-block"]
+AmiFamily = Literal["al2023", "bottlerocket"]
+
+GPU_TAINT = {"key": NVIDIA_GPU_RESOURCE, "value": "true", "effect": "NO_SCHEDULE"}
+"""The taint on every GPU node, in EKS API form (kubectl: ``nvidia.com/gpu=true:NoSchedule``)."""
+
+# Labels we put on GPU nodes.  ``nvidia.com/gpu.present`` is also what AL2023's
+# nodeadm sets; setting it ourselves makes it true from the first moment and on
+# Bottlerocket too.
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+EFA_PRESENT_LABEL = "vpc.amazonaws.com/efa.present"
+AMI_FAMILY_LABEL = "mleks.io/ami-family"
+GPU_MODEL_LABEL = "mleks.io/gpu-model"
+GPU_COUNT_LABEL = "mleks.io/gpu-count"
+GPU_MEMORY_LABEL = "mleks.io/gpu-memory-mib"
+
+DEFAULT_AUTOSCALER: dict[str, Autoscaler] = {"train": "escalator", "inference": "cluster-autoscaler"}
+
+_CAPACITY_API = {"on-demand": "ON_DEMAND", "spot": "SPOT", "capacity-block": "CAPACITY_BLOCK"}
+_AMI_TYPES = {
+    ("al2023", "amd64"): "AL2023_x86_64_NVIDIA",
+    ("al2023", "arm64"): "AL2023_ARM_64_NVIDIA",
+    ("bottlerocket", "amd64"): "BOTTLEROCKET_x86_64_NVIDIA",
+    ("bottlerocket", "arm64"): "BOTTLEROCKET_ARM_64_NVIDIA",
+}
+
+CA_TEMPLATE_PREFIX = "k8s.io/cluster-autoscaler/node-template"
+
+
+class GpuNodeGroupArgs(Model):
+    """Settings of one GPU node group.  In stack YAML, under ``nodeGroups.<role>``."""
+
+    role: Role
+    """What the group is for: ``train`` or ``inference``; becomes the ``role`` node label."""
+
+    instance_types: list[str]
+    """NVIDIA GPU instance types, all of one architecture; the first is preferred."""
+
+    min_size: int = Field(default=0, ge=0)
+    """Minimum nodes.  Default: 0, so an idle group costs nothing."""
+
+    max_size: int = Field(default=2, ge=1)
+    """Maximum nodes.  Default: 2."""
+
+    desired_size: int | None = None
+    """Initial nodes.  Default: ``minSize``.  Ignored after creation when an autoscaler owns the group."""
+
+    capacity_type: CapacityType = "on-demand"
+    """``on-demand``, ``spot`` or ``capacity-block``.  Default: on-demand."""
+
+    capacity_reservation_id: str | None = None
+    """The Capacity Block reservation (``cr-...``), required with ``capacityType: capacity-block``."""
+
+    ami_family: AmiFamily = "al2023"
+    """``al2023`` (EKS AL2023 NVIDIA AMI) or ``bottlerocket`` (ships its own device plugin).  Default: al2023."""
+
+    disk_size_gib: int = Field(default=200, ge=50, le=16384)
+    """Root gp3 volume in GiB.  DLC images are 10-20 GB each and several are cached.  Default: 200."""
+
+    disk_throughput_mibps: int = Field(default=500, ge=125, le=1000)
+    """gp3 throughput in MiB/s, for pulling multi-GB images quickly.  Default: 500."""
+
+    disk_iops: int = Field(default=6000, ge=3000, le=16000)
+    """gp3 IOPS.  Default: 6000."""
+
+    efa: bool = False
+    """Attach every EFA interface the type has and use a cluster placement group in one subnet.  Default: false."""
+
+    efa_subnet_id: str | None = None
+    """The subnet (one AZ) for an EFA group.  Default: the cluster's first private subnet."""
+
+    autoscaler: Autoscaler | None = None
+    """Who owns the group's size.  Default: ``escalator`` for train, ``cluster-autoscaler`` for inference."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra node labels.  May not override the labels this component sets."""
+
+    @field_validator("instance_types")
+    @classmethod
+    def _gpu_types(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ConfigError("", value, "at least one NVIDIA GPU instance type", "empty list")
+        infos = []
+        for i, name in enumerate(value):
+            try:
+                infos.append(gpu_catalog.nvidia_gpu_type(name))
+            except ConfigError as err:
+                raise ConfigError(f"[{i}]", name, err.accepted, err.problem) from None
+        gpu_catalog.common_architecture(infos)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GpuNodeGroupArgs:
+        if self.min_size > self.max_size:
+            raise ConfigError("maxSize", self.max_size, f"a number >= minSize ({self.min_size})", "smaller than minSize")
+        if self.desired_size is not None and not self.min_size <= self.desired_size <= self.max_size:
+            raise ConfigError("desiredSize", self.desired_size, f"a number from minSize ({self.min_size}) to maxSize ({self.max_size})", "out of bounds")
+        # gp3 allows at most 0.25 MiB/s of throughput per provisioned IOPS.
+        if self.disk_throughput_mibps > self.disk_iops // 4:
+            raise ConfigError("diskThroughputMibps", self.disk_throughput_mibps, f"at most diskIops/4 = {self.disk_iops // 4} (gp3 limit)", "too high for the IOPS")
+        if self.capacity_type == "capacity-block":
+            if not self.capacity_reservation_id or not self.capacity_reservation_id.startswith("cr-"):
+                raise ConfigError("capacityReservationId", self.capacity_reservation_id, "the Capacity Block reservation id (cr-...)", "required with capacityType: capacity-block")
+            if len(self.instance_types) != 1:
+                raise ConfigError("instanceTypes", self.instance_types, "exactly one instance type (the one reserved)", "a capacity block is for one type")
+        elif self.capacity_reservation_id is not None:
+            raise ConfigError("capacityReservationId", self.capacity_reservation_id, "no value unless capacityType is capacity-block", "set without a capacity block")
+        if self.efa:
+            lacking = [t.instance_type for t in self.instance_infos if not t.efa_capable]
+            if lacking:
+                capable = sorted(n for n, t in gpu_catalog.catalog().items() if t.is_nvidia_gpu and t.efa_capable)
+                raise ConfigError("efa", True, f"efa: false, or EFA-capable types only ({', '.join(capable)})", f"{lacking} have no EFA interface")
+        elif self.efa_subnet_id is not None:
+            raise ConfigError("efaSubnetId", self.efa_subnet_id, "no value unless efa is true", "set without efa")
+        reserved = set(self.base_labels())
+        clash = sorted(reserved & set(self.labels))
+        if clash:
+            raise ConfigError(f"labels.{clash[0]}", self.labels[clash[0]], f"a label key other than {sorted(reserved)}", "this label is set by the node group")
+        return self
+
+    # -- derived facts (pure) ---------------------------------------------
+    @property
+    def instance_infos(self) -> list[InstanceType]:
+        return [gpu_catalog.catalog()[n] for n in self.instance_types]
+
+    @property
+    def smallest_instance(self) -> InstanceType:
+        """The member type with the fewest GPUs/vCPU/memory: what a pod can count on."""
+        return gpu_catalog.smallest(self.instance_infos)
+
+    @property
+    def arch(self) -> gpu_catalog.Architecture:
+        return gpu_catalog.common_architecture(self.instance_infos)
+
+    @property
+    def ami_type(self) -> str:
+        return _AMI_TYPES[(self.ami_family, self.arch)]
+
+    @property
+    def owner(self) -> Autoscaler:
+        """The autoscaler that owns this group's size."""
+        return self.autoscaler or DEFAULT_AUTOSCALER[self.role]
+
+    @property
+    def efa_interfaces(self) -> int:
+        """EFA interfaces per node: the fewest any member type supports."""
+        return min(t.max_efa_interfaces for t in self.instance_infos) if self.efa else 0
+
+    def base_labels(self) -> dict[str, str]:
+        """Labels this component sets: role, GPU presence and GPU facts shared by every member type."""
+        infos = self.instance_infos
+        labels = {
+            ROLE_LABEL: self.role,
+            GPU_PRESENT_LABEL: "true",
+            AMI_FAMILY_LABEL: self.ami_family,
+        }
+        facts = {
+            GPU_MODEL_LABEL: {t.accelerator_model for t in infos},
+            GPU_COUNT_LABEL: {str(t.accelerator_count) for t in infos},
+            GPU_MEMORY_LABEL: {str(t.accelerator_memory_mib) for t in infos},
+        }
+        # A label must be true of every node, so only facts all types share.
+        labels.update({k: v.pop() for k, v in facts.items() if len(v) == 1})
+        if self.efa:
+            labels[EFA_PRESENT_LABEL] = "true"
+        return labels
+
+    def node_labels(self) -> dict[str, str]:
+        return {**self.labels, **self.base_labels()}
+
+
+def node_group_spec(name: str, args: GpuNodeGroupArgs, tags: dict[str, str]) -> NodeGroupSpec:
+    """The managed node group a GpuNodeGroup renders (pure)."""
+    return NodeGroupSpec(
+        name=name,
+        ami_type=args.ami_type,
+        instance_types=tuple(args.instance_types),
+        capacity_type=_CAPACITY_API[args.capacity_type],
+        min_size=args.min_size,
+        max_size=args.max_size,
+        desired_size=args.desired_size if args.desired_size is not None else args.min_size,
+        root_volume=RootVolume(args.disk_size_gib, args.disk_throughput_mibps, args.disk_iops),
+        labels=args.node_labels(),
+        taints=(GPU_TAINT,),
+        efa_interfaces=args.efa_interfaces,
+        capacity_reservation_id=args.capacity_reservation_id,
+        autoscaled=args.owner != "none",
+        tags={**tags, "mleks/role": args.role, "mleks/autoscaler": args.owner},
+    )
+
+
+def cluster_autoscaler_template_tags(args: GpuNodeGroupArgs) -> dict[str, str]:
+    """ASG tags that let cluster-autoscaler build a node from nothing.
+
+    With the group at zero there is no node to copy, so cluster-autoscaler
+    reads labels, taints and extended resources from these tags.  Counts come
+    from the smallest member type, which any new node is at least.
+    """
+    smallest = args.smallest_instance
+    tags = {f"{CA_TEMPLATE_PREFIX}/label/{k}": v for k, v in args.node_labels().items()}
+    tags[f"{CA_TEMPLATE_PREFIX}/taint/{GPU_TAINT['key']}"] = f"{GPU_TAINT['value']}:NoSchedule"
+    tags[f"{CA_TEMPLATE_PREFIX}/resources/{NVIDIA_GPU_RESOURCE}"] = str(smallest.accelerator_count)
+    if args.efa:
+        tags[f"{CA_TEMPLATE_PREFIX}/resources/{EFA_RESOURCE}"] = str(args.efa_interfaces)
+    return dict(sorted(tags.items()))
+
+
+class GpuNodeGroup(pulumi.ComponentResource):
+    """A managed node group of NVIDIA GPU nodes in an :class:`MLCluster`.
+
+    Outputs: ``asg_name`` (the Auto Scaling group the autoscalers drive),
+    ``node_group_name``; attributes ``args`` and ``cluster``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: GpuNodeGroupArgs,
+        *,
+        cluster: MLCluster,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mleks:nodegroup:GpuNodeGroup", name, None, opts)
+        self.args = args
+        self.cluster = cluster
+        self.role = args.role
+        spec = node_group_spec(name, args, cluster.tags)
+
+        subnets: pulumi.Input[list[str]] = cluster.private_subnet_ids
+        if args.efa:
+            # A cluster placement group lives in one AZ, so the group gets one subnet.
+            subnets = [args.efa_subnet_id] if args.efa_subnet_id else cluster.private_subnet_ids.apply(lambda ids: ids[:1])
+
+        self.node_group, self.launch_template, self.placement_group = create_node_group(
+            spec,
+            parent=self,
+            cluster_name=cluster.cluster_name,
+            kubernetes_version=cluster.kubernetes_version,
+            node_role_arn=cluster.node_role_arn,
+            subnet_ids=subnets,
+            security_group_id=cluster.cluster_security_group_id,
+            depends_on=list(cluster.node_role_attachments),
+        )
+        self.asg_name = asg_name_of(self.node_group)
+        self.node_group_name = self.node_group.node_group_name
+
+        if args.owner == "cluster-autoscaler":
+            for key, value in cluster_autoscaler_template_tags(args).items():
+                short = key.removeprefix(CA_TEMPLATE_PREFIX + "/").replace("/", "-").replace(".", "-")
+                aws.autoscaling.Tag(
+                    f"{name}-ca-{short}",
+                    autoscaling_group_name=self.asg_name,
+                    tag={"key": key, "value": value, "propagate_at_launch": False},
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+
+        self.register_outputs({"asg_name": self.asg_name, "node_group_name": self.node_group_name})

@@ -1,0 +1,209 @@
+"""The EKS managed node group and launch template shared by every node group.
+
+Both the CPU system group of :class:`~components.ml_cluster.MLCluster` and
+each :class:`~components.gpu_node_group.GpuNodeGroup` are an
+``aws.eks.NodeGroup`` with a launch template of ours.  We own the launch
+template (rather than letting pulumi-eks generate one) so that what matters
+for security and cost is visible in ``pulumi preview`` and pinned by tests:
+IMDSv2 with a hop limit of 1, an encrypted gp3 root volume with provisioned
+throughput, EFA interfaces and the placement group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+# A hop limit of 1 keeps pods (which are one network hop further away than the
+# node) from reaching IMDS and borrowing the node role; pods get credentials
+# through IRSA instead.  Same default as terraform-aws-eks.
+IMDS_HOP_LIMIT = 1
+
+ROOT_DEVICE = "/dev/xvda"  # the root device of the AL2023 EKS AMIs
+
+
+@dataclass(frozen=True)
+class RootVolume:
+    """Root EBS volume: size in GiB, throughput in MiB/s, IOPS."""
+
+    size_gib: int
+    throughput_mibps: int = 125
+    iops: int = 3000
+
+
+@dataclass(frozen=True)
+class NodeGroupSpec:
+    """Everything needed to render one managed node group.
+
+    ``capacity_type`` uses the EKS API spelling (``ON_DEMAND``, ``SPOT``,
+    ``CAPACITY_BLOCK``); ``taints`` use the API effect spelling
+    (``NO_SCHEDULE``).
+    """
+
+    name: str
+    ami_type: str
+    instance_types: tuple[str, ...]
+    capacity_type: str
+    min_size: int
+    max_size: int
+    desired_size: int
+    root_volume: RootVolume
+    labels: dict[str, str]
+    taints: tuple[dict[str, str], ...] = ()
+    efa_interfaces: int = 0
+    capacity_reservation_id: str | None = None
+    autoscaled: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def block_device_mappings(volume: RootVolume) -> list[dict[str, Any]]:
+    return [
+        {
+            "device_name": ROOT_DEVICE,
+            "ebs": {
+                "volume_size": volume.size_gib,
+                "volume_type": "gp3",
+                "throughput": volume.throughput_mibps,
+                "iops": volume.iops,
+                "encrypted": "true",
+                "delete_on_termination": "true",
+            },
+        }
+    ]
+
+
+def efa_network_interfaces(count: int, security_group_id: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """One EFA interface per network card.
+
+    Card 0 carries the primary ENI (``efa``: IP traffic plus EFA); the other
+    cards are ``efa-only``, which saves IP addresses in the subnet, since NCCL
+    only needs their RDMA path.
+    """
+    return [
+        {
+            "device_index": 0 if card == 0 else 1,
+            "network_card_index": card,
+            "interface_type": "efa" if card == 0 else "efa-only",
+            "delete_on_termination": "true",
+            "security_groups": [security_group_id],
+        }
+        for card in range(count)
+    ]
+
+
+def launch_template_args(
+    spec: NodeGroupSpec,
+    security_group_id: pulumi.Input[str],
+    placement_group: pulumi.Input[str] | None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``aws.ec2.LaunchTemplate``."""
+    args: dict[str, Any] = {
+        "description": f"Managed node group {spec.name}",
+        "update_default_version": True,
+        "metadata_options": {
+            "http_endpoint": "enabled",
+            "http_tokens": "required",
+            "http_put_response_hop_limit": IMDS_HOP_LIMIT,
+            "instance_metadata_tags": "disabled",
+        },
+        "block_device_mappings": block_device_mappings(spec.root_volume),
+        "tag_specifications": [
+            {"resource_type": "instance", "tags": {**spec.tags, "Name": spec.name}},
+            {"resource_type": "volume", "tags": {**spec.tags, "Name": spec.name}},
+        ],
+        "tags": spec.tags,
+    }
+    if spec.efa_interfaces:
+        args["network_interfaces"] = efa_network_interfaces(spec.efa_interfaces, security_group_id)
+    if placement_group is not None:
+        args["placement"] = {"group_name": placement_group}
+    if spec.capacity_type == "CAPACITY_BLOCK":
+        # EKS takes the instance type of a capacity-block group from the
+        # launch template, with the reservation it must launch into.
+        args["instance_type"] = spec.instance_types[0]
+        args["instance_market_options"] = {"market_type": "capacity-block"}
+        args["capacity_reservation_specification"] = {
+            "capacity_reservation_target": {"capacity_reservation_id": spec.capacity_reservation_id}
+        }
+    return args
+
+
+def node_group_args(spec: NodeGroupSpec) -> dict[str, Any]:
+    """Keyword arguments for ``aws.eks.NodeGroup`` that depend on the spec only."""
+    args: dict[str, Any] = {
+        "ami_type": spec.ami_type,
+        "capacity_type": spec.capacity_type,
+        "scaling_config": {
+            "min_size": spec.min_size,
+            "max_size": spec.max_size,
+            "desired_size": spec.desired_size,
+        },
+        # One node at a time: GPU nodes are scarce and a rolling AMI update
+        # must not take a whole training group down at once.
+        "update_config": {"max_unavailable": 1},
+        "labels": spec.labels,
+        "taints": [dict(t) for t in spec.taints],
+        "tags": spec.tags,
+    }
+    if spec.capacity_type != "CAPACITY_BLOCK":
+        args["instance_types"] = list(spec.instance_types)
+    return args
+
+
+def ignore_changes_for(spec: NodeGroupSpec) -> list[str]:
+    """Fields ``pulumi up`` must leave alone.
+
+    An autoscaler owns the desired size of its group; resetting it on every
+    ``pulumi up`` would fight the autoscaler and could terminate nodes under
+    running jobs.
+    """
+    return ["scalingConfig.desiredSize"] if spec.autoscaled else []
+
+
+def create_node_group(
+    spec: NodeGroupSpec,
+    *,
+    parent: pulumi.Resource,
+    cluster_name: pulumi.Input[str],
+    kubernetes_version: pulumi.Input[str],
+    node_role_arn: pulumi.Input[str],
+    subnet_ids: pulumi.Input[list[str]],
+    security_group_id: pulumi.Input[str],
+    depends_on: list[pulumi.Resource] | None = None,
+) -> tuple[aws.eks.NodeGroup, aws.ec2.LaunchTemplate, aws.ec2.PlacementGroup | None]:
+    """Register the launch template, placement group and node group for ``spec``."""
+    child = pulumi.ResourceOptions(parent=parent)
+    placement: aws.ec2.PlacementGroup | None = None
+    if spec.efa_interfaces:
+        # A cluster placement group keeps EFA nodes on one network spine.
+        placement = aws.ec2.PlacementGroup(
+            f"{spec.name}-pg", strategy="cluster", tags=spec.tags, opts=child
+        )
+    template = aws.ec2.LaunchTemplate(
+        f"{spec.name}-lt",
+        opts=child,
+        **launch_template_args(spec, security_group_id, placement.name if placement else None),
+    )
+    group = aws.eks.NodeGroup(
+        spec.name,
+        cluster_name=cluster_name,
+        version=kubernetes_version,
+        node_role_arn=node_role_arn,
+        subnet_ids=subnet_ids,
+        launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=depends_on or [],
+            ignore_changes=ignore_changes_for(spec),
+        ),
+        **node_group_args(spec),
+    )
+    return group, template, placement
+
+
+def asg_name_of(group: aws.eks.NodeGroup) -> pulumi.Output[str]:
+    """The name of the Auto Scaling group behind a managed node group."""
+    return group.resources.apply(lambda rs: rs[0].autoscaling_groups[0].name)  # type: ignore[index,union-attr]

@@ -1,0 +1,359 @@
+"""MLCluster: a private, encrypted EKS control plane with a CPU system node group.
+
+GPU node groups (:class:`~components.gpu_node_group.GpuNodeGroup`) attach to
+it; add-ons and workloads use its Kubernetes provider and OIDC issuer.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+from pydantic import Field, field_validator, model_validator
+
+from components.errors import ConfigError
+from components.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
+from components.schema import Model
+
+DEFAULT_KUBERNETES_VERSION = "1.35"
+SYSTEM_ROLE = "system"
+ROLE_LABEL = "role"
+
+# Every control-plane log type: audit and authenticator answer "who did
+# what", the others are what AWS support asks for first.
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+_IAM_PRINCIPAL = re.compile(r"^arn:aws(-cn|-us-gov|-iso[a-z]?)?:(iam|sts)::\d{12}:(role|user|assumed-role)/[\w+=,.@/-]+$")
+
+
+@cache
+def _versions() -> dict[str, dict[str, str]]:
+    raw = json.loads(resources.files("components.data").joinpath("eks_versions.json").read_text())
+    return dict(raw["versions"])
+
+
+def kubernetes_version_status(version: str, today: datetime.date | None = None) -> Literal["standard", "extended", "unsupported"]:
+    """Where ``version`` stands in the EKS support calendar on ``today``."""
+    today = today or datetime.date.today()
+    row = _versions().get(version)
+    if row is None:
+        return "unsupported"
+    if today <= datetime.date.fromisoformat(row["end_of_standard_support"]):
+        return "standard"
+    if today <= datetime.date.fromisoformat(row["end_of_extended_support"]):
+        return "extended"
+    return "unsupported"
+
+
+def supported_kubernetes_versions(today: datetime.date | None = None) -> list[str]:
+    return [v for v in sorted(_versions(), key=lambda s: tuple(map(int, s.split(".")))) if kubernetes_version_status(v, today) != "unsupported"]
+
+
+class EndpointAccess(Model):
+    """Who can reach the Kubernetes API endpoint.
+
+    The private endpoint is always on (nodes and in-VPC tools use it).  The
+    public endpoint is on only when ``publicAccessCidrs`` lists networks.
+    """
+
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    """CIDR blocks allowed to reach the public endpoint.  Default: none (private only)."""
+
+    allow_public_from_anywhere: bool = False
+    """Must be true to put ``0.0.0.0/0`` in ``publicAccessCidrs``.  Default: false."""
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for i, cidr in enumerate(value):
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ConfigError(f"[{i}]", cidr, "an IPv4 CIDR block such as 203.0.113.0/24", "not a CIDR block") from None
+        return value
+
+    @model_validator(mode="after")
+    def _world_needs_opt_in(self) -> EndpointAccess:
+        for i, cidr in enumerate(self.public_access_cidrs):
+            if ipaddress.ip_network(cidr).prefixlen == 0 and not self.allow_public_from_anywhere:
+                raise ConfigError(
+                    f"publicAccessCidrs[{i}]",
+                    cidr,
+                    "your office or VPN ranges, or set allowPublicFromAnywhere: true to open the API to the internet",
+                    "opens the Kubernetes API to the whole internet",
+                )
+        return self
+
+    @property
+    def public(self) -> bool:
+        return bool(self.public_access_cidrs)
+
+
+class SystemNodeGroupArgs(Model):
+    """The on-demand CPU group for CoreDNS, autoscalers and other add-ons."""
+
+    instance_types: list[str] = Field(default_factory=lambda: ["m7i.large"])
+    """EC2 instance types.  Default: ``["m7i.large"]`` (2 vCPU, 8 GiB)."""
+
+    min_size: int = Field(default=2, ge=2)
+    """Minimum nodes.  At least 2 so CoreDNS and the autoscalers survive a node loss.  Default: 2."""
+
+    max_size: int = Field(default=4, ge=2)
+    """Maximum nodes.  Default: 4."""
+
+    disk_size_gib: int = Field(default=50, ge=20)
+    """Root volume in GiB.  Default: 50."""
+
+    @field_validator("instance_types")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ConfigError("", value, "at least one EC2 instance type, e.g. [m7i.large]", "empty list")
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SystemNodeGroupArgs:
+        if self.min_size > self.max_size:
+            raise ConfigError("maxSize", self.max_size, f"a number >= minSize ({self.min_size})", "smaller than minSize")
+        return self
+
+
+class MLClusterArgs(Model):
+    """Settings shared by every cluster of a stack."""
+
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    """EKS Kubernetes minor version, e.g. "1.35".  Default: 1.35 (standard support until 2027-03-27)."""
+
+    endpoint: EndpointAccess = Field(default_factory=EndpointAccess)
+    """API endpoint access.  Default: private only."""
+
+    admin_principals: list[str] = Field(default_factory=list)
+    """IAM role or user ARNs given cluster-admin through EKS access entries.  Default: none."""
+
+    system_nodes: SystemNodeGroupArgs = Field(default_factory=SystemNodeGroupArgs)
+    """The CPU system node group."""
+
+    log_retention_days: int = 90
+    """Days to keep control-plane logs in CloudWatch.  Default: 90."""
+
+    secrets_kms_key_arn: str | None = None
+    """Bring your own KMS key for secrets encryption.  Default: a new key with rotation."""
+
+    deletion_protection: bool = False
+    """Refuse ``pulumi destroy`` of the cluster at the EKS API.  Default: false."""
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if kubernetes_version_status(value) == "unsupported":
+            raise ConfigError("", value, f"one of {supported_kubernetes_versions()}", "not supported by EKS today")
+        return value
+
+    @field_validator("admin_principals")
+    @classmethod
+    def _principals(cls, value: list[str]) -> list[str]:
+        for i, arn in enumerate(value):
+            if not _IAM_PRINCIPAL.match(arn):
+                raise ConfigError(f"[{i}]", arn, "an IAM role or user ARN such as arn:aws:iam::123456789012:role/Admins", "not an IAM principal ARN")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        # The values CloudWatch Logs accepts for retentionInDays.
+        allowed = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]
+        if value not in allowed:
+            raise ConfigError("", value, f"one of {allowed}", "not a CloudWatch Logs retention period")
+        return value
+
+
+def system_node_group_spec(name: str, args: SystemNodeGroupArgs, tags: dict[str, str]) -> NodeGroupSpec:
+    return NodeGroupSpec(
+        name=name,
+        ami_type="AL2023_x86_64_STANDARD",
+        instance_types=tuple(args.instance_types),
+        capacity_type="ON_DEMAND",
+        min_size=args.min_size,
+        max_size=args.max_size,
+        desired_size=args.min_size,
+        root_volume=RootVolume(size_gib=args.disk_size_gib),
+        labels={ROLE_LABEL: SYSTEM_ROLE},
+        tags=tags,
+    )
+
+
+def access_entries(principals: list[str]) -> dict[str, eks.AccessEntryArgs]:
+    """Cluster-admin access entries, one per principal."""
+    return {
+        f"admin-{i}": eks.AccessEntryArgs(
+            principal_arn=arn,
+            access_policies={
+                "cluster-admin": eks.AccessPolicyAssociationArgs(
+                    policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                )
+            },
+        )
+        for i, arn in enumerate(principals)
+    }
+
+
+def node_role_policy_arns(partition: str = "aws") -> list[str]:
+    """The AWS managed policies every EKS node needs, and no more.
+
+    ``AmazonEC2ContainerRegistryPullOnly`` rather than ``...ReadOnly``: nodes
+    pull images, they never list repositories.
+    """
+    return [
+        f"arn:{partition}:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+        f"arn:{partition}:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+        f"arn:{partition}:iam::aws:policy/AmazonEKS_CNI_Policy",
+    ]
+
+
+_EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+class MLCluster(pulumi.ComponentResource):
+    """An EKS cluster ready for GPU node groups and ML add-ons.
+
+    Outputs: ``cluster_name``, ``kubeconfig`` (secret), ``oidc_provider_arn``,
+    ``oidc_issuer``, ``node_role_arn``; attributes ``provider`` (a Kubernetes
+    provider for child components) and ``args``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: MLClusterArgs,
+        *,
+        cluster_name: str,
+        region: str,
+        vpc_id: pulumi.Input[str],
+        private_subnet_ids: pulumi.Input[list[str]],
+        tags: dict[str, str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("mleks:cluster:MLCluster", name, None, opts)
+        self.args = args
+        self.name = name
+        self.region = region
+        self.kubernetes_version = args.kubernetes_version
+        self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids)
+        tags = {**(tags or {}), "mleks/cluster": cluster_name}
+        self.tags = tags
+        child = pulumi.ResourceOptions(parent=self)
+
+        key_arn: pulumi.Input[str]
+        if args.secrets_kms_key_arn:
+            key_arn = args.secrets_kms_key_arn
+        else:
+            key = aws.kms.Key(
+                f"{name}-secrets",
+                description=f"EKS secrets envelope encryption for {cluster_name}",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                tags=tags,
+                opts=child,
+            )
+            key_arn = key.arn
+
+        # Created before the cluster so EKS writes into a log group that
+        # expires, instead of creating one that keeps logs forever.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            name=f"/aws/eks/{cluster_name}/cluster",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+
+        self.node_role = aws.iam.Role(
+            f"{name}-node-role",
+            description=f"EKS node role for {cluster_name}",
+            assume_role_policy=json.dumps(_EC2_TRUST, sort_keys=True),
+            tags=tags,
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(f"{name}-node-role-{arn.rsplit('/', 1)[1]}", role=self.node_role.name, policy_arn=arn, opts=child)
+            for arn in node_role_policy_arns()
+        ]
+
+        endpoint = args.endpoint
+        self.cluster = eks.Cluster(
+            f"{name}-eks",
+            name=cluster_name,
+            version=args.kubernetes_version,
+            vpc_id=vpc_id,
+            private_subnet_ids=private_subnet_ids,
+            node_associate_public_ip_address=False,
+            skip_default_node_group=True,
+            authentication_mode="API",
+            access_entries=access_entries(args.admin_principals),
+            encryption_config_key_arn=key_arn,
+            enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+            endpoint_private_access=True,
+            endpoint_public_access=endpoint.public,
+            public_access_cidrs=endpoint.public_access_cidrs or None,
+            create_oidc_provider=True,
+            deletion_protection=args.deletion_protection,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+        eks_cluster = self.cluster.eks_cluster
+        self.cluster_name = eks_cluster.name
+        self.cluster_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
+        self.oidc_provider_arn = self.cluster.oidc_provider_arn
+        self.oidc_issuer = self.cluster.oidc_issuer
+        self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig_json)
+        self.node_role_arn = self.node_role.arn
+
+        spec = system_node_group_spec(f"{name}-system", args.system_nodes, tags)
+        self.system_node_group, _, _ = create_node_group(
+            spec,
+            parent=self,
+            cluster_name=self.cluster_name,
+            kubernetes_version=args.kubernetes_version,
+            node_role_arn=self.node_role_arn,
+            subnet_ids=self.private_subnet_ids,
+            security_group_id=self.cluster_security_group_id,
+            depends_on=attachments,
+        )
+        self.node_role_attachments = attachments
+
+        # Every Kubernetes object goes through this provider; making it depend
+        # on the system nodes means no add-on is applied to a cluster that has
+        # nowhere to run it.
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]),
+        )
+
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "kubeconfig": self.kubeconfig,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "oidc_issuer": self.oidc_issuer,
+                "node_role_arn": self.node_role_arn,
+            }
+        )
+
+    def k8s_opts(self, parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
+        """Options for a Kubernetes object of this cluster, parented to ``parent``."""
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,36 @@
+"""The Pulumi program: validate the whole config, then build the platform.
+
+``__main__.py`` calls :func:`main`; so does the offline harness
+(:mod:`stacks.offline`), which is how tests and ``python -m stacks.render``
+run exactly what ``pulumi up`` runs.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from stacks import config, topology
+
+
+def main() -> None:
+    cfg = config.load()  # raises before any resource is registered
+    platform = topology.build(cfg)
+    # -- add-ons and workloads --
+
+    pulumi.export("topology", cfg.topology)
+    pulumi.export(
+        "clusters",
+        {
+            name: {
+                "clusterName": cluster.cluster_name,
+                "roles": [g.role for g in platform.groups_in(cluster)],
+                "oidcProviderArn": cluster.oidc_provider_arn,
+            }
+            for name, cluster in platform.clusters.items()
+        },
+    )
+    pulumi.export("kubeconfigs", {name: c.kubeconfig for name, c in platform.clusters.items()})
+    pulumi.export(
+        "nodeGroups",
+        {role: {"asgName": g.asg_name, "autoscaler": g.args.owner, "cluster": g.cluster.name} for role, g in platform.node_groups.items()},
+    )

@@ -1,0 +1,103 @@
+"""The two shapes of the platform, built from the same components.
+
+* ``dedicated``: one MLCluster per role; the train cluster holds the train
+  group, the inference cluster the inference group.
+* ``unified``: one MLCluster holding every group; pods pick their group with
+  ``nodeSelector: {role: train}`` or ``{role: inference}``.
+
+:func:`plan` is the pure decision (which cluster gets which groups); :func:`build`
+registers it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_awsx as awsx
+
+from components.efa_device_plugin import EfaDevicePlugin
+from components.gpu_node_group import GpuNodeGroup, Role
+from components.ml_cluster import MLCluster
+from components.nvidia_device_plugin import NvidiaDevicePlugin
+from stacks.config import StackConfig
+
+ROLE_ORDER: tuple[Role, ...] = ("train", "inference")
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """One cluster of the stack: its name and the GPU roles it hosts."""
+
+    name: str
+    roles: tuple[Role, ...]
+
+
+def plan(cfg: StackConfig) -> list[ClusterPlan]:
+    roles = tuple(r for r in ROLE_ORDER if r in cfg.node_groups)
+    if cfg.topology == "unified":
+        return [ClusterPlan(cfg.name_prefix, roles)]
+    return [ClusterPlan(f"{cfg.name_prefix}-{role}", (role,)) for role in roles]
+
+
+@dataclass
+class Platform:
+    """What the topology built, for the add-ons and workloads to attach to."""
+
+    config: StackConfig
+    clusters: dict[str, MLCluster] = field(default_factory=dict)
+    node_groups: dict[Role, GpuNodeGroup] = field(default_factory=dict)
+
+    def cluster_for(self, role: Role) -> MLCluster | None:
+        group = self.node_groups.get(role)
+        return group.cluster if group else None
+
+    def groups_in(self, cluster: MLCluster) -> list[GpuNodeGroup]:
+        return [g for g in self.node_groups.values() if g.cluster is cluster]
+
+
+def _network(cfg: StackConfig) -> tuple[pulumi.Input[str], pulumi.Input[list[str]]]:
+    """An existing VPC, or a new one made by awsx (subnets, routes, NAT and tags done right)."""
+    if cfg.vpc.id:
+        return cfg.vpc.id, cfg.vpc.private_subnet_ids
+    vpc = awsx.ec2.Vpc(
+        f"{cfg.name_prefix}-vpc",
+        cidr_block=cfg.vpc.cidr_block,
+        number_of_availability_zones=cfg.vpc.availability_zone_count,
+        enable_dns_hostnames=True,
+        nat_gateways=awsx.ec2.NatGatewayConfigurationArgs(
+            strategy=awsx.ec2.NatGatewayStrategy.SINGLE if cfg.vpc.nat_gateways == "single" else awsx.ec2.NatGatewayStrategy.ONE_PER_AZ
+        ),
+        subnet_specs=[
+            # The role tags tell the AWS load balancer controller where internal
+            # and internet-facing load balancers may go.
+            awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.PRIVATE, tags={**cfg.tags, "kubernetes.io/role/internal-elb": "1"}),
+            awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.PUBLIC, tags={**cfg.tags, "kubernetes.io/role/elb": "1"}),
+        ],
+        tags=cfg.tags,
+    )
+    return vpc.vpc_id, vpc.private_subnet_ids
+
+
+def build(cfg: StackConfig) -> Platform:
+    platform = Platform(cfg)
+    vpc_id, private_subnets = _network(cfg)
+    for cp in plan(cfg):
+        cluster = MLCluster(
+            cp.name,
+            cfg.cluster,
+            cluster_name=cp.name,
+            region=cfg.region,
+            vpc_id=vpc_id,
+            private_subnet_ids=private_subnets,
+            tags=cfg.tags,
+        )
+        platform.clusters[cp.name] = cluster
+        for role in cp.roles:
+            platform.node_groups[role] = GpuNodeGroup(f"{cfg.name_prefix}-{role}-gpu", cfg.node_groups[role], cluster=cluster)
+        groups = [cfg.node_groups[r] for r in cp.roles]
+        if any(g.ami_family == "al2023" for g in groups):
+            NvidiaDevicePlugin(f"{cp.name}-nvidia", cluster=cluster, opts=pulumi.ResourceOptions(parent=cluster))
+        if any(g.efa for g in groups):
+            EfaDevicePlugin(f"{cp.name}-efa", cluster=cluster, opts=pulumi.ResourceOptions(parent=cluster))
+    return platform
