@@ -133,7 +133,7 @@ def common_architecture(types: list[InstanceType]) -> Architecture:
             "instance types of one architecture (all amd64 or all arm64)",
             f"mixed architectures in one node group ({detail})",
         )
-    return arches[0]  # type: ignore[return-value]
+    return arches[0]
 
 
 def smallest(types: list[InstanceType]) -> InstanceType:

@@ -8,6 +8,7 @@ training, cluster-autoscaler for inference, or none) owns each group's size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import pulumi
@@ -122,14 +123,23 @@ class GpuNodeGroupArgs(Model):
             raise ConfigError("desiredSize", self.desired_size, f"a number from minSize ({self.min_size}) to maxSize ({self.max_size})", "out of bounds")
         # gp3 allows at most 0.25 MiB/s of throughput per provisioned IOPS.
         if self.disk_throughput_mibps > self.disk_iops // 4:
-            raise ConfigError("diskThroughputMibps", self.disk_throughput_mibps, f"at most diskIops/4 = {self.disk_iops // 4} (gp3 limit)", "too high for the IOPS")
+            raise ConfigError(
+                "diskThroughputMibps", self.disk_throughput_mibps, f"at most diskIops/4 = {self.disk_iops // 4} (gp3 limit)", "too high for the IOPS"
+            )
         if self.capacity_type == "capacity-block":
             if not self.capacity_reservation_id or not self.capacity_reservation_id.startswith("cr-"):
-                raise ConfigError("capacityReservationId", self.capacity_reservation_id, "the Capacity Block reservation id (cr-...)", "required with capacityType: capacity-block")
+                raise ConfigError(
+                    "capacityReservationId",
+                    self.capacity_reservation_id,
+                    "the Capacity Block reservation id (cr-...)",
+                    "required with capacityType: capacity-block",
+                )
             if len(self.instance_types) != 1:
                 raise ConfigError("instanceTypes", self.instance_types, "exactly one instance type (the one reserved)", "a capacity block is for one type")
         elif self.capacity_reservation_id is not None:
-            raise ConfigError("capacityReservationId", self.capacity_reservation_id, "no value unless capacityType is capacity-block", "set without a capacity block")
+            raise ConfigError(
+                "capacityReservationId", self.capacity_reservation_id, "no value unless capacityType is capacity-block", "set without a capacity block"
+            )
         if self.efa:
             lacking = [t.instance_type for t in self.instance_infos if not t.efa_capable]
             if lacking:
@@ -251,7 +261,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
         self.role = args.role
         spec = node_group_spec(name, args, cluster.tags)
 
-        subnets: pulumi.Input[list[str]] = cluster.private_subnet_ids
+        subnets: pulumi.Input[Sequence[str]] = cluster.private_subnet_ids
         if args.efa:
             # A cluster placement group lives in one AZ, so the group gets one subnet.
             subnets = [args.efa_subnet_id] if args.efa_subnet_id else cluster.private_subnet_ids.apply(lambda ids: ids[:1])

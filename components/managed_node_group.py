@@ -11,6 +11,7 @@ throughput, EFA interfaces and the placement group.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,9 +126,7 @@ def launch_template_args(
         # launch template, with the reservation it must launch into.
         args["instance_type"] = spec.instance_types[0]
         args["instance_market_options"] = {"market_type": "capacity-block"}
-        args["capacity_reservation_specification"] = {
-            "capacity_reservation_target": {"capacity_reservation_id": spec.capacity_reservation_id}
-        }
+        args["capacity_reservation_specification"] = {"capacity_reservation_target": {"capacity_reservation_id": spec.capacity_reservation_id}}
     return args
 
 
@@ -170,18 +169,16 @@ def create_node_group(
     cluster_name: pulumi.Input[str],
     kubernetes_version: pulumi.Input[str],
     node_role_arn: pulumi.Input[str],
-    subnet_ids: pulumi.Input[list[str]],
+    subnet_ids: pulumi.Input[Sequence[str]],
     security_group_id: pulumi.Input[str],
-    depends_on: list[pulumi.Resource] | None = None,
+    depends_on: Sequence[pulumi.Resource] | None = None,
 ) -> tuple[aws.eks.NodeGroup, aws.ec2.LaunchTemplate, aws.ec2.PlacementGroup | None]:
     """Register the launch template, placement group and node group for ``spec``."""
     child = pulumi.ResourceOptions(parent=parent)
     placement: aws.ec2.PlacementGroup | None = None
     if spec.efa_interfaces:
         # A cluster placement group keeps EFA nodes on one network spine.
-        placement = aws.ec2.PlacementGroup(
-            f"{spec.name}-pg", strategy="cluster", tags=spec.tags, opts=child
-        )
+        placement = aws.ec2.PlacementGroup(f"{spec.name}-pg", strategy="cluster", tags=spec.tags, opts=child)
     template = aws.ec2.LaunchTemplate(
         f"{spec.name}-lt",
         opts=child,
@@ -196,7 +193,7 @@ def create_node_group(
         launch_template={"id": template.id, "version": template.latest_version.apply(str)},
         opts=pulumi.ResourceOptions(
             parent=parent,
-            depends_on=depends_on or [],
+            depends_on=list(depends_on or []),
             ignore_changes=ignore_changes_for(spec),
         ),
         **node_group_args(spec),
@@ -206,4 +203,9 @@ def create_node_group(
 
 def asg_name_of(group: aws.eks.NodeGroup) -> pulumi.Output[str]:
     """The name of the Auto Scaling group behind a managed node group."""
-    return group.resources.apply(lambda rs: rs[0].autoscaling_groups[0].name)  # type: ignore[index,union-attr]
+
+    def first_asg(resources: Sequence[aws.eks.outputs.NodeGroupResource]) -> str:
+        asgs = resources[0].autoscaling_groups or []
+        return str(asgs[0].name)
+
+    return group.resources.apply(first_asg)

@@ -10,6 +10,7 @@ import datetime
 import ipaddress
 import json
 import re
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -242,7 +243,7 @@ class MLCluster(pulumi.ComponentResource):
         cluster_name: str,
         region: str,
         vpc_id: pulumi.Input[str],
-        private_subnet_ids: pulumi.Input[list[str]],
+        private_subnet_ids: pulumi.Input[Sequence[str]],
         tags: dict[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -301,7 +302,7 @@ class MLCluster(pulumi.ComponentResource):
             private_subnet_ids=private_subnet_ids,
             node_associate_public_ip_address=False,
             skip_default_node_group=True,
-            authentication_mode="API",
+            authentication_mode=eks.AuthenticationMode.API,
             access_entries=access_entries(args.admin_principals),
             encryption_config_key_arn=key_arn,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
@@ -318,7 +319,7 @@ class MLCluster(pulumi.ComponentResource):
         self.cluster_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
         self.oidc_provider_arn = self.cluster.oidc_provider_arn
         self.oidc_issuer = self.cluster.oidc_issuer
-        self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig_json)
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(self.cluster.kubeconfig_json.apply(str))
         self.node_role_arn = self.node_role.arn
 
         spec = system_node_group_spec(f"{name}-system", args.system_nodes, tags)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pulumi
 
 from components import k8s_objects
-from components.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL
 from components.gpu_catalog import NVIDIA_GPU_RESOURCE
+from components.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL
 from components.k8s_objects import KubeObject
 from components.ml_cluster import MLCluster
 

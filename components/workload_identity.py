@@ -75,9 +75,7 @@ class ServiceAccountRole(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mleks:iam:ServiceAccountRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        assume = pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
-            lambda v: policy_json(trust_policy(v[0], v[1], namespace, service_account))
-        )
+        assume = pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(lambda v: policy_json(trust_policy(v[0], v[1], namespace, service_account)))
         self.role = aws.iam.Role(
             f"{name}-role",
             description=f"IRSA role for {namespace}/{service_account}",

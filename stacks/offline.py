@@ -23,9 +23,10 @@ gives byte-identical results.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pulumi
 import yaml
@@ -57,6 +58,8 @@ class Registration:
     protect: bool = False
     retain_on_delete: bool = False
     additional_secret_outputs: list[str] = field(default_factory=list)
+    secret_outputs: list[str] = field(default_factory=list)
+    """Keys of the registered (component) outputs that are secrets."""
 
 
 @dataclass
@@ -66,6 +69,7 @@ class RenderResult:
     stack: str
     resources: list[Registration]
     outputs: dict[str, Any]
+    secret_exports: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -119,7 +123,7 @@ def _arn(service: str, resource: str, region: str = "us-west-2") -> str:
 class _Mocks(pulumi.runtime.Mocks):
     """Deterministic fake outputs for the resource types our components use."""
 
-    def __init__(self, monitor_ref: Callable[[], "RecordingMonitor"], region: str) -> None:
+    def __init__(self, monitor_ref: Callable[[], RecordingMonitor], region: str) -> None:
         self._monitor_ref = monitor_ref
         self.region = region
 
@@ -242,6 +246,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.registrations: dict[str, Registration] = {}
         self.registered_outputs: dict[str, dict[str, Any]] = {}
+        self.secret_outputs: dict[str, list[str]] = {}
 
     def SupportsFeature(self, request):  # noqa: N802 (gRPC method name)
         has = request.id not in ("outputValues", "resourceReferences")
@@ -253,7 +258,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return resource_pb2.DeploymentInfo(supportedFeatures=features)
 
     def RegisterResourceOutputs(self, request):  # noqa: N802
-        self.registered_outputs[request.urn] = _plain(rpc.deserialize_properties(request.outputs))
+        raw = rpc.deserialize_properties(request.outputs)
+        self.secret_outputs[request.urn] = sorted(k for k, v in raw.items() if _is_secret(v))
+        self.registered_outputs[request.urn] = _plain(raw)
         return super().RegisterResourceOutputs(request)
 
     def RegisterResource(self, request):  # noqa: N802
@@ -282,6 +289,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             additional_secret_outputs=list(request.additionalSecretOutputs),
         )
         return response
+
+
+def _is_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return True
+        return any(_is_secret(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_is_secret(v) for v in value)
+    return False
 
 
 def _plain(value: Any) -> Any:
@@ -351,13 +368,22 @@ def run(
 
     # The SDK's own entry point for a program, driven the way
     # ``pulumi.runtime.test`` drives it: on the thread's default event loop.
-    _sync_await(pulumi.runtime.stack.run_in_stack(entry))
+    try:
+        _sync_await(pulumi.runtime.stack.run_in_stack(entry))
+    except Exception as err:
+        # Lets tests prove that bad config fails before anything is registered.
+        err.registered_urns = sorted(monitor.registrations)  # type: ignore[attr-defined]
+        raise
 
     for urn, outs in monitor.registered_outputs.items():
         if urn.split("::")[2] == "pulumi:pulumi:Stack":
             exported.update(outs)
+    secret_exports: list[str] = []
     for urn, outs in monitor.registered_outputs.items():
+        if urn.split("::")[2] == "pulumi:pulumi:Stack":
+            secret_exports.extend(monitor.secret_outputs.get(urn, []))
         if urn in monitor.registrations:
             monitor.registrations[urn].outputs = outs
+            monitor.registrations[urn].secret_outputs = monitor.secret_outputs.get(urn, [])
     resources = sorted(monitor.registrations.values(), key=lambda r: r.urn)
-    return RenderResult(stack=stack, resources=resources, outputs=exported)
+    return RenderResult(stack=stack, resources=resources, outputs=exported, secret_exports=sorted(secret_exports))

@@ -11,6 +11,7 @@ registers it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -56,7 +57,7 @@ class Platform:
         return [g for g in self.node_groups.values() if g.cluster is cluster]
 
 
-def _network(cfg: StackConfig) -> tuple[pulumi.Input[str], pulumi.Input[list[str]]]:
+def _network(cfg: StackConfig) -> tuple[pulumi.Input[str], pulumi.Input[Sequence[str]]]:
     """An existing VPC, or a new one made by awsx (subnets, routes, NAT and tags done right)."""
     if cfg.vpc.id:
         return cfg.vpc.id, cfg.vpc.private_subnet_ids
@@ -94,7 +95,12 @@ def build(cfg: StackConfig) -> Platform:
         )
         platform.clusters[cp.name] = cluster
         for role in cp.roles:
-            platform.node_groups[role] = GpuNodeGroup(f"{cfg.name_prefix}-{role}-gpu", cfg.node_groups[role], cluster=cluster)
+            platform.node_groups[role] = GpuNodeGroup(
+                f"{cfg.name_prefix}-{role}-gpu",
+                cfg.node_groups[role],
+                cluster=cluster,
+                opts=pulumi.ResourceOptions(parent=cluster),
+            )
         groups = [cfg.node_groups[r] for r in cp.roles]
         if any(g.ami_family == "al2023" for g in groups):
             NvidiaDevicePlugin(f"{cp.name}-nvidia", cluster=cluster, opts=pulumi.ResourceOptions(parent=cluster))

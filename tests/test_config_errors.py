@@ -1,0 +1,183 @@
+"""Bad stack config fails before any resource is registered, naming the key.
+
+Each case changes one value of a valid stack file and checks that the error
+names the full config key, shows the bad value and says what is accepted.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from components.errors import ConfigErrors
+from stacks import offline
+
+
+def unified() -> dict[str, Any]:
+    return copy.deepcopy(offline.load_stack_file("unified"))
+
+
+def run_bad(cfg: dict[str, Any]) -> ConfigErrors:
+    with pytest.raises(ConfigErrors) as info:
+        offline.run("unified", config=cfg)
+    assert info.value.registered_urns == [], "nothing may be registered before the config is valid"  # type: ignore[attr-defined]
+    return info.value
+
+
+def single_error(cfg: dict[str, Any]) -> str:
+    errors = run_bad(cfg)
+    assert len(errors.errors) >= 1
+    return str(errors.errors[0])
+
+
+def test_a_cpu_instance_type_in_a_gpu_group_is_rejected_naming_the_key():
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["train"]["instanceTypes"] = ["m5.large"]
+    msg = single_error(cfg)
+    assert msg.startswith("mleks:nodeGroups.train.instanceTypes[0] = 'm5.large' is invalid")
+    assert "Accepted: an NVIDIA GPU instance type" in msg
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "problem"),
+    [
+        ("g4ad.xlarge", "amd.com/gpu"),
+        ("inf2.xlarge", "aws.amazon.com/neuron"),
+        ("g6f.large", "fractional"),
+        ("p2.xlarge", "not supported by the current EKS NVIDIA AMIs"),
+        ("g3.4xlarge", "not supported by the current EKS NVIDIA AMIs"),
+    ],
+)
+def test_accelerators_that_are_not_whole_nvidia_gpus_on_current_amis_are_rejected(instance_type: str, problem: str):
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["inference"]["instanceTypes"] = [instance_type]
+    msg = single_error(cfg)
+    assert "mleks:nodeGroups.inference.instanceTypes[0]" in msg and instance_type in msg and problem in msg
+
+
+def test_mixed_architectures_in_one_group_are_rejected():
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["inference"]["instanceTypes"] = ["g5.xlarge", "g5g.xlarge"]
+    msg = single_error(cfg)
+    assert "mleks:nodeGroups.inference.instanceTypes" in msg and "mixed architectures" in msg
+
+
+def test_efa_on_a_type_without_efa_is_rejected():
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["inference"]["efa"] = True  # g6e.xlarge has no EFA
+    msg = single_error(cfg)
+    assert "mleks:nodeGroups.inference.efa" in msg and "g6e.xlarge" in msg
+
+
+def test_min_size_above_max_size_is_rejected():
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["train"].update({"minSize": 5, "maxSize": 2})
+    msg = single_error(cfg)
+    assert "mleks:nodeGroups.train.maxSize = 2" in msg and "minSize" in msg
+
+
+def test_capacity_block_without_a_reservation_is_rejected():
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["train"]["capacityType"] = "capacity-block"
+    msg = single_error(cfg)
+    assert "mleks:nodeGroups.train.capacityReservationId" in msg and "cr-" in msg
+
+
+def test_an_unknown_key_is_rejected_with_the_known_keys():
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["train"]["maxNodes"] = 4  # the key is maxSize
+    msg = single_error(cfg)
+    assert "mleks:nodeGroups.train.maxNodes = 4 is invalid: unknown key" in msg and "maxSize" in msg
+
+
+def test_an_unknown_topology_is_rejected_listing_both():
+    cfg = unified()
+    cfg["mleks:topology"] = "hybrid"
+    msg = single_error(cfg)
+    assert "mleks:topology = 'hybrid'" in msg and "'dedicated'" in msg and "'unified'" in msg
+
+
+def test_an_unsupported_kubernetes_version_is_rejected_listing_supported_ones():
+    cfg = unified()
+    cfg["mleks:cluster"]["kubernetesVersion"] = "1.29"
+    msg = single_error(cfg)
+    assert "mleks:cluster.kubernetesVersion = '1.29'" in msg and "1.35" in msg
+
+
+def test_an_api_endpoint_open_to_the_world_needs_an_explicit_opt_in():
+    cfg = unified()
+    cfg["mleks:cluster"]["endpoint"]["publicAccessCidrs"] = ["0.0.0.0/0"]
+    msg = single_error(cfg)
+    assert "mleks:cluster.endpoint.publicAccessCidrs[0] = '0.0.0.0/0'" in msg and "allowPublicFromAnywhere" in msg
+
+
+def test_the_world_opt_in_is_honoured():
+    cfg = unified()
+    cfg["mleks:cluster"]["endpoint"] = {"publicAccessCidrs": ["0.0.0.0/0"], "allowPublicFromAnywhere": True}
+    result = offline.run("unified", config=cfg)
+    cluster = result.of_type("eks:index:Cluster")[0]
+    assert cluster.inputs["publicAccessCidrs"] == ["0.0.0.0/0"]
+
+
+def test_a_malformed_cidr_is_rejected():
+    cfg = unified()
+    cfg["mleks:cluster"]["endpoint"]["publicAccessCidrs"] = ["10.0.0.300/24"]
+    assert "mleks:cluster.endpoint.publicAccessCidrs[0] = '10.0.0.300/24'" in single_error(cfg)
+
+
+def test_an_admin_principal_that_is_not_an_iam_arn_is_rejected():
+    cfg = unified()
+    cfg["mleks:cluster"]["adminPrincipals"] = ["alice"]
+    assert "mleks:cluster.adminPrincipals[0] = 'alice'" in single_error(cfg)
+
+
+def test_subnets_without_a_vpc_id_are_rejected():
+    cfg = unified()
+    cfg["mleks:vpc"]["privateSubnetIds"] = ["subnet-1", "subnet-2"]
+    assert "mleks:vpc.privateSubnetIds" in single_error(cfg)
+
+
+def test_an_existing_vpc_needs_two_private_subnets():
+    cfg = unified()
+    cfg["mleks:vpc"] = {"id": "vpc-0abc", "privateSubnetIds": ["subnet-1"]}
+    msg = single_error(cfg)
+    assert "mleks:vpc.privateSubnetIds = ['subnet-1']" in msg and "at least two" in msg
+
+
+def test_an_existing_vpc_is_used_instead_of_creating_one():
+    cfg = unified()
+    cfg["mleks:vpc"] = {"id": "vpc-0abc", "privateSubnetIds": ["subnet-a", "subnet-b"]}
+    result = offline.run("unified", config=cfg)
+    assert result.of_type("awsx:ec2:Vpc") == []
+    cluster = result.of_type("eks:index:Cluster")[0]
+    assert cluster.inputs["vpcId"] == "vpc-0abc" and cluster.inputs["privateSubnetIds"] == ["subnet-a", "subnet-b"]
+
+
+def test_a_missing_region_is_reported_as_aws_region():
+    cfg = unified()
+    del cfg["aws:region"]
+    assert single_error(cfg).startswith("aws:region = None is invalid")
+
+
+def test_a_group_whose_role_contradicts_its_key_is_rejected():
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["train"]["role"] = "inference"
+    assert "mleks:nodeGroups.train.role = 'inference'" in single_error(cfg)
+
+
+def test_several_problems_are_reported_together():
+    cfg = unified()
+    cfg["mleks:topology"] = "hybrid"
+    cfg["mleks:nodeGroups"]["train"]["instanceTypes"] = ["m5.large"]
+    errors = run_bad(cfg)
+    keys = {e.key for e in errors.errors}
+    assert {"mleks:topology", "mleks:nodeGroups.train.instanceTypes[0]"} <= keys
+
+
+def test_gp3_throughput_above_the_iops_ratio_is_rejected():
+    cfg = unified()
+    cfg["mleks:nodeGroups"]["inference"].update({"diskThroughputMibps": 1000, "diskIops": 3000})
+    msg = single_error(cfg)
+    assert "mleks:nodeGroups.inference.diskThroughputMibps = 1000" in msg and "750" in msg

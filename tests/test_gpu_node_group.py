@@ -1,0 +1,77 @@
+"""GpuNodeGroup's pure decisions: AMI type, labels, taints, autoscaler ownership, launch template."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.errors import ConfigErrors
+from components.gpu_node_group import GpuNodeGroupArgs, cluster_autoscaler_template_tags, node_group_spec
+from components.managed_node_group import launch_template_args, node_group_args
+from components.schema import parse
+
+
+def args(**overrides) -> GpuNodeGroupArgs:
+    base = {"role": "train", "instanceTypes": ["g6e.12xlarge"], "maxSize": 3}
+    return parse(GpuNodeGroupArgs, {**base, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("types", "family", "ami"),
+    [
+        (["g6e.xlarge"], "al2023", "AL2023_x86_64_NVIDIA"),
+        (["g5g.xlarge"], "al2023", "AL2023_ARM_64_NVIDIA"),
+        (["g6e.xlarge"], "bottlerocket", "BOTTLEROCKET_x86_64_NVIDIA"),
+        (["g5g.2xlarge"], "bottlerocket", "BOTTLEROCKET_ARM_64_NVIDIA"),
+    ],
+)
+def test_ami_type_follows_architecture_and_family(types, family, ami):
+    assert args(instanceTypes=types, amiFamily=family).ami_type == ami
+
+
+def test_default_owner_is_escalator_for_train_and_cluster_autoscaler_for_inference():
+    assert args().owner == "escalator"
+    assert args(role="inference").owner == "cluster-autoscaler"
+    assert args(autoscaler="none").owner == "none"
+
+
+def test_an_unowned_group_does_not_ignore_desired_size():
+    spec = node_group_spec("g", args(autoscaler="none"), {})
+    assert spec.autoscaled is False
+
+
+def test_labels_keep_only_the_gpu_facts_every_member_type_shares():
+    labels = args(instanceTypes=["g6e.xlarge", "g6e.12xlarge"]).node_labels()
+    assert labels["mleks.io/gpu-model"] == "l40s"
+    assert "mleks.io/gpu-count" not in labels  # 1 vs 4 GPUs: no single truth
+
+
+def test_user_labels_may_not_override_the_role_label():
+    with pytest.raises(ConfigErrors) as info:
+        args(labels={"role": "inference"})
+    assert info.value.errors[0].key == "labels.role"
+
+
+def test_smallest_member_sets_the_scale_from_zero_gpu_count():
+    tags = cluster_autoscaler_template_tags(args(role="inference", instanceTypes=["g6e.12xlarge", "g6e.xlarge"]))
+    assert tags["k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"] == "1"
+
+
+def test_capacity_block_moves_the_instance_type_into_the_launch_template():
+    spec = node_group_spec("g", args(instanceTypes=["p5.48xlarge"], capacityType="capacity-block", capacityReservationId="cr-0123"), {})
+    lt = launch_template_args(spec, "sg-1", None)
+    assert lt["instance_type"] == "p5.48xlarge"
+    assert lt["instance_market_options"] == {"market_type": "capacity-block"}
+    assert lt["capacity_reservation_specification"]["capacity_reservation_target"]["capacity_reservation_id"] == "cr-0123"
+    ng = node_group_args(spec)
+    assert ng["capacity_type"] == "CAPACITY_BLOCK" and "instance_types" not in ng
+
+
+def test_efa_uses_the_fewest_interfaces_of_the_member_types():
+    a = args(instanceTypes=["p5.48xlarge", "p5en.48xlarge"], efa=True)
+    assert a.efa_interfaces == 16
+
+
+def test_desired_size_outside_bounds_is_rejected():
+    with pytest.raises(ConfigErrors) as info:
+        args(minSize=1, maxSize=3, desiredSize=5)
+    assert info.value.errors[0].key == "desiredSize"

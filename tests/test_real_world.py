@@ -1,0 +1,94 @@
+"""Checks against the real world, over EVERY object and policy both stacks produce.
+
+* Each Kubernetes object passes the official schema of its cluster's version
+  (kubernetes-validate, strict: unknown fields are errors).
+* Each IAM policy document passes parliament.
+* Each of our components follows the house rules: children parented to it,
+  outputs registered, type tokens ``mleks:<module>:<Name>``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from stacks.offline import RenderResult
+from tests.checks import iam_documents, kube_version, lint_findings, schema_errors
+
+
+def test_every_kubernetes_object_passes_the_official_schema_strictly(stack: RenderResult):
+    objects = stack.kube_objects()
+    assert objects, "each stack renders Kubernetes objects"
+    errors = [e for reg, obj in objects for e in schema_errors(obj, kube_version(stack, reg))]
+    assert errors == []
+
+
+def test_every_iam_policy_passes_parliament(stack: RenderResult):
+    docs = iam_documents(stack)
+    assert docs, "each stack has IAM policies"
+    findings = {f"{name} ({kind})": lint_findings(doc, kind) for name, kind, doc in docs}
+    assert {k: v for k, v in findings.items() if v} == {}
+
+
+def test_trust_policies_only_let_one_service_or_one_service_account_in(stack: RenderResult):
+    for name, kind, doc in iam_documents(stack):
+        if kind != "trust":
+            continue
+        for statement in doc["Statement"]:
+            principal = statement["Principal"]
+            if "Federated" in principal:
+                condition = statement["Condition"]["StringEquals"]
+                subs = [v for k, v in condition.items() if k.endswith(":sub")]
+                assert len(subs) == 1 and subs[0].startswith("system:serviceaccount:") and "*" not in subs[0], name
+                assert any(k.endswith(":aud") for k in condition), name
+            else:
+                assert set(principal) == {"Service"}, name
+
+
+def test_no_permission_policy_allows_a_wildcard_action(stack: RenderResult):
+    for name, kind, doc in iam_documents(stack):
+        if kind == "trust":
+            continue
+        for statement in doc["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert not any(a == "*" or a.endswith(":*") for a in actions), f"{name}: {actions}"
+
+
+_TOKEN = re.compile(r"^mleks:[a-z]+:[A-Z][A-Za-z0-9]+$")
+
+
+def test_component_type_tokens_follow_package_module_name(stack: RenderResult):
+    ours = [r for r in stack.resources if not r.custom and r.type.startswith("mleks:")]
+    assert ours
+    for reg in ours:
+        assert _TOKEN.match(reg.type), reg.type
+
+
+def test_every_component_registers_its_outputs(stack: RenderResult):
+    for reg in stack.resources:
+        if not reg.custom and reg.type.startswith("mleks:"):
+            assert reg.outputs, f"{reg.type} {reg.name} did not call register_outputs with its outputs"
+
+
+def test_every_resource_sits_under_one_of_our_components(stack: RenderResult):
+    index = stack.by_urn()
+    top_level_allowed = {"mleks:cluster:MLCluster", "awsx:ec2:Vpc"}
+    for reg in stack.resources:
+        parent = index.get(reg.parent)
+        if parent is None:
+            assert reg.type in top_level_allowed or reg.type.startswith("mleks:"), f"{reg.type} {reg.name} has no component parent"
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "Job"])
+def test_every_gpu_container_declares_gpu_limits(stack: RenderResult, kind: str):
+    """The seed repo ran "GPU" pods without GPU limits; every pod on a GPU node here asks for GPUs, or is a node agent."""
+    for _, obj in stack.kube_objects():
+        if obj["kind"] != kind:
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        tolerates_gpu = any(t.get("key") == "nvidia.com/gpu" for t in pod.get("tolerations", []))
+        if not tolerates_gpu or kind == "DaemonSet":
+            continue
+        gpus = [c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu") for c in pod["containers"]]
+        assert any(gpus), f"{kind} {obj['metadata']['name']} tolerates GPU nodes but requests no GPU"

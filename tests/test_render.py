@@ -1,0 +1,62 @@
+"""The offline render: readable tree, machine-readable plan, Kubernetes YAML, byte-identical."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from stacks import render
+
+
+def test_two_renders_of_the_same_config_are_byte_identical(tmp_path: Path):
+    assert render.main(["unified", "--quiet", "--out", str(tmp_path / "a")]) == 0
+    assert render.main(["unified", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b and files_a
+    for rel in files_a:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_plan_lists_type_name_parent_inputs_and_dependencies(tmp_path: Path):
+    render.main(["dedicated", "--quiet", "--out", str(tmp_path)])
+    plan = json.loads((tmp_path / "dedicated" / "plan.json").read_text())
+    assert plan["resourceCount"] == len(plan["resources"])
+    node_groups = [r for r in plan["resources"] if r["type"] == "aws:eks/nodeGroup:NodeGroup"]
+    assert len(node_groups) == 4
+    for r in node_groups:
+        assert {"urn", "type", "name", "parent", "inputs", "dependencies", "options"} <= set(r)
+        assert r["parent"].endswith(("-gpu", "ml-prod-train", "ml-prod-inference"))
+
+
+def test_kubernetes_objects_are_written_per_cluster(tmp_path: Path):
+    render.main(["dedicated", "--quiet", "--out", str(tmp_path)])
+    files = sorted(p.name for p in (tmp_path / "dedicated" / "kubernetes").glob("*.yaml"))
+    assert files == ["ml-prod-inference.yaml", "ml-prod-train.yaml"]
+    docs = list(yaml.safe_load_all((tmp_path / "dedicated" / "kubernetes" / "ml-prod-train.yaml").read_text()))
+    assert all({"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
+
+
+def test_tree_nests_gpu_groups_under_their_cluster(rendered):
+    lines = render.tree_lines(rendered["unified"])
+    cluster_line = next(i for i, line in enumerate(lines) if line.startswith("mleks:cluster:MLCluster  ml-unified"))
+    train_line = next(i for i, line in enumerate(lines) if "mleks:nodegroup:GpuNodeGroup  ml-unified-train-gpu" in line)
+    assert train_line > cluster_line and lines[train_line].startswith("  ")
+
+
+def test_bad_config_exits_2_with_the_message(tmp_path: Path, monkeypatch, capsys):
+    stacks_dir = tmp_path / "stacks"
+    stacks_dir.mkdir()
+    (stacks_dir / "Pulumi.broken.yaml").write_text("config:\n  aws:region: us-west-2\n  mleks:topology: hybrid\n")
+    (tmp_path / "Pulumi.yaml").write_text("name: mleks\n")
+    monkeypatch.setattr("stacks.offline.PROJECT_ROOT", tmp_path)
+    assert render.main(["broken", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "mleks:topology = 'hybrid'" in err and "mleks:nodeGroups" in err
+
+
+def test_an_unknown_stack_exits_2_listing_the_available_ones(capsys):
+    assert render.main(["nosuch", "--quiet"]) == 2
+    assert "available stacks" in capsys.readouterr().err
