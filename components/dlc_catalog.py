@@ -153,10 +153,7 @@ def images() -> tuple[DlcImage, ...]:
 @cache
 def registries() -> dict[str, Registry]:
     """The DLC registry per AWS region."""
-    return {
-        row["region"]: Registry(region=row["region"], account=row["account"], ecr_host=row["ecr_host"])
-        for row in _read_tsv("dlc_registries.tsv")
-    }
+    return {row["region"]: Registry(region=row["region"], account=row["account"], ecr_host=row["ecr_host"]) for row in _read_tsv("dlc_registries.tsv")}
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -188,10 +185,7 @@ def volta_issue(framework: str, version: str, cuda: str) -> tuple[Severity, str]
     if major >= 13:
         return "error", f"CUDA {major}.{minor} ({cuda}) dropped Volta (sm_70) GPUs"
     if framework == "pytorch" and (major, minor) == (12, 8) and _version_tuple(version) >= (2, 11):
-        return "error", (
-            f"PyTorch {version} CUDA 12.8 builds start at Turing (sm_75) and leave out Volta (sm_70)"
-            " (pytorch/pytorch#172352)"
-        )
+        return "error", (f"PyTorch {version} CUDA 12.8 builds start at Turing (sm_75) and leave out Volta (sm_70) (pytorch/pytorch#172352)")
     if framework == "pytorch" and (major, minor) in ((12, 8), (12, 9)):
         return "warning", (
             f"PyTorch {version} on CUDA {major}.{minor} ({cuda}) may lack Volta (sm_70) kernels: the PyTorch 2.8"
@@ -223,8 +217,7 @@ def _check_volta(image: DlcImage, volta_types: list[str]) -> list[str]:
     raise ConfigError(
         "cuda",
         image.cuda,
-        f"a version whose image runs on Volta ({', '.join(runnable) or 'none in the catalog'}),"
-        f" or instance types without Volta GPUs instead of {volta_types}",
+        f"a version whose image runs on Volta ({', '.join(runnable) or 'none in the catalog'}), or instance types without Volta GPUs instead of {volta_types}",
         f"{image.repository}:{image.tag} cannot run on {volta_types}: {reason}",
     )
 
@@ -240,8 +233,7 @@ def _check_platform(platform: str) -> None:
             "platform",
             platform,
             f"{EKS_PLATFORM!r} (the images AWS builds for EC2, ECS and EKS)",
-            "SageMaker-flavoured DLC images are published for SageMaker only and expect its entry point;"
-            " EKS nodes need the 'ec2' images",
+            "SageMaker-flavoured DLC images are published for SageMaker only and expect its entry point; EKS nodes need the 'ec2' images",
         )
     _check_choice("platform", platform, (EKS_PLATFORM,))
 
@@ -259,9 +251,7 @@ def _registry(region: str) -> Registry:
     return registry
 
 
-def _group_arch(
-    instance_types: list[gpu_catalog.InstanceType], arch: gpu_catalog.Architecture | None
-) -> tuple[gpu_catalog.Architecture, str]:
+def _group_arch(instance_types: list[gpu_catalog.InstanceType], arch: gpu_catalog.Architecture | None) -> tuple[gpu_catalog.Architecture, str]:
     """The architecture images must be built for, and why (for messages)."""
     if instance_types:
         try:
@@ -270,9 +260,7 @@ def _group_arch(
             raise ConfigError("instance_types", exc.value, exc.accepted, exc.problem) from None
         names = [t.instance_type for t in instance_types]
         if arch is not None and arch != group_arch:
-            raise ConfigError(
-                "arch", arch, f"{group_arch!r}, the architecture of {names}", "does not match the instance types"
-            )
+            raise ConfigError("arch", arch, f"{group_arch!r}, the architecture of {names}", "does not match the instance types")
         return group_arch, f"the instance types {names} are {group_arch}"
     if arch is None:
         return "amd64", "amd64 is the default when no instance types are given"
@@ -285,11 +273,7 @@ def _eks_images(framework: str, job_type: str, accelerator: str, arch: str) -> l
         (
             i
             for i in images()
-            if i.framework == framework
-            and i.job_type == job_type
-            and i.accelerator == accelerator
-            and i.arch == arch
-            and i.platform == EKS_PLATFORM
+            if i.framework == framework and i.job_type == job_type and i.accelerator == accelerator and i.arch == arch and i.platform == EKS_PLATFORM
         ),
         key=_release_order,
     )
@@ -334,11 +318,7 @@ def _select(
     if not re.fullmatch(r"\d+\.\d+(\.\d+)?", wanted):
         raise ConfigError("version", version, accepted, "not a version number")
 
-    same = [
-        i
-        for i in images()
-        if i.framework == framework and i.job_type == job_type and wanted in (i.minor, i.version)
-    ]
+    same = [i for i in images() if i.framework == framework and i.job_type == job_type and wanted in (i.minor, i.version)]
     if not same:
         problem = f"no {framework} {job_type} DLC {wanted} in the catalog"
         if choices:
@@ -356,8 +336,7 @@ def _select(
             "version",
             version,
             accepted,
-            f"{framework} {wanted} {job_type} is published for SageMaker only ({example.repository}:{example.tag});"
-            " EKS needs an 'ec2' image",
+            f"{framework} {wanted} {job_type} is published for SageMaker only ({example.repository}:{example.tag}); EKS needs an 'ec2' image",
         )
 
     on_arch = [i for i in on_eks if i.arch == arch]
@@ -388,9 +367,7 @@ def _select(
         matching = [i for i in candidates if getattr(i, field) == token]
         if not matching:
             existing = sorted({str(getattr(i, field)) for i in candidates})
-            raise ConfigError(
-                key, given, f"one of {existing} for {what} {wanted}", f"no {framework} {wanted} image with {token}"
-            )
+            raise ConfigError(key, given, f"one of {existing} for {what} {wanted}", f"no {framework} {wanted} image with {token}")
         candidates = matching
 
     return max(candidates, key=_release_order)
@@ -485,8 +462,7 @@ def resolve_dlc_image(
             "accelerator",
             accelerator,
             "'cpu', or NVIDIA GPU instance types for a CUDA image",
-            f"a CUDA image needs whole NVIDIA GPUs; {[t.instance_type for t in types if not t.is_nvidia_gpu]}"
-            " have none",
+            f"a CUDA image needs whole NVIDIA GPUs; {[t.instance_type for t in types if not t.is_nvidia_gpu]} have none",
         )
     if accelerator == "cpu" and cuda is not None:
         raise ConfigError("cuda", cuda, "no cuda selector (leave it unset) for a CPU image", "CPU images have no CUDA build")
@@ -509,10 +485,7 @@ def resolve_dlc_image(
             advice = f"no newer {what} EC2 image exists; consider image_override"
         else:
             advice = f"the newest {what} EC2 image is {newest.version} (end of patch {newest.end_of_patch})"
-        warnings.append(
-            f"{image.repository}:{image.tag} reached end of patch on {image.end_of_patch} and gets no more"
-            f" security fixes; {advice}"
-        )
+        warnings.append(f"{image.repository}:{image.tag} reached end of patch on {image.end_of_patch} and gets no more security fixes; {advice}")
 
     return ResolvedImage(
         uri=registry.image_uri(image.repository, image.tag),
@@ -543,9 +516,7 @@ def latest_version(
     _check_choice("arch", arch, ("amd64", "arm64"))
     choices = _eks_images(framework, job_type, accelerator, arch)
     if not choices:
-        sagemaker_only = any(
-            i.framework == framework and i.job_type == job_type and i.accelerator == accelerator for i in images()
-        )
+        sagemaker_only = any(i.framework == framework and i.job_type == job_type and i.accelerator == accelerator for i in images())
         raise ConfigError(
             "framework",
             framework,

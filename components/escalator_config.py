@@ -103,10 +103,7 @@ _UNITS_NS: dict[str, int] = {
 _MAX_INT64 = (1 << 63) - 1
 _DIGITS = frozenset("0123456789")
 
-DURATION_ACCEPTED = (
-    'a Go duration string such as "90s", "5m", "1h30m" or "1.5h" '
-    "(units ns, us, ms, s, m, h; Go has no day unit, write 24h)"
-)
+DURATION_ACCEPTED = 'a Go duration string such as "90s", "5m", "1h30m" or "1.5h" (units ns, us, ms, s, m, h; Go has no day unit, write 24h)'
 
 
 class GoDurationError(ValueError):
@@ -213,7 +210,7 @@ def _line(error: ConfigError) -> InitErrorDetails:
     return InitErrorDetails(type="value_error", loc=(), input=error.value, ctx={"error": error})
 
 
-def _raise_all(title: str, errors: list[ConfigError]) -> NoReturn:
+def raise_all(title: str, errors: list[ConfigError]) -> NoReturn:
     """Raise several ``ConfigError``s from one validator, so all are reported.
 
     pydantic-core turns a ``ValidationError`` raised inside a validator into
@@ -223,9 +220,7 @@ def _raise_all(title: str, errors: list[ConfigError]) -> NoReturn:
     raise ValidationError.from_exception_data(title, [_line(e) for e in errors])
 
 
-def _check_keys(
-    model: type[BaseModel], data: Any, handler: Callable[[Any], Any], rejected: Mapping[str, tuple[str, str]]
-) -> Any:
+def _check_keys(model: type[BaseModel], data: Any, handler: Callable[[Any], Any], rejected: Mapping[str, tuple[str, str]]) -> Any:
     """Body of a wrap validator: explain unknown keys, and still validate the rest.
 
     ``rejected`` maps a key we deliberately do not accept to (accepted, problem).
@@ -310,8 +305,7 @@ _OPTIONS_REJECTED_KEYS: dict[str, tuple[str, str]] = {
     ),
     "scale_up_cool_down_timeout": (
         "leave it out",
-        "removed from Escalator in PR #83 (Escalator silently ignores it); the scale-up lock lasts "
-        + "scale_up_cool_down_period",
+        "removed from Escalator in PR #83 (Escalator silently ignores it); the scale-up lock lasts " + "scale_up_cool_down_period",
     ),
     **{key: ("leave it out", f"belongs under aws: and is {_FLEET_PROBLEM}") for key in _FLEET_KEYS},
 }
@@ -487,9 +481,7 @@ class EscalatorNodeGroupOptions(Model):
     @classmethod
     def _percent_positive(cls, value: int, info: ValidationInfo) -> int:
         if value <= 0:
-            raise ConfigError(
-                "", value, "an integer percentage larger than 0", f"{info.field_name} must be larger than 0"
-            )
+            raise ConfigError("", value, "an integer percentage larger than 0", f"{info.field_name} must be larger than 0")
         return value
 
     @field_validator("label_key", "label_value")
@@ -502,32 +494,36 @@ class EscalatorNodeGroupOptions(Model):
     @field_validator("soft_delete_grace_period", "hard_delete_grace_period", "scale_up_cool_down_period")
     @classmethod
     def _positive_duration(cls, value: str) -> str:
-        _require_duration(value, positive=True)
+        require_duration(value, positive=True)
         return value
 
     @field_validator("max_node_age")
     @classmethod
     def _optional_duration(cls, value: str) -> str:
         if value:
-            _require_duration(value, positive=False)
+            require_duration(value, positive=False)
         return value
 
     @field_validator("unhealthy_node_grace_period")
     @classmethod
     def _optional_positive_duration(cls, value: str) -> str:
         if value:
-            _require_duration(value, positive=True)
+            require_duration(value, positive=True)
         return value
 
     @model_validator(mode="after")
     def _escalator_cross_checks(self) -> EscalatorNodeGroupOptions:
         errors = _cross_field_errors(self)
         if errors:
-            _raise_all(type(self).__name__, errors)
+            raise_all(type(self).__name__, errors)
         return self
 
 
-def _require_duration(value: str, *, positive: bool) -> int:
+def require_duration(value: str, *, positive: bool) -> int:
+    """Nanoseconds of a Go duration, or a ``ConfigError`` (with an empty key) saying what is accepted.
+
+    ``positive``: the duration must be > 0; otherwise it must be >= 0.
+    """
     try:
         ns = parse_go_duration(value)
     except GoDurationError as exc:
@@ -615,13 +611,9 @@ def _min_max_errors(min_nodes: int, max_nodes: int, key_prefix: str = "", note: 
     """
     errors: list[ConfigError] = []
     if min_nodes < 0:
-        errors.append(
-            ConfigError(f"{key_prefix}min_nodes", min_nodes, "0 or more", "min_nodes must be not less than 0" + note)
-        )
+        errors.append(ConfigError(f"{key_prefix}min_nodes", min_nodes, "0 or more", "min_nodes must be not less than 0" + note))
     if max_nodes <= 0:
-        errors.append(
-            ConfigError(f"{key_prefix}max_nodes", max_nodes, "1 or more", "max_nodes must be larger than 0" + note)
-        )
+        errors.append(ConfigError(f"{key_prefix}max_nodes", max_nodes, "1 or more", "max_nodes must be larger than 0" + note))
     elif not min_nodes < max_nodes:
         errors.append(
             ConfigError(
@@ -711,11 +703,7 @@ def _group_errors(g: EscalatorGroup) -> list[ConfigError]:
             )
         )
     if not g.label_key:
-        errors.append(
-            ConfigError(
-                f"{k}label_key", g.label_key, "the node group's non-empty label key", "label_key cannot be empty"
-            )
-        )
+        errors.append(ConfigError(f"{k}label_key", g.label_key, "the node group's non-empty label key", "label_key cannot be empty"))
     if not g.label_value:
         errors.append(
             ConfigError(
@@ -741,21 +729,17 @@ def _group_errors(g: EscalatorGroup) -> list[ConfigError]:
                     f"{k}{key}",
                     given,
                     f"{actual!r} (the node group's label), or leave {key} out",
-                    "Escalator counts the pods and nodes that carry this label, so it must be the label "
-                    "the node group puts on its nodes",
+                    "Escalator counts the pods and nodes that carry this label, so it must be the label the node group puts on its nodes",
                 )
             )
     for key, given_size, size in (("min_nodes", o.min_nodes, g.min_nodes), ("max_nodes", o.max_nodes, g.max_nodes)):
         if given_size is not None and given_size != size:
             why = (
-                "Escalator clamps scale-up at the ASG max size, not max_nodes, so a different "
-                "max_nodes makes it scale up and then force-taint in a loop"
+                "Escalator clamps scale-up at the ASG max size, not max_nodes, so a different max_nodes makes it scale up and then force-taint in a loop"
                 if key == "max_nodes"
                 else "a different min_nodes would make Escalator and the ASG disagree about the floor"
             )
-            errors.append(
-                ConfigError(f"{k}{key}", given_size, f"{size} (the node group's size), or leave {key} out", why)
-            )
+            errors.append(ConfigError(f"{k}{key}", given_size, f"{size} (the node group's size), or leave {key} out", why))
     errors.extend(
         _min_max_errors(
             g.min_nodes,
@@ -919,9 +903,7 @@ _GO_INT_KEYS = frozenset(
     }
 )
 _GO_BOOL_KEYS = frozenset({"dry_mode", "scale_on_starve"})
-_GO_AWS_STRING_KEYS = frozenset(
-    {"launch_template_id", "launch_template_version", "fleet_instance_ready_timeout", "lifecycle"}
-)
+_GO_AWS_STRING_KEYS = frozenset({"launch_template_id", "launch_template_version", "fleet_instance_ready_timeout", "lifecycle"})
 
 
 def _json_kind(value: Any) -> str:
@@ -967,9 +949,7 @@ def _decode_errors(entry: Mapping[str, Any]) -> list[str]:
                     return [bad(f"aws.{aws_key}", aws_value, "string")]
                 if aws_key == "resource_tagging" and not isinstance(aws_value, bool):
                     return [bad(f"aws.{aws_key}", aws_value, "bool")]
-                if aws_key == "instance_type_overrides" and not (
-                    isinstance(aws_value, list) and all(isinstance(x, str) for x in aws_value)
-                ):
+                if aws_key == "instance_type_overrides" and not (isinstance(aws_value, list) and all(isinstance(x, str) for x in aws_value)):
                     return [bad(f"aws.{aws_key}", aws_value, "[]string")]
     return []
 
@@ -1026,9 +1006,7 @@ def validate_with_escalator_rules(entry: Mapping[str, Any]) -> list[str]:
     check_that(upper > 0, "taint_upper_capacity_threshold_percent must be larger than 0")
     check_that(lower > 0, "taint_lower_capacity_threshold_percent must be larger than 0")
     check_that(scale_up > 0, "scale_up_threshold_percent must be larger than 0")
-    check_that(
-        lower < upper, "taint_lower_capacity_threshold_percent must be less than taint_upper_capacity_threshold_percent"
-    )
+    check_that(lower < upper, "taint_lower_capacity_threshold_percent must be less than taint_upper_capacity_threshold_percent")
     check_that(upper < scale_up, "taint_upper_capacity_threshold_percent must be less than scale_up_threshold_percent")
 
     min_nodes, max_nodes = i("min_nodes"), i("max_nodes")
@@ -1067,9 +1045,7 @@ def validate_with_escalator_rules(entry: Mapping[str, Any]) -> list[str]:
     if len(s("unhealthy_node_grace_period")) > 0:
         newest = i("health_check_newest_nodes_percent")
         max_unhealthy = i("max_unhealthy_nodes_percent")
-        check_that(
-            _escalator_duration(s("unhealthy_node_grace_period")) > 0, f"unhealthy_node_grace_period {parse_failed}"
-        )
+        check_that(_escalator_duration(s("unhealthy_node_grace_period")) > 0, f"unhealthy_node_grace_period {parse_failed}")
         check_that(newest > 0, "health_check_newest_nodes_percent must be larger than 0")
         check_that(newest <= 100, "health_check_newest_nodes_percent must be less than or equal to 100")
         check_that(max_unhealthy >= 0, "max_unhealthy_nodes_percent must be not less than 0")
@@ -1098,6 +1074,8 @@ __all__ = [
     "build_node_group_entries",
     "config_checksum",
     "parse_go_duration",
+    "raise_all",
     "render_config_yaml",
+    "require_duration",
     "validate_with_escalator_rules",
 ]

@@ -3,7 +3,8 @@
 Pods get AWS credentials through their service account, never through the
 node role or static keys: the role trusts exactly one ``namespace/name``
 service account of one cluster's OIDC provider, and carries one inline policy
-written for that workload.
+written for that workload, AWS managed policies (for EKS add-ons whose
+permissions AWS maintains, such as the EBS CSI driver), or both.
 
 Why IRSA rather than EKS Pod Identity: IRSA needs nothing on the nodes (Pod
 Identity needs its agent DaemonSet on every node, GPU nodes included) and the
@@ -14,6 +15,7 @@ preview``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -69,10 +71,15 @@ class ServiceAccountRole(pulumi.ComponentResource):
         oidc_issuer: pulumi.Input[str],
         namespace: str,
         service_account: str,
-        policy: pulumi.Input[dict[str, Any]],
+        policy: pulumi.Input[dict[str, Any]] | None = None,
+        managed_policy_arns: Sequence[str] = (),
         tags: dict[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``policy`` is an inline policy document; ``managed_policy_arns`` are
+        policies to attach by ARN.  At least one of the two is required."""
+        if policy is None and not managed_policy_arns:
+            raise ValueError(f"ServiceAccountRole {name}: give an inline policy, managed_policy_arns, or both")
         super().__init__("mleks:iam:ServiceAccountRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         assume = pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(lambda v: policy_json(trust_policy(v[0], v[1], namespace, service_account)))
@@ -84,11 +91,14 @@ class ServiceAccountRole(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=pulumi.Output.from_input(policy).apply(policy_json),
-            opts=child,
-        )
+        if policy is not None:
+            aws.iam.RolePolicy(
+                f"{name}-policy",
+                role=self.role.id,
+                policy=pulumi.Output.from_input(policy).apply(policy_json),
+                opts=child,
+            )
+        for arn in managed_policy_arns:
+            aws.iam.RolePolicyAttachment(f"{name}-{arn.rsplit('/', 1)[-1]}", role=self.role.name, policy_arn=arn, opts=child)
         self.role_arn = self.role.arn
         self.register_outputs({"role_arn": self.role_arn})

@@ -16,8 +16,14 @@ from typing import Any, Literal
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
+from components.cluster_autoscaler_addon import ClusterAutoscalerArgs
+from components.dlc_training_job import TrainingJobs
 from components.errors import ConfigError, ConfigErrors
+from components.escalator_addon import EscalatorArgs
+from components.escalator_config import raise_all
 from components.gpu_node_group import GpuNodeGroupArgs, Role
+from components.inference_service import InferenceServiceArgs
+from components.jupyter_notebook import JupyterNotebookArgs
 from components.ml_cluster import MLClusterArgs
 from components.schema import Model, parse
 
@@ -107,6 +113,63 @@ class StackConfig(Model):
     """AWS tags on every resource that takes them."""
 
     # -- add-ons and workloads --
+    inference_services: dict[str, InferenceServiceArgs] = Field(default_factory=dict)
+    """Model servers on the inference group (``mleks:inferenceServices``): a dict by name, or a
+    list of objects with ``name``; see components/inference_service.py and docs/serving.md.  Default: none."""
+
+    notebooks: dict[str, JupyterNotebookArgs] = Field(default_factory=dict)
+    """Jupyter servers in the training cluster (``mleks:notebooks``): a dict by name, or a list of
+    objects with ``name``; see components/jupyter_notebook.py and docs/serving.md.  Default: none."""
+
+    @field_validator("inference_services", "notebooks", mode="before")
+    @classmethod
+    def _serving_by_name(cls, value: Any) -> Any:
+        # Imported here: stacks.serving uses stacks.topology, which imports this module.
+        from stacks import serving
+
+        return serving.by_name(value)
+
+    @model_validator(mode="after")
+    def _serving_cross_checks(self) -> StackConfig:
+        from stacks import serving
+
+        errors = serving.check(self)
+        if errors:
+            serving.raise_errors(type(self).__name__, errors)
+        return self
+
+    training_jobs: TrainingJobs = Field(default_factory=dict)
+    """DLC training jobs on the train group (``mleks:trainingJobs``): a list of jobs, or a dict
+    of jobs by name; see components/dlc_training_job.py and docs/training.md.  Default: none."""
+
+    @model_validator(mode="after")
+    def _training_cross_checks(self) -> StackConfig:
+        # Imported here: stacks.training refers back to this module.
+        from stacks import training
+
+        errors = training.check(self)
+        if errors:
+            raise_all(type(self).__name__, errors)
+        return self
+
+    escalator: EscalatorArgs | None = None
+    """Escalator (``mleks:escalator``): options per Escalator-owned node group under
+    ``nodeGroups.<role>``, plus ``dryMode``, ``scanInterval``, ``logLevel``.  Default:
+    Escalator's ML defaults for every group with ``autoscaler: escalator``."""
+
+    cluster_autoscaler: ClusterAutoscalerArgs | None = None
+    """cluster-autoscaler tunables (``mleks:clusterAutoscaler``): expander, scale-down
+    timing and thresholds.  Default: the GPU-service defaults of ClusterAutoscalerArgs."""
+
+    @model_validator(mode="after")
+    def _autoscaling_cross_checks(self) -> StackConfig:
+        # Imported here: the checks need stacks.topology, which imports this module.
+        from stacks import autoscaling
+
+        errors = autoscaling.check(self)
+        if errors:
+            raise_all(type(self).__name__, errors)
+        return self
 
     @field_validator("region")
     @classmethod
@@ -159,7 +222,7 @@ def config_from_pulumi() -> dict[str, Any]:
     every = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     for full_key, value in every.items():
         if full_key.startswith(prefix):
-            key = full_key[len(prefix):]
+            key = full_key[len(prefix) :]
             try:
                 raw[key] = json.loads(value)
             except (TypeError, ValueError):

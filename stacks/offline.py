@@ -204,6 +204,9 @@ class _Mocks(pulumi.runtime.Mocks):
             state.update({"name": inputs.get("name") or name, "arn": _arn("ec2", f"placement-group/{name}", self.region)})
         elif t == "aws:cloudwatch/logGroup:LogGroup":
             state.update({"arn": _arn("logs", f"log-group:{inputs.get('name')}", self.region)})
+        elif t == "random:index/randomPassword:RandomPassword":
+            # Derived from the name so renders stay byte-identical; never a real secret.
+            state.update({"result": f"offline-token-{name}", "bcryptHash": f"offline-bcrypt-{name}"})
         elif t.startswith("kubernetes:") and "metadata" in inputs:
             meta = dict(inputs.get("metadata") or {})
             meta.setdefault("name", name)
@@ -214,17 +217,17 @@ class _Mocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
         tok = args.token
         if tok == "aws:index/getRegion:getRegion":
-            return {"name": self.region, "region": self.region, "id": self.region}, None
+            return {"name": self.region, "region": self.region, "id": self.region}, []
         if tok == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock", "userId": "mock"}, None
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock", "userId": "mock"}, []
         if tok == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
         if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{s}" for s in "abc"]
-            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 4)]}, None
+            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 4)]}, []
         if tok == "aws:ec2/getSubnet:getSubnet":
             sid = args.args.get("id", "subnet-x")
-            return {"id": sid, "availabilityZone": f"{self.region}a"}, None
+            return {"id": sid, "availabilityZone": f"{self.region}a"}, []
         raise NotImplementedError(f"offline mocks do not implement the call {tok!r}")
 
     # -- helpers -----------------------------------------------------------

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import pulumi
 
-from stacks import config, topology
+from stacks import autoscaling, config, serving, topology, training
 
 
 def main() -> None:
     cfg = config.load()  # raises before any resource is registered
     platform = topology.build(cfg)
     # -- add-ons and workloads --
+    serving.build(cfg, platform)
+    training.build(cfg, platform)
+    autoscaling.build(cfg, platform)
 
     pulumi.export("topology", cfg.topology)
     pulumi.export(

@@ -160,12 +160,7 @@ def test_defaults_never_evict_running_training_jobs() -> None:
 
 def test_defaults_keep_escalator_threshold_order_and_rates() -> None:
     o = EscalatorNodeGroupOptions()
-    assert (
-        0
-        < o.taint_lower_capacity_threshold_percent
-        < o.taint_upper_capacity_threshold_percent
-        < o.scale_up_threshold_percent
-    )
+    assert 0 < o.taint_lower_capacity_threshold_percent < o.taint_upper_capacity_threshold_percent < o.scale_up_threshold_percent
     assert o.slow_node_removal_rate <= o.fast_node_removal_rate
     assert o.scale_on_starve is True
     assert parse_go_duration(o.soft_delete_grace_period) < parse_go_duration(o.hard_delete_grace_period)
@@ -227,9 +222,7 @@ def test_upper_taint_threshold_not_below_scale_up_is_rejected() -> None:
 
 
 def test_zero_threshold_is_rejected_like_escalator() -> None:
-    err = only(
-        option_errors({"taint_lower_capacity_threshold_percent": 0}), f"{PREFIX}.taint_lower_capacity_threshold_percent"
-    )
+    err = only(option_errors({"taint_lower_capacity_threshold_percent": 0}), f"{PREFIX}.taint_lower_capacity_threshold_percent")
     assert err.value == 0
     assert "larger than 0" in str(err)
 
@@ -241,9 +234,7 @@ def test_min_nodes_not_below_max_nodes_is_rejected() -> None:
 
 
 def test_slow_removal_rate_above_fast_is_rejected() -> None:
-    err = only(
-        option_errors({"slow_node_removal_rate": 3, "fast_node_removal_rate": 2}), f"{PREFIX}.slow_node_removal_rate"
-    )
+    err = only(option_errors({"slow_node_removal_rate": 3, "fast_node_removal_rate": 2}), f"{PREFIX}.slow_node_removal_rate")
     assert err.value == 3
     assert "fast_node_removal_rate (2)" in err.accepted
 
@@ -522,9 +513,7 @@ def test_rendered_yaml_parses_back_to_the_expected_structure() -> None:
 def test_durations_stay_strings_and_counts_stay_ints_after_yaml() -> None:
     (train,) = round_trip(build_node_group_entries([group(options=options(max_node_age="0"))]))
     assert train["max_node_age"] == "0"
-    assert "max_node_age: '0'" in render_config_yaml(
-        build_node_group_entries([group(options=options(max_node_age="0"))])
-    )
+    assert "max_node_age: '0'" in render_config_yaml(build_node_group_entries([group(options=options(max_node_age="0"))]))
     for key in ("soft_delete_grace_period", "hard_delete_grace_period", "scale_up_cool_down_period"):
         assert isinstance(train[key], str)
     for key in ("min_nodes", "max_nodes", "scale_up_threshold_percent", "fast_node_removal_rate"):
@@ -638,9 +627,7 @@ def test_escalator_rules_reuse_the_upstream_wrong_key_for_a_bad_cool_down() -> N
 
 def test_escalator_rules_accept_auto_discovery_but_not_equal_sizes() -> None:
     assert validate_with_escalator_rules(escalator_entry(min_nodes=0, max_nodes=0)) == []
-    assert validate_with_escalator_rules(escalator_entry(min_nodes=2, max_nodes=2)) == [
-        "min_nodes must be less than max_nodes"
-    ]
+    assert validate_with_escalator_rules(escalator_entry(min_nodes=2, max_nodes=2)) == ["min_nodes must be less than max_nodes"]
 
 
 def test_escalator_rules_ignore_unknown_keys_like_escalator() -> None:

@@ -1,0 +1,950 @@
+"""DLCTrainingJob: an AWS Deep Learning Container training run on the train group.
+
+One ``batch/v1`` Job, no Kubeflow.  It runs in the cluster that holds the
+train node group (the train cluster in ``dedicated``, the one cluster in
+``unified``), with:
+
+* **Placement** by ``nodeSelector: {role: train}``: Escalator counts a pod
+  towards a node group only when the pod selects the group's label by
+  nodeSelector or required affinity (shared/reference/escalator.md §4.4), and a
+  toleration for the ``nvidia.com/gpu`` taint of every GPU node.
+* **Resources** that fit the group's smallest instance type: ``nvidia.com/gpu``
+  in limits and requests, and CPU and memory requests proportional to the GPUs
+  taken.  The proportion matters: Escalator computes utilisation from CPU and
+  memory requests only, never GPUs, so a pod asking for 8 GPUs and 1 CPU would
+  look like 1% of a node and Escalator would not scale up for it.  The default
+  is ``gpus / gpus-per-node`` of an estimate of what a node can give pods
+  (:func:`node_budget`); explicit values are checked against the same estimate.
+  A memory-backed ``/dev/shm`` serves PyTorch data-loader workers.
+* **Failure handling**: ``restartPolicy: Never``, a ``backoffLimit``, and a
+  ``podFailurePolicy`` that ignores disruptions (spot reclaim, node drain,
+  preemption: pod condition ``DisruptionTarget``) so they never use up the
+  retries, and fails the job at once on exit codes that mean the command itself
+  is wrong (2: usage error, 126: not executable, 127: not found).
+* **Credentials** through IRSA only (:class:`~components.workload_identity.ServiceAccountRole`):
+  read on the S3 data prefixes, read and write on the checkpoint prefix, and
+  nothing else.  The pod never mounts a Kubernetes API token.
+* **Multi-node** (``nodes > 1``): an Indexed Job (completions = parallelism =
+  nodes) with a headless Service of the same name as the pods' ``subdomain``,
+  so pod *i* is ``<job>-<i>.<job>.<namespace>.svc.cluster.local``.  torchrun
+  reads its rendezvous from ``PET_*`` variables (its ``--flag`` fallbacks), so
+  a plain ``torchrun train.py`` joins: ``PET_NODE_RANK`` comes from the
+  job-completion-index annotation, ``PET_MASTER_ADDR`` is pod 0's DNS name,
+  ``PET_NPROC_PER_NODE`` is the GPUs per pod.  The same values are also set as
+  ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``, ``NNODES`` and
+  ``NPROC_PER_NODE`` for commands that pass flags explicitly.  On an EFA group
+  each pod also gets its share of ``vpc.amazonaws.com/efa`` devices and the
+  libfabric settings of :func:`efa_env`.
+
+Re-runs.  ``pulumi up`` never waits for training: the Job (and the headless
+Service, whose pods may not exist for minutes while Escalator adds nodes)
+carries ``pulumi.com/skipAwait: "true"``.  A Job is immutable, so any change
+to its ``spec`` (image, command, env, resources, nodes, retries...) *replaces*
+it: the old Job and its pods are deleted first, then the new one starts from
+the beginning.  Labels and annotations update in place.  A finished Job is
+kept (no ``ttlSecondsAfterFinished`` by default), so an unchanged ``pulumi up``
+does nothing and never re-runs a job.  With a TTL, Kubernetes deletes the
+finished Job and the next ``pulumi up --refresh`` re-creates it, which runs
+it again; the component warns when a TTL is set.  Finished pods do not keep
+nodes up: Escalator ignores Succeeded and Failed pods.  To run an unchanged
+job again: ``pulumi up --replace <urn of the Job>``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from components import dlc_catalog, k8s_objects
+from components.errors import ConfigError
+from components.gpu_catalog import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
+from components.gpu_node_group import GpuNodeGroupArgs
+from components.k8s_objects import KubeObject
+from components.ml_cluster import ROLE_LABEL, MLCluster
+from components.nvidia_device_plugin import GPU_TOLERATION
+from components.quantity import parse_quantity
+from components.schema import Model
+from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+
+TYPE = "mleks:training:DLCTrainingJob"
+DEFAULT_NAMESPACE = "ml-training"
+CONTAINER = "trainer"
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+JOB_LABEL = "mleks.io/training-job"
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+DEFAULT_MASTER_PORT = 29500
+# Exit codes that mean the command is wrong, so retrying cannot help: 2 is a
+# usage error (Python argparse, bash builtins, "can't open file"), 126 "not
+# executable", 127 "command not found".
+DEFAULT_FAIL_JOB_EXIT_CODES = (2, 126, 127)
+# Namespaces every cluster already has; the stack never creates or deletes them.
+PREEXISTING_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
+# -- what a node can give pods (an estimate, deliberately on the low side) ----
+# Karpenter's default vmMemoryOverheadPercent: the share of the EC2 memory
+# figure the hypervisor and kernel keep before kubelet reports capacity.
+VM_MEMORY_OVERHEAD = Decimal("0.075")
+# kubelet's eviction-hard memory.available on the EKS AMIs.
+EVICTION_HARD_MIB = 100
+# Requests of the DaemonSets on every GPU node (aws-node, kube-proxy, the
+# NVIDIA and EFA device plugins, CSI node drivers, a log or metrics agent).
+DAEMONSET_CPU_MILLIS = 500
+DAEMONSET_MEMORY_MIB = 1024
+
+# Instance families whose EFA supports RDMA read, where libfabric may use
+# GPUDirect RDMA.  Newer libfabric (>= 1.18) detects this itself; the variable
+# is for older images and is harmless on these types (aws-samples/
+# awsome-distributed-training 1.architectures/efa-cheatsheet.md).  On other
+# EFA types (g5, g6, g6e ...) setting it is an error.
+EFA_RDMA_READ_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200"})
+
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)(?:/(?P<prefix>.*))?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_MIB = 2**20
+_GIB = 2**30
+
+
+# -- Kubernetes quantities ----------------------------------------------------
+def cpu_millis(quantity: str) -> int:
+    """Millicores of a CPU quantity such as ``"8"``, ``"7.5"`` or ``"500m"``."""
+    try:
+        return math.ceil(parse_quantity(quantity) * 1000)
+    except ValueError:
+        raise ConfigError("", quantity, 'a CPU quantity such as "8", "7.5" or "7500m"', "not a Kubernetes quantity") from None
+
+
+def memory_bytes(quantity: str) -> int:
+    """Bytes of a memory quantity such as ``"64Gi"``, ``"512Mi"`` or ``"100G"``."""
+    try:
+        return math.ceil(parse_quantity(quantity))
+    except ValueError:
+        raise ConfigError("", quantity, 'a memory quantity such as "64Gi" or "512Mi"', "not a Kubernetes quantity") from None
+
+
+def _cpu_quantity(millis: int) -> str:
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def _memory_quantity(size: int) -> str:
+    if size % _GIB == 0:
+        return f"{size // _GIB}Gi"
+    if size % _MIB == 0:
+        return f"{size // _MIB}Mi"
+    return str(size)
+
+
+# -- S3 -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class S3Location:
+    """``s3://bucket/prefix``: a bucket and a key prefix (possibly empty: the whole bucket)."""
+
+    bucket: str
+    prefix: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def parse_s3_uri(uri: str) -> S3Location:
+    match = _S3_URI.fullmatch(uri.strip())
+    if match is None or not _BUCKET.fullmatch(match["bucket"]) or ".." in match["bucket"]:
+        raise ConfigError("", uri, "an S3 URI such as s3://my-bucket/datasets/imagenet/", "not an s3://bucket/prefix URI")
+    prefix = match["prefix"] or ""
+    if "*" in prefix or "?" in prefix:
+        raise ConfigError("", uri, "a plain key prefix; every key under it is covered", "wildcards are not allowed in the prefix")
+    return S3Location(match["bucket"], prefix)
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition a region belongs to, for ARNs."""
+    for start, partition in (
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("us-iso-", "aws-iso"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("eusc-", "aws-eusc"),
+    ):
+        if region.startswith(start):
+            return partition
+    return "aws"
+
+
+def s3_policy(data: list[S3Location], checkpoint: S3Location | None, partition: str = "aws") -> dict[str, Any] | None:
+    """The IRSA permissions of a job: read the data prefixes, read and write the checkpoint prefix.
+
+    * ``s3:ListBucket`` on each bucket, limited by an ``s3:prefix`` condition
+      to the given prefixes (unconditional only for a whole-bucket prefix);
+    * ``s3:GetObject`` on ``bucket/prefix*`` for data and checkpoints (a retry
+      resumes from the last checkpoint, so it must read it back);
+    * ``s3:PutObject`` (which also authorises CreateMultipartUpload, UploadPart
+      and CompleteMultipartUpload), ``s3:AbortMultipartUpload`` and
+      ``s3:ListMultipartUploadParts`` on the checkpoint prefix only.
+
+    Deliberately absent: ``s3:DeleteObject`` (rotate old checkpoints with an S3
+    lifecycle rule), anything on other buckets, and KMS (add a key policy grant
+    for SSE-KMS buckets).  ``None`` when the job touches no S3.
+    """
+    readable = [*data, *([checkpoint] if checkpoint else [])]
+    if not readable:
+        return None
+
+    def object_arn(loc: S3Location) -> str:
+        return f"arn:{partition}:s3:::{loc.bucket}/{loc.prefix}*"
+
+    statements: list[dict[str, Any]] = []
+    buckets = sorted({loc.bucket for loc in readable})
+    for i, bucket in enumerate(buckets):
+        prefixes = sorted({loc.prefix for loc in readable if loc.bucket == bucket})
+        statement: dict[str, Any] = {
+            "Sid": f"ListPrefixes{i}",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:{partition}:s3:::{bucket}",
+        }
+        if "" not in prefixes:
+            statement["Condition"] = {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
+        statements.append(statement)
+    statements.append({"Sid": "ReadObjects", "Effect": "Allow", "Action": "s3:GetObject", "Resource": sorted({object_arn(loc) for loc in readable})})
+    if checkpoint is not None:
+        statements.append(
+            {
+                "Sid": "WriteCheckpoints",
+                "Effect": "Allow",
+                "Action": ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"],
+                "Resource": object_arn(checkpoint),
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+# -- node capacity ----------------------------------------------------------------
+def kube_reserved_cpu_millis(vcpu: int) -> int:
+    """kubelet's CPU reservation on EKS AMIs: 6% of the first core, 1% of the
+    second, 0.5% of the third and fourth, 0.25% of every further core."""
+    millis = Decimal(60) * min(vcpu, 1) + Decimal(10) * min(max(vcpu - 1, 0), 1)
+    millis += Decimal(5) * min(max(vcpu - 2, 0), 2) + Decimal("2.5") * max(vcpu - 4, 0)
+    return math.ceil(millis)
+
+
+def kube_reserved_memory_mib_bound(memory_mib: int) -> int:
+    """An upper bound of kubelet's memory reservation on the EKS AL2023 AMIs.
+
+    nodeadm reserves ``11 * maxPods + 255`` MiB and caps maxPods so that this
+    stays within ``299`` MiB plus 25% of memory from 0.5 to 4 GiB, 20% from 4 to
+    8 GiB, 10% from 8 to 16 GiB and 6% from 16 to 128 GiB
+    (awslabs/amazon-eks-ami nodeadm/internal/kubelet/maxpods/maxpods.go,
+    GetMaxPodsLimitForMemoryMiB).  The bound is used because maxPods depends on
+    ENI limits that are not in our catalog.
+    """
+    bands = ((512, 4096, 25), (4096, 8192, 20), (8192, 16384, 10), (16384, 131072, 6))
+    reserved = Decimal(299)
+    for low, high, percent in bands:
+        reserved += Decimal(max(0, min(memory_mib, high) - low) * percent) / 100
+    return math.ceil(reserved)
+
+
+@dataclass(frozen=True)
+class NodeBudget:
+    """What pods can request on one node, after system reservations (estimate)."""
+
+    instance_type: str
+    gpus: int
+    cpu_millis: int
+    memory_bytes: int
+
+
+def node_budget(instance: InstanceType) -> NodeBudget:
+    """CPU and memory pods can request on ``instance``: capacity minus the VM
+    overhead, kubelet's reservations, the eviction threshold and DaemonSets."""
+    memory_mib = int(Decimal(int(instance.memory_gib * 1024)) * (1 - VM_MEMORY_OVERHEAD))
+    memory_mib -= kube_reserved_memory_mib_bound(memory_mib) + EVICTION_HARD_MIB + DAEMONSET_MEMORY_MIB
+    cpu = instance.vcpu * 1000 - kube_reserved_cpu_millis(instance.vcpu) - DAEMONSET_CPU_MILLIS
+    return NodeBudget(instance.instance_type, instance.accelerator_count, cpu, memory_mib * _MIB)
+
+
+def default_requests(budget: NodeBudget, gpus: int) -> tuple[int, int]:
+    """(millicores, bytes) for a pod with ``gpus`` GPUs: the same share of the
+    node's CPU and memory as of its GPUs, rounded down to 100m and 1 GiB."""
+    cpu = budget.cpu_millis * gpus // budget.gpus // 100 * 100
+    memory = budget.memory_bytes * gpus // budget.gpus // _GIB * _GIB
+    return cpu, memory
+
+
+# -- EFA --------------------------------------------------------------------------
+def efa_env(instances: list[InstanceType]) -> dict[str, str]:
+    """libfabric settings for NCCL over EFA (aws-ofi-nccl), for every EFA group.
+
+    * ``FI_PROVIDER=efa``: libfabric uses EFA only, never its TCP provider.
+    * ``FI_EFA_USE_HUGE_PAGE=0``: the EFA provider's buffers use normal pages.
+      Huge pages would need a ``hugepages-2Mi`` request that nodes only satisfy
+      if huge pages were reserved at boot, and the EFA cheatsheet names this
+      setting as the fix for forked data-loader workers failing with "Cannot
+      allocate memory"; the cost is a small performance hit.  Hence no
+      ``hugepages-2Mi`` request.
+    * ``FI_EFA_USE_DEVICE_RDMA=1`` only where every type supports RDMA read
+      (:data:`EFA_RDMA_READ_FAMILIES`).
+
+    Not set: ``FI_EFA_FORK_SAFE`` (not needed on kernels >= 5.15; AL2023 runs
+    6.x) and the ``RDMAV_*`` variables (the cheatsheet says never).
+    """
+    env = {"FI_PROVIDER": "efa", "FI_EFA_USE_HUGE_PAGE": "0"}
+    if instances and all(t.family in EFA_RDMA_READ_FAMILIES for t in instances):
+        env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+    return env
+
+
+# -- arguments ----------------------------------------------------------------------
+class SharedVolumeArgs(Model):
+    """A shared file system mounted into every pod of the job."""
+
+    claim_name: str
+    """An existing PersistentVolumeClaim in the job's namespace: FSx for Lustre
+    (``fsx.csi.aws.com``) or EFS (``efs.csi.aws.com``), ReadWriteMany for multi-node jobs."""
+
+    mount_path: str
+    """Absolute path in the container, e.g. ``/fsx``."""
+
+    read_only: bool = False
+    """Mount read-only.  Default: false."""
+
+    sub_path: str | None = None
+    """A directory inside the volume to mount instead of its root.  Default: the root."""
+
+    @field_validator("claim_name")
+    @classmethod
+    def _claim(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", value):
+            raise ConfigError("", value, "the name of an existing PersistentVolumeClaim (lowercase DNS name)", "not a valid claim name")
+        return value
+
+    @field_validator("mount_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or value.rstrip("/") in ("", "/dev/shm", "/dev", "/proc", "/sys"):
+            raise ConfigError("", value, "an absolute path such as /fsx, not /, /dev, /dev/shm, /proc or /sys", "not a usable mount path")
+        return value
+
+
+class DLCTrainingJobArgs(Model):
+    """One training job.  In stack YAML, an entry of ``mleks:trainingJobs``."""
+
+    name: str
+    """Job name: lowercase letters, digits and dashes, starting with a letter, at most 50 characters.
+    In the dict form of ``trainingJobs`` it is the key."""
+
+    command: list[str] = Field(default_factory=list)
+    """The container command, e.g. ``[torchrun, train.py]``.  Replaces the image's ENTRYPOINT
+    (the DLC entrypoint only runs a CUDA-compat check and telemetry, then ``eval``s its
+    arguments, which re-splits quoted ones).  Default: the image's ENTRYPOINT."""
+
+    args: list[str] = Field(default_factory=list)
+    """Arguments of the command.  Default: none (the image's CMD when ``command`` is empty too)."""
+
+    version: str | None = None
+    """Framework version of the DLC image, ``X.Y`` (newest catalogued patch) or ``X.Y.Z``.
+    Required unless ``image`` is set; there is deliberately no default, because a changed
+    default image would replace, and so re-run, every job."""
+
+    framework: Literal["pytorch", "tensorflow"] = "pytorch"
+    """DLC framework.  Default: pytorch."""
+
+    accelerator: Literal["gpu", "cpu"] = "gpu"
+    """DLC build.  Default: gpu."""
+
+    python: str | None = None
+    """Python of the image, ``3.12`` or ``py312``.  Default: any."""
+
+    cuda: str | None = None
+    """CUDA of the image, ``13.0`` or ``cu130``.  Default: any."""
+
+    image: str | None = None
+    """Any image reference; replaces the DLC lookup.  Default: the DLC for framework/version."""
+
+    namespace: str = DEFAULT_NAMESPACE
+    """Kubernetes namespace.  The stack creates it (Pod Security ``baseline``) unless it is a
+    built-in one (default, kube-*), and keeps it when the last job goes (it holds your own
+    claims too).  Default: ml-training."""
+
+    nodes: int = Field(default=1, ge=1)
+    """Pods (torchrun nodes).  More than 1 makes an Indexed Job with a headless Service.
+    At most the train group's ``maxSize``.  Default: 1."""
+
+    gpus_per_node: int | None = Field(default=None, ge=1)
+    """GPUs per pod, at most the GPUs of the group's smallest instance type.  Default: all of them."""
+
+    cpu: str | None = None
+    """CPU request per pod (``"90"``, ``"7500m"``).  Default: the pod's GPU share of what the
+    smallest instance type can give pods, so Escalator, which counts CPU and memory but
+    not GPUs, scales up for the job."""
+
+    memory: str | None = None
+    """Memory request and limit per pod (``"300Gi"``).  Default: the GPU share, like ``cpu``."""
+
+    shm_size: str | None = None
+    """Size limit of the memory-backed ``/dev/shm`` (counted in the pod's memory).
+    Default: a quarter of the memory request."""
+
+    backoff_limit: int | None = Field(default=None, ge=0)
+    """Failed pods tolerated before the job fails (disruptions do not count).
+    Default: 3 per node, because one pod's failure usually takes its peers down too."""
+
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    """Wall-clock limit of the whole job, in seconds.  Default: none."""
+
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    """Delete the finished job after this many seconds.  Default: none (kept), because a job
+    deleted by TTL is re-created, and so re-run, by the next ``pulumi up --refresh``."""
+
+    fail_job_exit_codes: list[int] = Field(default_factory=lambda: list(DEFAULT_FAIL_JOB_EXIT_CODES))
+    """Exit codes that fail the job at once, without retries.  Default: [2, 126, 127]."""
+
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables; they override the ones the job sets.  Default: none."""
+
+    s3_data_prefixes: list[str] = Field(default_factory=list)
+    """S3 prefixes the job may read (``s3://bucket/prefix/``); in ``MLEKS_S3_DATA_PREFIXES``.  Default: none."""
+
+    s3_checkpoint_prefix: str | None = None
+    """The one S3 prefix the job may write (and read back); in ``MLEKS_S3_CHECKPOINT_PREFIX``.  Default: none."""
+
+    volumes: list[SharedVolumeArgs] = Field(default_factory=list)
+    """Shared file systems (existing FSx for Lustre or EFS claims).  Default: none."""
+
+    efa: bool | None = None
+    """Give each pod EFA devices and the libfabric settings.  Default: when ``nodes > 1``
+    and the train group has ``efa: true``."""
+
+    master_port: int = Field(default=DEFAULT_MASTER_PORT, ge=1024, le=65535)
+    """TCP port of the torchrun rendezvous on pod 0.  Default: 29500."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra labels on the Job and its pods.  Default: none."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # 50 leaves room for the pod hostname "<name>-<index>" within 63 characters.
+        if len(value) > 50 or not _NAME.fullmatch(value):
+            raise ConfigError("", value, "1-50 lowercase letters, digits and dashes, starting with a letter", "not a valid job name")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if len(value) > 63 or not _NAME.fullmatch(value):
+            raise ConfigError("", value, "a namespace name: lowercase letters, digits and dashes, at most 63", "not a valid namespace")
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str | None) -> str | None:
+        if value is not None and cpu_millis(value) <= 0:
+            raise ConfigError("", value, "a positive CPU quantity", "zero")
+        return value
+
+    @field_validator("memory", "shm_size")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None and memory_bytes(value) < _MIB:
+            raise ConfigError("", value, "a memory quantity of at least 1Mi", "too small")
+        return value
+
+    @field_validator("fail_job_exit_codes")
+    @classmethod
+    def _exit_codes(cls, value: list[int]) -> list[int]:
+        for i, code in enumerate(value):
+            if not 1 <= code <= 255:
+                raise ConfigError(f"[{i}]", code, "exit codes from 1 to 255 (0 is success)", "not a failure exit code")
+        return sorted(set(value))
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _ENV_NAME.fullmatch(key):
+                raise ConfigError(key, value[key], "an environment variable name such as NCCL_DEBUG", "not a valid variable name")
+        return value
+
+    @field_validator("s3_data_prefixes")
+    @classmethod
+    def _data(cls, value: list[str]) -> list[str]:
+        for i, uri in enumerate(value):
+            try:
+                parse_s3_uri(uri)
+            except ConfigError as err:
+                raise ConfigError(f"[{i}]", uri, err.accepted, err.problem) from None
+        return value
+
+    @field_validator("s3_checkpoint_prefix")
+    @classmethod
+    def _checkpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            loc = parse_s3_uri(value)
+            if not loc.prefix:
+                raise ConfigError("", value, "a prefix inside the bucket, e.g. s3://my-bucket/checkpoints/my-job/", "write access to a whole bucket")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key in _OWN_LABEL_KEYS:
+                raise ConfigError(key, value[key], f"a label key other than {sorted(_OWN_LABEL_KEYS)}", "this label is set by the job")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DLCTrainingJobArgs:
+        if self.image is None and self.version is None:
+            raise ConfigError("version", None, "a DLC framework version such as 2.13, or an explicit image", "missing")
+        if self.image is not None and (self.version, self.python, self.cuda) != (None, None, None):
+            key = "version" if self.version is not None else "python" if self.python is not None else "cuda"
+            raise ConfigError(key, getattr(self, key), "no DLC selector when image is set (the image is used as given)", "conflicts with image")
+        if not self.command and not self.args:
+            raise ConfigError("command", [], "the training command, e.g. [torchrun, train.py]", "the job would run the image's default shell and exit")
+        paths = [v.mount_path.rstrip("/") for v in self.volumes]
+        for i, path in enumerate(paths):
+            if path in paths[:i]:
+                raise ConfigError(f"volumes[{i}].mountPath", self.volumes[i].mount_path, "a mount path used once", "mounted twice")
+        return self
+
+    @property
+    def data_locations(self) -> list[S3Location]:
+        return [parse_s3_uri(u) for u in self.s3_data_prefixes]
+
+    @property
+    def checkpoint_location(self) -> S3Location | None:
+        return parse_s3_uri(self.s3_checkpoint_prefix) if self.s3_checkpoint_prefix else None
+
+
+_OWN_LABEL_KEYS = frozenset({"app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/managed-by", JOB_LABEL})
+
+
+def _jobs_by_key(value: Any) -> Any:
+    """Accept ``trainingJobs`` as a list or as a dict keyed by job name.
+
+    A list becomes a dict with integer keys, so pydantic reports errors as
+    ``trainingJobs[0].gpusPerNode``; a dict keeps its names
+    (``trainingJobs.smoke.gpusPerNode``).  In the dict form the key is the
+    job's ``name``.
+    """
+    if isinstance(value, list):
+        seen: dict[str, int] = {}
+        for i, body in enumerate(value):
+            name = body.get("name") if isinstance(body, Mapping) else None
+            if isinstance(name, str):
+                if name in seen:
+                    raise ConfigError(f"[{i}].name", name, f"a name not used by trainingJobs[{seen[name]}]", "duplicate job name")
+                seen[name] = i
+        return dict(enumerate(value))
+    if isinstance(value, Mapping):
+        fixed: dict[Any, Any] = {}
+        for key, body in value.items():
+            if isinstance(body, Mapping):
+                name = body.get("name", key)
+                if name != key:
+                    raise ConfigError(f"{key}.name", name, f"{key!r} (the name is the job's key)", "name differs from its key")
+                body = {**body, "name": key}
+            fixed[key] = body
+        return fixed
+    return value
+
+
+TrainingJobs = Annotated[dict[int | str, DLCTrainingJobArgs], BeforeValidator(_jobs_by_key)]
+"""``mleks:trainingJobs``: a list of jobs, or a dict of jobs by name."""
+
+
+def job_key(key: int | str) -> str:
+    """How a job's config key is written in messages: ``[0]`` or ``.smoke``."""
+    return f"[{key}]" if isinstance(key, int) else f".{key}"
+
+
+# -- the plan: every decision, before anything is registered ---------------------------
+@dataclass(frozen=True)
+class JobPlan:
+    """What a job will run and request, worked out from its args and the train group."""
+
+    args: DLCTrainingJobArgs
+    image: dlc_catalog.ResolvedImage
+    instance: InstanceType
+    gpus: int
+    cpu: str
+    memory: str
+    shm_size: str
+    backoff_limit: int
+    efa_devices: int
+    env: dict[str, str]
+    policy: dict[str, Any] | None
+    warnings: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.args.name
+
+    @property
+    def namespace(self) -> str:
+        return self.args.namespace
+
+    @property
+    def multi_node(self) -> bool:
+        return self.args.nodes > 1
+
+    @property
+    def master_addr(self) -> str | None:
+        return master_addr(self.name, self.namespace) if self.multi_node else None
+
+
+def master_addr(job: str, namespace: str) -> str:
+    """Pod 0's DNS name: hostname ``<job>-0`` in the subdomain of the headless Service ``<job>``."""
+    return f"{job}-0.{job}.{namespace}.svc.cluster.local"
+
+
+def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> JobPlan:
+    """Check a job against the train group and region, and decide its resources.
+
+    Raises ``ConfigError`` keyed relative to the job (``gpusPerNode``,
+    ``nodes``, ``version``...), so callers can prefix the config path.
+    """
+    instance = group.smallest_instance
+    gpus = args.gpus_per_node if args.gpus_per_node is not None else instance.accelerator_count
+    if gpus > instance.accelerator_count:
+        raise ConfigError(
+            "gpusPerNode",
+            gpus,
+            f"1 to {instance.accelerator_count}, the GPUs of {instance.instance_type} (the smallest type of the train group)",
+            "more GPUs than a node has",
+        )
+    if args.nodes > group.max_size:
+        raise ConfigError(
+            "nodes", args.nodes, f"at most {group.max_size}, the train group's maxSize (nodeGroups.train.maxSize)", "more pods than the group has nodes"
+        )
+
+    try:
+        image = dlc_catalog.resolve_dlc_image(
+            args.framework,
+            args.version or "",
+            region=region,
+            accelerator=args.accelerator,
+            python=args.python,
+            cuda=args.cuda,
+            instance_types=group.instance_infos,
+            image_override=args.image,
+        )
+    except ConfigError as err:
+        if err.key == "region":
+            # The region is right; this job just needs an image from elsewhere.
+            raise ConfigError("image", None, f"an explicit image: there is no DLC registry for {region}", err.problem) from None
+        key = "image" if err.key == "image_override" else err.key
+        raise ConfigError(key, err.value, err.accepted, err.problem) from None
+
+    budget = node_budget(instance)
+    default_cpu, default_memory = default_requests(budget, gpus)
+    cpu = cpu_millis(args.cpu) if args.cpu is not None else default_cpu
+    memory = memory_bytes(args.memory) if args.memory is not None else default_memory
+    fits = f"what {instance.instance_type} can give pods after system reservations"
+    if cpu > budget.cpu_millis:
+        raise ConfigError("cpu", args.cpu, f"at most {_cpu_quantity(budget.cpu_millis)} ({fits})", "does not fit on one node")
+    if memory > budget.memory_bytes:
+        raise ConfigError("memory", args.memory, f"at most {_memory_quantity(budget.memory_bytes // _MIB * _MIB)} ({fits})", "does not fit on one node")
+    default_shm = memory // 4 // _GIB * _GIB or memory // 4 // _MIB * _MIB
+    shm = memory_bytes(args.shm_size) if args.shm_size is not None else default_shm
+    if shm > memory:
+        accepted = f"at most the memory request ({_memory_quantity(memory)}); /dev/shm counts as pod memory"
+        raise ConfigError("shmSize", args.shm_size, accepted, "larger than the memory")
+
+    if args.efa and not group.efa:
+        raise ConfigError("efa", True, "false, or a train group with efa: true", "the train group has no EFA interfaces")
+    use_efa = args.efa if args.efa is not None else (args.nodes > 1 and group.efa)
+    efa_devices = max(1, group.efa_interfaces * gpus // instance.accelerator_count) if use_efa else 0
+
+    warnings = list(image.warnings)
+    gpu_share = gpus / instance.accelerator_count
+    if max(cpu / budget.cpu_millis, memory / budget.memory_bytes) < gpu_share / 2:
+        warnings.append(
+            f"job {args.name}: cpu and memory requests are under half the pod's GPU share of a node; Escalator counts only"
+            " CPU and memory, so it may not add nodes for this job"
+        )
+    if args.ttl_seconds_after_finished is not None:
+        warnings.append(
+            f"job {args.name}: ttlSecondsAfterFinished is set; once Kubernetes deletes the finished job,"
+            " the next `pulumi up --refresh` re-creates it and it runs again"
+        )
+
+    plan_env = _env(args, gpus, region, use_efa, group)
+    return JobPlan(
+        args=args,
+        image=image,
+        instance=instance,
+        gpus=gpus,
+        cpu=args.cpu if args.cpu is not None else _cpu_quantity(cpu),
+        memory=args.memory if args.memory is not None else _memory_quantity(memory),
+        shm_size=args.shm_size if args.shm_size is not None else _memory_quantity(shm),
+        backoff_limit=args.backoff_limit if args.backoff_limit is not None else 3 * args.nodes,
+        efa_devices=efa_devices,
+        env=plan_env,
+        policy=s3_policy(args.data_locations, args.checkpoint_location, partition_of(region)),
+        warnings=tuple(warnings),
+    )
+
+
+def _env(args: DLCTrainingJobArgs, gpus: int, region: str, efa: bool, group: GpuNodeGroupArgs) -> dict[str, str]:
+    """Plain-value variables; ``NODE_RANK`` and ``PET_NODE_RANK`` come from the pod (see :func:`render`)."""
+    env = {"AWS_REGION": region, "NNODES": str(args.nodes), "NPROC_PER_NODE": str(gpus)}
+    if args.nodes > 1:
+        env.update(
+            {
+                "MASTER_ADDR": master_addr(args.name, args.namespace),
+                "MASTER_PORT": str(args.master_port),
+                # The pod's interface under the Amazon VPC CNI; NCCL's bootstrap
+                # (and its socket transport, without EFA) must use it.
+                "NCCL_SOCKET_IFNAME": "eth0",
+            }
+        )
+    if efa:
+        env.update(efa_env(group.instance_infos))
+    if args.s3_data_prefixes:
+        env["MLEKS_S3_DATA_PREFIXES"] = ",".join(args.s3_data_prefixes)
+    if args.s3_checkpoint_prefix:
+        env["MLEKS_S3_CHECKPOINT_PREFIX"] = args.s3_checkpoint_prefix
+    # torchrun reads each --flag from PET_<FLAG> when the flag is not given.
+    for name in ("NNODES", "NPROC_PER_NODE", "MASTER_ADDR", "MASTER_PORT"):
+        if name in env:
+            env[f"PET_{name}"] = env[name]
+    return {**env, **args.env}
+
+
+# -- rendering (pure) ---------------------------------------------------------------------
+def labels_of(plan: JobPlan) -> dict[str, str]:
+    return {
+        **plan.args.labels,
+        "app.kubernetes.io/name": plan.name,
+        "app.kubernetes.io/component": "training",
+        "app.kubernetes.io/managed-by": "pulumi",
+        JOB_LABEL: plan.name,
+    }
+
+
+def render_namespace(name: str) -> KubeObject:
+    """A namespace for training jobs.  Pod Security ``baseline``: DLC images run as
+    root, which ``restricted`` forbids, but nothing here needs host access."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {"pod-security.kubernetes.io/enforce": "baseline", "app.kubernetes.io/managed-by": "pulumi"},
+        },
+    }
+
+
+def render_service_account(plan: JobPlan, role_arn: pulumi.Input[str] | None) -> KubeObject:
+    meta: dict[str, Any] = {"name": plan.name, "namespace": plan.namespace, "labels": labels_of(plan)}
+    if role_arn is not None:
+        meta["annotations"] = {ROLE_ARN_ANNOTATION: role_arn}
+    # No API token: training needs none, and IRSA projects its own token.
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}
+
+
+def render_headless_service(plan: JobPlan) -> KubeObject:
+    """DNS names for the job's pods; its name is the pods' ``subdomain``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": plan.name,
+            "namespace": plan.namespace,
+            "labels": labels_of(plan),
+            # Pods wait for Escalator to add nodes, and finish; neither is a
+            # reason for `pulumi up` to wait for endpoints.
+            "annotations": dict(SKIP_AWAIT),
+        },
+        "spec": {
+            "clusterIP": "None",
+            "selector": {JOB_LABEL: plan.name},
+            # Pod 0 must resolve before any pod is ready (there are no probes).
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": plan.args.master_port, "targetPort": plan.args.master_port, "protocol": "TCP"}],
+        },
+    }
+
+
+def _container(plan: JobPlan) -> dict[str, Any]:
+    args = plan.args
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plan.env.items()]
+    if plan.multi_node:
+        rank = {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}
+        env += [{"name": n, "valueFrom": rank} for n in ("NODE_RANK", "PET_NODE_RANK") if n not in args.env]
+    extended = {NVIDIA_GPU_RESOURCE: str(plan.gpus)}
+    if plan.efa_devices:
+        extended[EFA_RESOURCE] = str(plan.efa_devices)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": plan.image.uri,
+        "imagePullPolicy": "IfNotPresent",
+        "env": env,
+        "resources": {
+            # Extended resources need requests == limits.  Memory is limited to
+            # its request, so a runaway pod is OOM-killed (a counted failure)
+            # instead of pressuring the node into evicting it (ignored, retried
+            # forever).  CPU has no limit: throttling data loaders helps nobody.
+            "requests": {"cpu": plan.cpu, "memory": plan.memory, **extended},
+            "limits": {"memory": plan.memory, **extended},
+        },
+        "securityContext": {"allowPrivilegeEscalation": False},
+        "volumeMounts": [
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            *(
+                {"name": f"shared-{i}", "mountPath": v.mount_path, "readOnly": v.read_only, **({"subPath": v.sub_path} if v.sub_path else {})}
+                for i, v in enumerate(args.volumes)
+            ),
+        ],
+    }
+    if args.command:
+        container["command"] = list(args.command)
+    if args.args:
+        container["args"] = list(args.args)
+    return container
+
+
+def render_job(plan: JobPlan) -> KubeObject:
+    args = plan.args
+    labels = labels_of(plan)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": plan.name,
+        "automountServiceAccountToken": False,
+        # Service environment variables (<SVC>_PORT...) could clash with the
+        # rendezvous variables and are never needed.
+        "enableServiceLinks": False,
+        # Escalator counts a pod towards the train group only when it selects
+        # the group's label by nodeSelector (or required affinity).
+        "nodeSelector": {ROLE_LABEL: "train"},
+        "tolerations": [dict(GPU_TOLERATION)],
+        "containers": [_container(plan)],
+        "volumes": [
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": plan.shm_size}},
+            *({"name": f"shared-{i}", "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": v.read_only}} for i, v in enumerate(args.volumes)),
+        ],
+    }
+    if plan.multi_node:
+        pod_spec["subdomain"] = plan.name
+    rules: list[dict[str, Any]] = [
+        # Spot reclaim, node drain or scale-down, preemption: not the job's fault.
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]
+    if args.fail_job_exit_codes:
+        rules.append({"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": list(args.fail_job_exit_codes)}})
+    spec: dict[str, Any] = {
+        "completions": args.nodes,
+        "parallelism": args.nodes,
+        "backoffLimit": plan.backoff_limit,
+        "podFailurePolicy": {"rules": rules},
+        # A replacement pod starts only once the old one is gone, so two pods
+        # never hold the same rank (and hostname) at once.
+        "podReplacementPolicy": "Failed",
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if plan.multi_node:
+        spec["completionMode"] = "Indexed"
+    if args.active_deadline_seconds is not None:
+        spec["activeDeadlineSeconds"] = args.active_deadline_seconds
+    if args.ttl_seconds_after_finished is not None:
+        spec["ttlSecondsAfterFinished"] = args.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": plan.name, "namespace": plan.namespace, "labels": labels, "annotations": dict(SKIP_AWAIT)},
+        "spec": spec,
+    }
+
+
+def render(plan: JobPlan, role_arn: pulumi.Input[str] | None = None) -> list[KubeObject]:
+    """The job's Kubernetes objects: ServiceAccount, headless Service (multi-node), Job."""
+    objs = [render_service_account(plan, role_arn)]
+    if plan.multi_node:
+        objs.append(render_headless_service(plan))
+    objs.append(render_job(plan))
+    return objs
+
+
+def job_resource_options() -> dict[str, Any]:
+    """Resource options of the Job: any spec change replaces it (delete first: the name is fixed)."""
+    return {"replace_on_changes": ["spec"], "delete_before_replace": True}
+
+
+# -- the component ------------------------------------------------------------------------
+class DLCTrainingJob(pulumi.ComponentResource):
+    """A DLC training Job on the train group of ``cluster``.
+
+    ``node_group`` is the train group's args (its instance types fix the image
+    architecture and the resource checks); ``region`` picks the DLC registry.
+    ``depends_on`` is typically the job's Namespace.  Bad args raise
+    ``ConfigError`` before anything is registered.
+
+    Outputs: ``image`` (the resolved URI), ``job_name``, ``namespace``,
+    ``service_account``, ``role_arn`` (or ``None`` without S3 access),
+    ``master_addr`` (multi-node only).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: DLCTrainingJobArgs,
+        *,
+        cluster: MLCluster,
+        node_group: GpuNodeGroupArgs,
+        region: str,
+        depends_on: list[pulumi.Resource] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        plan = plan_job(args, node_group, region)
+        super().__init__(TYPE, name, None, opts)
+        self.plan = plan
+        for warning in plan.warnings:
+            pulumi.log.warn(warning, resource=self)
+
+        role_arn: pulumi.Output[str] | None = None
+        if plan.policy is not None:
+            role = ServiceAccountRole(
+                f"{name}-irsa",
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_issuer=cluster.oidc_issuer,
+                namespace=plan.namespace,
+                service_account=plan.name,
+                policy=plan.policy,
+                tags=cluster.tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            role_arn = role.role_arn
+
+        deps = list(depends_on or [])
+        created: list[pulumi.Resource] = []
+        for obj in render(plan, role_arn):
+            extra = job_resource_options() if obj["kind"] == "Job" else {}
+            # The Job waits for its ServiceAccount (and so its IRSA role): a pod
+            # created before them would start without AWS credentials.
+            created.append(k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=deps + created, **extra), name_prefix=name))
+
+        self.image = plan.image.uri
+        self.role_arn = role_arn
+        self.register_outputs(
+            {
+                "image": plan.image.uri,
+                "job_name": plan.name,
+                "namespace": plan.namespace,
+                "service_account": plan.name,
+                "role_arn": role_arn,
+                "master_addr": plan.master_addr,
+            }
+        )

@@ -1,0 +1,639 @@
+"""InferenceService: a model server on the inference GPU group, reachable only from inside.
+
+What it renders, in the service's namespace:
+
+* a ServiceAccount, with an IRSA role that may read the model's S3 prefix
+  and nothing else (when a model location is given);
+* a Deployment on ``role=inference`` nodes: GPU toleration, GPU request =
+  limit, CPU/memory at 75% of the GPU share, startup/readiness/liveness
+  probes, rolling updates with ``maxUnavailable: 0``;
+* a ClusterIP Service, a HorizontalPodAutoscaler (autoscaling/v2) and a
+  PodDisruptionBudget;
+* only when ``exposure: internal-nlb``: a second Service of type
+  LoadBalancer for the AWS Load Balancer Controller, scheme ``internal``.
+  Nothing internet-facing is ever rendered.
+
+Model artifacts: with ``model.fetch: init-container`` (default) an init
+container (the AWS CLI) copies ``model.s3Uri`` into an emptyDir mounted
+read-only at ``model.mountPath`` before the server starts; the server needs
+no AWS code.  With ``fetch: server`` nothing is copied; the server reads S3
+itself (vLLM's ``--load-format runai_streamer``, Triton's ``s3://`` model
+repository) with the same workload identity.
+
+Images: an AWS Deep Learning Container resolved through the DLC catalog, or
+any image by reference.  No PyTorch *inference* DLC is newer than 2.6, and
+2.6 is past its end of patch (2026-06-30), so for a current PyTorch name a
+server image (vLLM, Triton, your own) with ``image.uri``.
+
+``pulumi up`` waits for the Deployment to be ready.  On an inference group at
+zero nodes that means cluster-autoscaler adds a node first (node boot, GPU
+driver, a multi-GB image pull, model load): 10-20 minutes is normal, so the
+Deployment carries ``pulumi.com/timeoutSeconds`` (``awaitTimeoutSeconds``,
+default 30 minutes) and a matching ``progressDeadlineSeconds``.
+``skipAwait: true`` makes ``pulumi up`` return as soon as the objects exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import Field, field_validator, model_validator
+
+from components import k8s_objects
+from components.errors import ConfigError
+from components.gpu_catalog import InstanceType
+from components.gpu_node_group import GpuNodeGroupArgs
+from components.k8s_objects import KubeObject
+from components.ml_cluster import MLCluster
+from components.quantity import cpu_quantity, memory_quantity, parse_quantity
+from components.schema import Model
+from components.workload_common import (
+    MANAGED_BY,
+    ImageArgs,
+    await_annotations,
+    check_env,
+    check_kms_key_arn,
+    check_name,
+    check_namespace,
+    container_security_context,
+    parse_s3_uri,
+    placement,
+    pod_security_context,
+    probe_failure_threshold,
+    proportional_requests,
+    resolve_image,
+    resources,
+    runs_as_non_root,
+    s3_read_policy,
+    shared_memory_volume,
+)
+from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+
+TOKEN = "mleks:serving:InferenceService"
+ROLE = "inference"
+COMPONENT = "model-server"
+
+# Pinned AWS CLI v2 image (ECR Public, multi-arch) for the model fetcher.
+AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.32.9"
+
+# AWS Load Balancer Controller: the class makes the controller, and only the
+# controller, own the Service (the legacy in-tree controller, which would
+# make an internet-facing Classic LB by default, ignores Services with a
+# loadBalancerClass); the annotations pin scheme and target type.
+NLB_CLASS = "service.k8s.aws/nlb"
+NLB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+}
+
+Fetch = Literal["init-container", "server"]
+Exposure = Literal["cluster-ip", "internal-nlb"]
+
+
+class ModelSourceArgs(Model):
+    """Where the model's files are, and who copies them."""
+
+    s3_uri: str
+    """``s3://bucket/prefix/``.  The service account may list and read this prefix and nothing else."""
+
+    fetch: Fetch = "init-container"
+    """``init-container``: the AWS CLI copies the prefix to ``mountPath`` before the server starts.
+    ``server``: nothing is copied; the server reads S3 itself.  Default: init-container."""
+
+    mount_path: str = "/models"
+    """Where the copied files appear (read-only) in the server.  Default: /models."""
+
+    size_limit: str = "50Gi"
+    """Largest the copy may grow on the node's disk (emptyDir sizeLimit).  Default: 50Gi."""
+
+    kms_key_arn: str | None = None
+    """The bucket's customer managed KMS key, if any; adds kms:Decrypt on it through S3 only."""
+
+    fetcher_image: str = AWS_CLI_IMAGE
+    """Image of the init container; needs ``aws`` as its entry point.  Default: the pinned AWS CLI v2 image."""
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        parse_s3_uri(value)
+        return value
+
+    @field_validator("mount_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or value in ("/", "/dev", "/proc", "/sys", "/tmp"):
+            raise ConfigError("", value, "an absolute directory such as /models", "not a usable mount path")
+        return value
+
+    @field_validator("size_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        return memory_quantity(value)
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms(cls, value: str | None) -> str | None:
+        return check_kms_key_arn(value)
+
+
+class ProbeArgs(Model):
+    """Health checks.  Model loading is slow, so a startup probe guards the first minutes."""
+
+    readiness_path: str = "/ping"
+    """HTTP path that answers 200 when the server can take requests.  TorchServe (DLC): /ping;
+    vLLM: /health; Triton: /v2/health/ready.  Default: /ping."""
+
+    liveness_path: str | None = None
+    """HTTP path that answers 200 while the process is healthy.  Default: ``readinessPath``."""
+
+    startup_timeout_seconds: int = Field(default=1800, ge=60, le=7200)
+    """How long the server may take to start answering (image already pulled) before it is restarted.  Default: 1800."""
+
+    @field_validator("readiness_path", "liveness_path")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ConfigError("", value, "an HTTP path starting with /, e.g. /health", "not a path")
+        return value
+
+
+class PodsMetricArgs(Model):
+    """A per-pod custom metric (needs a custom metrics adapter such as prometheus-adapter)."""
+
+    name: str
+    """Metric name as the adapter serves it, e.g. ``vllm:num_requests_waiting``."""
+
+    target_average_value: str
+    """Target per-pod average, a quantity such as ``5`` or ``500m``."""
+
+    @field_validator("target_average_value")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        try:
+            parse_quantity(value)
+        except ValueError:
+            raise ConfigError("", value, "a Kubernetes quantity such as 5 or 500m", "not a quantity") from None
+        return value
+
+
+class AutoscalingArgs(Model):
+    """The HorizontalPodAutoscaler.  CPU utilisation needs metrics-server in the cluster."""
+
+    min_replicas: int = Field(default=1, ge=1)
+    """Fewest pods.  Default: 1.  Two or more keep serving through a node drain."""
+
+    max_replicas: int = Field(default=2, ge=1)
+    """Most pods; each takes ``gpus`` GPUs on its own share of a node.  Default: 2."""
+
+    target_cpu_utilization_percent: int | None = Field(default=70, ge=1)
+    """Average CPU utilisation (of requests) to aim for; null turns the CPU metric off.  Default: 70."""
+
+    pods_metric: PodsMetricArgs | None = None
+    """A custom per-pod metric to scale on as well (the HPA follows whichever asks for more pods).  Default: none."""
+
+    scale_down_stabilization_seconds: int = Field(default=600, ge=0, le=3600)
+    """Wait before removing pods after load drops; a new GPU pod takes minutes to start.  Default: 600."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AutoscalingArgs:
+        if self.min_replicas > self.max_replicas:
+            raise ConfigError("maxReplicas", self.max_replicas, f"a number >= minReplicas ({self.min_replicas})", "smaller than minReplicas")
+        if self.target_cpu_utilization_percent is None and self.pods_metric is None:
+            raise ConfigError("targetCpuUtilizationPercent", None, "a percentage, or a podsMetric", "the autoscaler needs at least one metric")
+        return self
+
+
+class InferenceServiceArgs(Model):
+    """One model server.  In stack YAML, under ``inferenceServices.<name>``."""
+
+    name: str
+    """Name of the Deployment, Service and ServiceAccount (filled from the key in stack YAML)."""
+
+    namespace: str = "serving"
+    """Namespace, created if needed.  Default: serving."""
+
+    image: ImageArgs
+    """``{uri: ...}`` for any image, or ``{dlc: {framework, version}}`` for an AWS DLC."""
+
+    command: list[str] | None = None
+    """Container entry point.  Default: the image's."""
+
+    args: list[str] = Field(default_factory=list)
+    """Container arguments.  Default: none (the image's CMD)."""
+
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables (plain values; never put secrets here)."""
+
+    port: int = Field(default=8080, ge=1024, le=65535)
+    """The server's HTTP port (the Service uses the same number).  Default: 8080."""
+
+    gpus: int = Field(default=1, ge=1)
+    """GPUs per pod (``nvidia.com/gpu`` request and limit).  Default: 1."""
+
+    cpu: str | None = None
+    """CPU request.  Default: 75% of the GPU share of the group's smallest type's vCPUs."""
+
+    memory: str | None = None
+    """Memory request and limit.  Default: 75% of the GPU share of the smallest type's memory."""
+
+    shared_memory: str = "2Gi"
+    """Size of the memory-backed /dev/shm; counts against ``memory``.  Default: 2Gi."""
+
+    model: ModelSourceArgs | None = None
+    """Model artifacts in S3.  Default: none (the image or the server brings the model)."""
+
+    probes: ProbeArgs = Field(default_factory=ProbeArgs)
+    """Health check paths and the startup allowance."""
+
+    autoscaling: AutoscalingArgs = Field(default_factory=AutoscalingArgs)
+    """HorizontalPodAutoscaler settings."""
+
+    exposure: Exposure = "cluster-ip"
+    """``cluster-ip``: reachable inside the cluster only.  ``internal-nlb``: also an internal
+    Network Load Balancer, reachable from the VPC (needs the AWS Load Balancer Controller).  Default: cluster-ip."""
+
+    load_balancer_source_cidrs: list[str] = Field(default_factory=list)
+    """With ``internal-nlb``: client networks allowed in.  Default: the controller's default for internal NLBs (the VPC CIDR)."""
+
+    run_as_user: int | None = Field(default=None, ge=0)
+    """UID to run as.  Default: the image's user (root for DLC, vLLM and Triton images).  Set it for images built to run non-root."""
+
+    run_as_group: int | None = Field(default=None, ge=0)
+    """GID to run as.  Default: the image's."""
+
+    fs_group: int | None = Field(default=None, ge=0)
+    """Group that owns mounted volumes.  Default: none."""
+
+    termination_grace_period_seconds: int = Field(default=60, ge=10, le=3600)
+    """Time to finish in-flight requests on shutdown.  Default: 60."""
+
+    await_timeout_seconds: int = Field(default=1800, ge=600, le=7200)
+    """How long ``pulumi up`` waits for the Deployment to be ready (also its progressDeadlineSeconds).  Default: 1800."""
+
+    skip_await: bool = False
+    """True: ``pulumi up`` does not wait for the pods at all.  Default: false."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return check_namespace(value)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_env(value)
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str | None) -> str | None:
+        return None if value is None else cpu_quantity(value)
+
+    @field_validator("memory", "shared_memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        return None if value is None else memory_quantity(value)
+
+    @field_validator("load_balancer_source_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for i, cidr in enumerate(value):
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ConfigError(f"[{i}]", cidr, "a CIDR block such as 10.0.0.0/16", "not a CIDR block") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InferenceServiceArgs:
+        if self.load_balancer_source_cidrs and self.exposure != "internal-nlb":
+            raise ConfigError(
+                "loadBalancerSourceCidrs", self.load_balancer_source_cidrs, "no value unless exposure is internal-nlb", "set without a load balancer"
+            )
+        if self.memory is not None and parse_quantity(self.shared_memory) >= parse_quantity(self.memory):
+            raise ConfigError(
+                "sharedMemory", self.shared_memory, f"less than memory ({self.memory}); /dev/shm counts against it", "as large as the memory limit"
+            )
+        if self.model is not None and self.model.fetch == "init-container" and self.model.mount_path == "/dev/shm":
+            raise ConfigError("model.mountPath", self.model.mount_path, "a directory other than /dev/shm", "clashes with the shared memory mount")
+        return self
+
+
+# -- rendering (pure) --------------------------------------------------------------------
+
+
+def labels(args: InferenceServiceArgs) -> dict[str, str]:
+    return {"app.kubernetes.io/name": args.name, "app.kubernetes.io/component": COMPONENT}
+
+
+def requests_for(args: InferenceServiceArgs, instance: InstanceType) -> tuple[str, str]:
+    """CPU and memory requests: as given, else 75% of the GPU share of ``instance``."""
+    cpu, memory = proportional_requests(instance, args.gpus)
+    return args.cpu or cpu, args.memory or memory
+
+
+def _env(args: InferenceServiceArgs, region: str) -> list[dict[str, Any]]:
+    env: dict[str, str] = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+    if args.model is not None:
+        env["MODEL_S3_URI"] = parse_s3_uri(args.model.s3_uri).uri
+        if args.model.fetch == "init-container":
+            env["MODEL_DIR"] = args.model.mount_path
+    env.update(args.env)
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def _fetcher(args: InferenceServiceArgs, region: str) -> dict[str, Any]:
+    assert args.model is not None
+    source = parse_s3_uri(args.model.s3_uri)
+    return {
+        "name": "fetch-model",
+        "image": args.model.fetcher_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["s3", "sync", "--only-show-errors", "--no-progress", source.uri, args.model.mount_path],
+        # The CLI wants a writable home for its cache; the root filesystem is read-only.
+        "env": [{"name": "AWS_REGION", "value": region}, {"name": "AWS_DEFAULT_REGION", "value": region}, {"name": "HOME", "value": "/tmp"}],
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": {
+            # The fetcher runs non-root whatever the server does; emptyDir is world-writable.
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "model", "mountPath": args.model.mount_path}, {"name": "fetch-tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+
+
+def render_deployment(args: InferenceServiceArgs, *, image: str, instance: InstanceType, region: str) -> KubeObject:
+    cpu, memory = requests_for(args, instance)
+    non_root = runs_as_non_root(args.run_as_user)
+    liveness = args.probes.liveness_path or args.probes.readiness_path
+    fetch = args.model is not None and args.model.fetch == "init-container"
+    container: dict[str, Any] = {
+        "name": "server",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
+        "env": _env(args, region),
+        "resources": resources(cpu, memory, args.gpus),
+        "startupProbe": _http_probe(liveness, 10, probe_failure_threshold(args.probes.startup_timeout_seconds, 10)),
+        "readinessProbe": _http_probe(args.probes.readiness_path, 10, 3),
+        "livenessProbe": _http_probe(liveness, 20, 3),
+        # Endpoints (and NLB targets) drop the pod before the server stops taking requests.
+        "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+        "securityContext": container_security_context(non_root),
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+    if args.command is not None:
+        container["command"] = list(args.command)
+    if args.args:
+        container["args"] = list(args.args)
+    volumes: list[dict[str, Any]] = [shared_memory_volume(args.shared_memory)]
+    pod: dict[str, Any] = {
+        "serviceAccountName": args.name,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
+        **placement(ROLE, args.gpus),
+        "securityContext": pod_security_context(args.run_as_user, args.run_as_group, args.fs_group),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if fetch:
+        assert args.model is not None
+        container["volumeMounts"].append({"name": "model", "mountPath": args.model.mount_path, "readOnly": True})
+        volumes += [{"name": "model", "emptyDir": {"sizeLimit": args.model.size_limit}}, {"name": "fetch-tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+        pod["initContainers"] = [_fetcher(args, region)]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": args.name,
+            "namespace": args.namespace,
+            "labels": {**labels(args), **MANAGED_BY},
+            "annotations": await_annotations(args.await_timeout_seconds, args.skip_await),
+        },
+        "spec": {
+            # No ``replicas``: the HPA owns it, and a value here would be reset
+            # by every ``pulumi up`` (then scaled back by the HPA).
+            "selector": {"matchLabels": labels(args)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            # Same budget as ``pulumi up``'s wait, so both give up together.
+            "progressDeadlineSeconds": args.await_timeout_seconds,
+            "revisionHistoryLimit": 5,
+            "template": {"metadata": {"labels": {**labels(args), **MANAGED_BY}}, "spec": pod},
+        },
+    }
+
+
+def render_service_account(args: InferenceServiceArgs, role_arn: pulumi.Input[str] | None) -> KubeObject:
+    meta: dict[str, Any] = {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}}
+    if role_arn is not None:
+        meta["annotations"] = {ROLE_ARN_ANNOTATION: role_arn}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
+
+
+def render_service(args: InferenceServiceArgs) -> KubeObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": labels(args),
+            "ports": [{"name": "http", "port": args.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def render_internal_nlb(args: InferenceServiceArgs) -> KubeObject:
+    """The opt-in internal NLB: IP targets (pods directly), no node ports at all."""
+    liveness = args.probes.readiness_path
+    annotations = {
+        **NLB_ANNOTATIONS,
+        "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "http",
+        "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": liveness,
+        "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port": "traffic-port",
+    }
+    spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "loadBalancerClass": NLB_CLASS,
+        "allocateLoadBalancerNodePorts": False,
+        "selector": labels(args),
+        "ports": [{"name": "http", "port": args.port, "targetPort": "http", "protocol": "TCP"}],
+    }
+    if args.load_balancer_source_cidrs:
+        spec["loadBalancerSourceRanges"] = list(args.load_balancer_source_cidrs)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"{args.name}-internal", "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}, "annotations": annotations},
+        "spec": spec,
+    }
+
+
+def render_hpa(args: InferenceServiceArgs) -> KubeObject:
+    scaling = args.autoscaling
+    metrics: list[dict[str, Any]] = []
+    if scaling.target_cpu_utilization_percent is not None:
+        metrics.append(
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization_percent}}}
+        )
+    if scaling.pods_metric is not None:
+        metrics.append(
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": scaling.pods_metric.name},
+                    "target": {"type": "AverageValue", "averageValue": scaling.pods_metric.target_average_value},
+                },
+            }
+        )
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": metrics,
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds}},
+        },
+    }
+
+
+def render_pdb(args: InferenceServiceArgs) -> KubeObject:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "spec": {
+            # One at a time.  ``minAvailable: 1`` with one replica would block
+            # every node drain (cluster-autoscaler scale-down, AMI upgrades).
+            "maxUnavailable": 1,
+            # A pod that never got ready must not block a drain either.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            "selector": {"matchLabels": labels(args)},
+        },
+    }
+
+
+def render(
+    args: InferenceServiceArgs,
+    *,
+    image: str,
+    instance: InstanceType,
+    region: str,
+    role_arn: pulumi.Input[str] | None = None,
+) -> list[KubeObject]:
+    """Every Kubernetes object of the service, ServiceAccount first."""
+    objects = [
+        render_service_account(args, role_arn),
+        render_deployment(args, image=image, instance=instance, region=region),
+        render_service(args),
+        render_hpa(args),
+        render_pdb(args),
+    ]
+    if args.exposure == "internal-nlb":
+        objects.append(render_internal_nlb(args))
+    return objects
+
+
+def model_policy(args: InferenceServiceArgs, region: str) -> dict[str, Any] | None:
+    """The IRSA policy: read the model prefix, nothing else; None without a model."""
+    if args.model is None:
+        return None
+    return s3_read_policy(parse_s3_uri(args.model.s3_uri), region=region, kms_key_arn=args.model.kms_key_arn)
+
+
+# -- the component ---------------------------------------------------------------------
+
+
+class InferenceService(pulumi.ComponentResource):
+    """A model server on the inference GPU group of ``cluster``.
+
+    Outputs: ``service_name``, ``namespace``, ``port``, ``image``,
+    ``role_arn`` (None without a model), ``internal_hostname`` (the internal
+    NLB's DNS name, None unless ``exposure: internal-nlb``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: InferenceServiceArgs,
+        *,
+        cluster: MLCluster,
+        node_group: GpuNodeGroupArgs,
+        region: str,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TOKEN, name, None, opts)
+        self.args = args
+        resolved = resolve_image(args.image, region=region, job_type="inference", instance_types=node_group.instance_infos)
+        for warning in resolved.warnings:
+            pulumi.log.warn(f"inference service {args.name}: {warning}", resource=self)
+
+        role_arn: pulumi.Output[str] | None = None
+        policy = model_policy(args, region)
+        if policy is not None:
+            role = ServiceAccountRole(
+                f"{name}-model",
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_issuer=cluster.oidc_issuer,
+                namespace=args.namespace,
+                service_account=args.name,
+                policy=policy,
+                tags=cluster.tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            role_arn = role.role_arn
+
+        objects = render(args, image=resolved.uri, instance=node_group.smallest_instance, region=region, role_arn=role_arn)
+        account = k8s_objects.create(objects[0], cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name)
+        created = {}
+        for obj in objects[1:]:
+            created[(obj["kind"], obj["metadata"]["name"])] = k8s_objects.create(
+                obj, cluster.k8s_opts(self, depends_on=[*depends_on, account]), name_prefix=name
+            )
+
+        internal_hostname: pulumi.Output[Any] | None = None
+        nlb = created.get(("Service", f"{args.name}-internal"))
+        if isinstance(nlb, k8s.core.v1.Service):
+            internal_hostname = nlb.status.apply(_ingress_hostname)
+
+        self.service_name = args.name
+        self.namespace = args.namespace
+        self.image = resolved.uri
+        self.role_arn = role_arn
+        self.internal_hostname = internal_hostname
+        self.register_outputs(
+            {
+                "service_name": args.name,
+                "namespace": args.namespace,
+                "port": args.port,
+                "image": resolved.uri,
+                "role_arn": role_arn,
+                "internal_hostname": internal_hostname,
+            }
+        )
+
+
+def _ingress_hostname(status: Any) -> str | None:
+    ingress = getattr(getattr(status, "load_balancer", None), "ingress", None) or []
+    return ingress[0].hostname if ingress else None

@@ -1,0 +1,375 @@
+"""JupyterNotebook: one Jupyter server on Kubernetes, without Kubeflow, reachable only by port-forward.
+
+What it renders, in the notebook's namespace:
+
+* a generated token (``random.RandomPassword``, a Pulumi secret, stable
+  across runs) in a Secret ``<name>-token``; the server reads it from the
+  environment (``JUPYTER_TOKEN``).  The token is never in stack config;
+* a ServiceAccount without an API token (notebook code has no business
+  with the Kubernetes API);
+* a StatefulSet of one replica (zero when ``stopped: true``) whose home
+  directory is a PersistentVolumeClaim from a volumeClaimTemplate on the
+  encrypted gp3 StorageClass of :mod:`components.ebs_csi_driver`;
+* a ClusterIP Service.  There is no LoadBalancer, NodePort or Ingress: users
+  reach it with ``kubectl port-forward`` (see docs/serving.md).
+
+Placement: with ``gpus > 0`` the pod goes to the train group
+(``nodeSelector role=train``, the GPU toleration, a GPU limit) and asks for
+CPU and memory in proportion to its GPU share, because Escalator, which
+scales the train group, counts only CPU and memory requests.  Without GPUs it
+runs on the system nodes.
+
+Security: the Jupyter Docker Stacks images run as ``jovyan`` (uid 1000,
+group ``users`` gid 100); the pod runs as that user, with fsGroup 100 so the
+new volume is writable, no privilege escalation and no capabilities, so the
+namespace can enforce the ``restricted`` Pod Security level.
+
+Stopping: ``stopped: true`` scales the StatefulSet to zero.  The PVC (and
+the EBS volume) stays; once no pod of the train group is left on the GPU
+node, Escalator taints it and deletes it after ``soft_delete_grace_period``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_random as random
+from pydantic import Field, field_validator, model_validator
+
+from components import k8s_objects
+from components.errors import ConfigError
+from components.gpu_catalog import InstanceType
+from components.gpu_node_group import GpuNodeGroupArgs
+from components.k8s_objects import KubeObject
+from components.ml_cluster import MLCluster
+from components.quantity import cpu_quantity, memory_quantity, parse_quantity, storage_size
+from components.schema import Model
+from components.workload_common import (
+    MANAGED_BY,
+    ImageArgs,
+    await_annotations,
+    check_env,
+    check_name,
+    check_namespace,
+    container_security_context,
+    placement,
+    pod_security_context,
+    proportional_requests,
+    resolve_image,
+    resources,
+    runs_as_non_root,
+    shared_memory_volume,
+)
+
+TOKEN = "mleks:notebooks:JupyterNotebook"
+ROLE = "train"
+COMPONENT = "notebook"
+PORT = 8888
+TOKEN_KEY = "token"
+
+# Jupyter Docker Stacks PyTorch image, CUDA 12 variant, pinned to a weekly
+# build date.  Tag format from the docker-stacks docs; this tag is cited as a
+# valid Quay tag in public material, but was not pulled while writing this.
+DEFAULT_IMAGE = "quay.io/jupyter/pytorch-notebook:cuda12-2026-06-02"
+
+# A CPU-only notebook lands on the system nodes, which are small.
+CPU_ONLY_DEFAULTS = ("500m", "2Gi")
+
+
+class JupyterNotebookArgs(Model):
+    """One Jupyter server.  In stack YAML, under ``notebooks.<name>``."""
+
+    name: str
+    """Name of the StatefulSet, Service and Secret (filled from the key in stack YAML)."""
+
+    namespace: str = "notebooks"
+    """Namespace, created if needed.  Default: notebooks."""
+
+    image: ImageArgs = Field(default_factory=lambda: ImageArgs(uri=DEFAULT_IMAGE))
+    """``{uri: ...}`` or ``{dlc: {framework, version}}``.  Default: the pinned Jupyter PyTorch CUDA 12 image."""
+
+    command: list[str] | None = None
+    """Entry point.  Default: the image's (``start-notebook.py`` in Jupyter Docker Stacks images)."""
+
+    args: list[str] = Field(default_factory=list)
+    """Arguments.  Default: none."""
+
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables (plain values; never secrets)."""
+
+    gpus: int = Field(default=0, ge=0)
+    """GPUs on the train group.  Default: 0 (a CPU notebook on the system nodes)."""
+
+    cpu: str | None = None
+    """CPU request.  Default: 75% of the GPU share of the train group's smallest type; 500m without GPUs."""
+
+    memory: str | None = None
+    """Memory request and limit.  Default: 75% of the GPU share; 2Gi without GPUs."""
+
+    shared_memory: str = "1Gi"
+    """Size of the memory-backed /dev/shm (PyTorch data loaders); counts against ``memory``.  Default: 1Gi."""
+
+    storage_size: str = "50Gi"
+    """Size of the home directory volume, a Kubernetes quantity from 1Gi to 16Ti.  Default: 50Gi."""
+
+    mount_path: str = "/home/jovyan"
+    """Where the volume is mounted.  Default: /home/jovyan (the Docker Stacks user's home)."""
+
+    stopped: bool = False
+    """True scales the notebook to zero; the volume stays.  Default: false."""
+
+    run_as_user: int = Field(default=1000, ge=0)
+    """UID.  Default: 1000 (``jovyan``).  0 (root, e.g. a DLC image) lowers the namespace to baseline Pod Security."""
+
+    run_as_group: int = Field(default=100, ge=0)
+    """GID.  Default: 100 (``users``)."""
+
+    fs_group: int = Field(default=100, ge=0)
+    """Group that owns the volume.  Default: 100."""
+
+    await_timeout_seconds: int = Field(default=1800, ge=300, le=7200)
+    """How long ``pulumi up`` waits for the notebook to be ready (a GPU node may have to start).  Default: 1800."""
+
+    skip_await: bool = False
+    """True: ``pulumi up`` does not wait for the pod.  Default: false."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return check_namespace(value)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        if "JUPYTER_TOKEN" in value:
+            raise ConfigError("JUPYTER_TOKEN", "<hidden>", "no JUPYTER_TOKEN: the token is generated and kept in a Secret", "a token in plain config")
+        return check_env(value)
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str | None) -> str | None:
+        return None if value is None else cpu_quantity(value)
+
+    @field_validator("memory", "shared_memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        return None if value is None else memory_quantity(value)
+
+    @field_validator("storage_size", mode="before")
+    @classmethod
+    def _storage(cls, value: Any) -> str:
+        return storage_size(value)
+
+    @field_validator("mount_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or value in ("/", "/dev", "/dev/shm", "/proc", "/sys"):
+            raise ConfigError("", value, "an absolute directory such as /home/jovyan", "not a usable mount path")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JupyterNotebookArgs:
+        if self.memory is not None and parse_quantity(self.shared_memory) >= parse_quantity(self.memory):
+            raise ConfigError(
+                "sharedMemory", self.shared_memory, f"less than memory ({self.memory}); /dev/shm counts against it", "as large as the memory limit"
+            )
+        return self
+
+
+# -- rendering (pure) -------------------------------------------------------------------
+
+
+def labels(args: JupyterNotebookArgs) -> dict[str, str]:
+    return {"app.kubernetes.io/name": args.name, "app.kubernetes.io/component": COMPONENT}
+
+
+def token_secret_name(args: JupyterNotebookArgs) -> str:
+    return f"{args.name}-token"
+
+
+def requests_for(args: JupyterNotebookArgs, instance: InstanceType | None) -> tuple[str, str]:
+    """CPU and memory: as given; else the GPU share of ``instance``; else the CPU-only defaults."""
+    if args.gpus and instance is not None:
+        cpu, memory = proportional_requests(instance, args.gpus)
+    else:
+        cpu, memory = CPU_ONLY_DEFAULTS
+    return args.cpu or cpu, args.memory or memory
+
+
+def render_secret(args: JupyterNotebookArgs, token: pulumi.Input[str]) -> KubeObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": token_secret_name(args), "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: token},
+    }
+
+
+def render_service_account(args: JupyterNotebookArgs) -> KubeObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "automountServiceAccountToken": False,
+    }
+
+
+def render_service(args: JupyterNotebookArgs) -> KubeObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "spec": {"type": "ClusterIP", "selector": labels(args), "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
+    }
+
+
+def _probe(period: int, failures: int) -> dict[str, Any]:
+    # /api answers without a token (it only reports the server version).
+    return {"httpGet": {"path": "/api", "port": "http"}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+
+
+def render_statefulset(args: JupyterNotebookArgs, *, image: str, instance: InstanceType | None, storage_class: str) -> KubeObject:
+    cpu, memory = requests_for(args, instance)
+    non_root = runs_as_non_root(args.run_as_user)
+    env = [{"name": "JUPYTER_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret_name(args), "key": TOKEN_KEY}}}]
+    env += [{"name": k, "value": v} for k, v in args.env.items()]
+    container: dict[str, Any] = {
+        "name": "notebook",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": env,
+        "resources": resources(cpu, memory, args.gpus),
+        "startupProbe": _probe(10, 30),
+        "readinessProbe": _probe(10, 3),
+        "livenessProbe": _probe(30, 5),
+        "securityContext": container_security_context(non_root),
+        "volumeMounts": [{"name": "home", "mountPath": args.mount_path}, {"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+    if args.command is not None:
+        container["command"] = list(args.command)
+    if args.args:
+        container["args"] = list(args.args)
+    pod = {
+        "serviceAccountName": args.name,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        **placement(ROLE, args.gpus),
+        "securityContext": pod_security_context(args.run_as_user, args.run_as_group, args.fs_group),
+        "containers": [container],
+        "volumes": [shared_memory_volume(args.shared_memory)],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": args.name,
+            "namespace": args.namespace,
+            "labels": {**labels(args), **MANAGED_BY},
+            "annotations": await_annotations(args.await_timeout_seconds, args.skip_await),
+        },
+        "spec": {
+            "replicas": 0 if args.stopped else 1,
+            "serviceName": args.name,
+            "selector": {"matchLabels": labels(args)},
+            "updateStrategy": {"type": "RollingUpdate"},
+            # The home directory outlives the pod, a stop, and the StatefulSet itself.
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            "template": {"metadata": {"labels": {**labels(args), **MANAGED_BY}}, "spec": pod},
+            "volumeClaimTemplates": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": "home", "labels": labels(args)},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class, "resources": {"requests": {"storage": args.storage_size}}},
+                }
+            ],
+        },
+    }
+
+
+def render(args: JupyterNotebookArgs, *, image: str, instance: InstanceType | None, storage_class: str, token: pulumi.Input[str]) -> list[KubeObject]:
+    """Every Kubernetes object of the notebook: ServiceAccount, Secret, Service, StatefulSet."""
+    return [
+        render_service_account(args),
+        render_secret(args, token),
+        render_service(args),
+        render_statefulset(args, image=image, instance=instance, storage_class=storage_class),
+    ]
+
+
+def port_forward_command(args: JupyterNotebookArgs) -> str:
+    return f"kubectl -n {args.namespace} port-forward svc/{args.name} {PORT}:{PORT}"
+
+
+def token_command(args: JupyterNotebookArgs) -> str:
+    return f"kubectl -n {args.namespace} get secret {token_secret_name(args)} -o jsonpath='{{.data.{TOKEN_KEY}}}' | base64 -d"
+
+
+# -- the component -------------------------------------------------------------------------
+
+
+class JupyterNotebook(pulumi.ComponentResource):
+    """A Jupyter server in ``cluster``, optionally with GPUs of the train group.
+
+    ``node_group`` is the train group's args (required when ``gpus > 0``);
+    ``storage_class`` names an existing StorageClass (normally
+    :class:`~components.ebs_csi_driver.EbsCsiDriver`'s), and ``depends_on``
+    should include whatever provides it.
+
+    Outputs: ``service_name``, ``namespace``, ``token_secret_name``,
+    ``stopped``, ``port_forward`` and ``token_command`` (shell commands).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: JupyterNotebookArgs,
+        *,
+        cluster: MLCluster,
+        node_group: GpuNodeGroupArgs | None,
+        region: str,
+        storage_class: str,
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(TOKEN, name, None, opts)
+        if args.gpus and node_group is None:
+            raise ConfigError(f"notebooks.{args.name}.gpus", args.gpus, "0, or a train node group to run on", "no train group was given")
+        self.args = args
+        instance_types = node_group.instance_infos if (node_group is not None and args.gpus) else []
+        resolved = resolve_image(args.image, region=region, job_type="training", instance_types=instance_types)
+        for warning in resolved.warnings:
+            pulumi.log.warn(f"notebook {args.name}: {warning}", resource=self)
+
+        # Generated once and kept in the stack state: the same token on every
+        # run, rotated only by replacing this resource (pulumi up --replace).
+        password = random.RandomPassword(f"{name}-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self))
+        instance = node_group.smallest_instance if (node_group is not None and args.gpus) else None
+        objects = render(args, image=resolved.uri, instance=instance, storage_class=storage_class, token=password.result)
+
+        account, secret, service, statefulset = objects
+        first = [k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name) for obj in (account, secret, service)]
+        k8s_objects.create(statefulset, cluster.k8s_opts(self, depends_on=[*depends_on, *first]), name_prefix=name)
+
+        self.service_name = args.name
+        self.namespace = args.namespace
+        self.register_outputs(
+            {
+                "service_name": args.name,
+                "namespace": args.namespace,
+                "token_secret_name": token_secret_name(args),
+                "stopped": args.stopped,
+                "image": resolved.uri,
+                "port_forward": port_forward_command(args),
+                "token_command": token_command(args),
+            }
+        )

@@ -1,0 +1,137 @@
+"""Who scales which GPU group: Escalator for training, cluster-autoscaler for inference.
+
+Every GPU node group has exactly one owner, ``GpuNodeGroupArgs.owner``:
+``escalator``, ``cluster-autoscaler`` or ``none``.  Per cluster, this module
+gives Escalator's groups to one :class:`EscalatorAddon` and cluster-autoscaler's
+groups to one :class:`ClusterAutoscalerAddon`; a ``none`` group is in neither.
+
+* ``dedicated``: Escalator runs in the train cluster, cluster-autoscaler in the
+  inference cluster.
+* ``unified``: both run in the one cluster, on disjoint groups.
+
+:func:`check` runs while the stack config is parsed (from
+``StackConfig._autoscaling_cross_checks``), before any resource is registered;
+:func:`build` registers the add-ons.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pulumi
+
+from components import cluster_autoscaler_addon, escalator_addon
+from components.cluster_autoscaler_addon import ClusterAutoscalerAddon, ClusterAutoscalerArgs
+from components.errors import ConfigError
+from components.escalator_addon import EscalatorAddon, EscalatorArgs
+from components.gpu_node_group import Autoscaler
+
+if TYPE_CHECKING:
+    from stacks.config import StackConfig
+    from stacks.topology import Platform
+
+ESCALATOR_KEY = "escalator"
+CLUSTER_AUTOSCALER_KEY = "clusterAutoscaler"
+
+
+def owners(cfg: StackConfig) -> dict[str, Autoscaler]:
+    """The owner of each GPU node group, by role."""
+    return {role: g.owner for role, g in cfg.node_groups.items()}
+
+
+def check(cfg: StackConfig) -> list[ConfigError]:
+    """Autoscaling problems that need the whole config.  Keys are relative to ``mleks:``.
+
+    * every ``escalator.nodeGroups.<name>`` block names a node group that Escalator owns;
+    * ``escalator`` / ``clusterAutoscaler`` settings are not given for an autoscaler
+      that owns no group (they would silently do nothing);
+    * per cluster, Escalator accepts its groups (min < max, options consistent
+      with the group), and cluster-autoscaler has a release for the cluster's version.
+    """
+    from stacks.topology import plan  # stacks.topology imports stacks.config
+
+    errors: list[ConfigError] = []
+    esc = cfg.escalator or EscalatorArgs()
+    owner = owners(cfg)
+    escalator_roles = [r for r, o in owner.items() if o == "escalator"]
+
+    for name in esc.node_groups:
+        key = f"{escalator_addon.OPTIONS_KEY}.{name}"
+        if name not in owner:
+            errors.append(ConfigError(key, name, f"the name of a node group under nodeGroups: {sorted(owner)}", "no such node group"))
+        elif owner[name] != "escalator":
+            errors.append(
+                ConfigError(
+                    key,
+                    name,
+                    f"options for a group Escalator owns ({escalator_roles or 'none'}), or set nodeGroups.{name}.autoscaler: escalator",
+                    f"nodeGroups.{name} has autoscaler {owner[name]!r}, so Escalator would never read these options",
+                )
+            )
+    if cfg.escalator is not None and not escalator_roles:
+        errors.append(
+            ConfigError(
+                ESCALATOR_KEY,
+                cfg.escalator.model_dump(by_alias=True, exclude_defaults=True),
+                "no escalator settings, or a node group with autoscaler: escalator",
+                "no node group is scaled by Escalator",
+            )
+        )
+    if cfg.cluster_autoscaler is not None and "cluster-autoscaler" not in owner.values():
+        errors.append(
+            ConfigError(
+                CLUSTER_AUTOSCALER_KEY,
+                cfg.cluster_autoscaler.model_dump(by_alias=True, exclude_defaults=True),
+                "no clusterAutoscaler settings, or a node group with autoscaler: cluster-autoscaler",
+                "no node group is scaled by cluster-autoscaler",
+            )
+        )
+
+    for cp in plan(cfg):
+        groups = [cfg.node_groups[r] for r in cp.roles]
+        escalator_groups = [g for g in groups if g.owner == "escalator"]
+        if escalator_groups:
+            # Unknown option blocks were reported above, once for the stack.
+            errors.extend(escalator_addon.node_group_errors(esc.for_roles([g.role for g in escalator_groups]), escalator_groups))
+        ca_groups = [g for g in groups if g.owner == "cluster-autoscaler"]
+        if ca_groups:
+            errors.extend(cluster_autoscaler_addon.node_group_errors(ca_groups, cfg.cluster.kubernetes_version))
+    # The same cluster setting can fail for several clusters; say it once.
+    unique: dict[str, ConfigError] = {}
+    for err in errors:
+        unique.setdefault(str(err), err)
+    return list(unique.values())
+
+
+def build(cfg: StackConfig, platform: Platform) -> dict[str, list[pulumi.ComponentResource]]:
+    """Register each cluster's autoscalers; returns them by cluster name."""
+    esc = cfg.escalator or EscalatorArgs()
+    ca = cfg.cluster_autoscaler or ClusterAutoscalerArgs()
+    built: dict[str, list[pulumi.ComponentResource]] = {}
+    for name, cluster in platform.clusters.items():
+        groups = platform.groups_in(cluster)
+        addons: list[pulumi.ComponentResource] = []
+        escalator_groups = [g for g in groups if g.args.owner == "escalator"]
+        if escalator_groups:
+            addons.append(
+                EscalatorAddon(
+                    f"{name}-escalator",
+                    esc.for_roles([g.args.role for g in escalator_groups]),
+                    cluster=cluster,
+                    node_groups=escalator_groups,
+                    opts=pulumi.ResourceOptions(parent=cluster),
+                )
+            )
+        ca_groups = [g for g in groups if g.args.owner == "cluster-autoscaler"]
+        if ca_groups:
+            addons.append(
+                ClusterAutoscalerAddon(
+                    f"{name}-cluster-autoscaler",
+                    ca,
+                    cluster=cluster,
+                    node_groups=ca_groups,
+                    opts=pulumi.ResourceOptions(parent=cluster),
+                )
+            )
+        built[name] = addons
+    return built

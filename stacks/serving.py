@@ -1,0 +1,268 @@
+"""Serving and notebooks: wire InferenceServices and JupyterNotebooks into the platform.
+
+* Inference services go to the cluster that holds the ``inference`` group
+  (the inference cluster in ``dedicated``, the one cluster in ``unified``).
+* Notebooks go to the cluster that holds the ``train`` group; GPU notebooks
+  run on that group, CPU notebooks on its system nodes.
+* Each cluster that hosts a notebook gets the EBS CSI driver add-on and the
+  encrypted gp3 StorageClass; other clusters do not.
+* Namespaces are created once per cluster, with the strictest Pod Security
+  level every workload in them allows.
+
+:func:`by_name` and :func:`check` run inside :class:`stacks.config.StackConfig`
+validation, so bad input fails before any resource is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pulumi
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails
+
+from components import k8s_objects
+from components.ebs_csi_driver import EbsCsiDriver
+from components.errors import ConfigError
+from components.gpu_node_group import GpuNodeGroupArgs
+from components.inference_service import InferenceService, InferenceServiceArgs
+from components.jupyter_notebook import JupyterNotebook, port_forward_command, token_command
+from components.workload_common import fit_errors, gpu_count_error, namespace_object, resolve_image, runs_as_non_root
+
+if TYPE_CHECKING:
+    from stacks.config import StackConfig
+    from stacks.topology import Platform
+
+
+# -- config shape and cross-checks (pure) -------------------------------------------------
+
+
+def by_name(value: Any) -> Any:
+    """Accept a mapping by name or a list of objects with ``name``; return the mapping.
+
+    The name is filled into each body from its key, so the rest of the code
+    (and every error message) sees ``<key>.<name>.<field>``.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        out: dict[str, Any] = {}
+        for i, body in enumerate(value):
+            if not isinstance(body, Mapping) or not isinstance(body.get("name"), str):
+                raise ConfigError(
+                    f"[{i}].name", body.get("name") if isinstance(body, Mapping) else body, "an object with a name, e.g. {name: llm, ...}", "missing name"
+                )
+            if body["name"] in out:
+                raise ConfigError(f"[{i}].name", body["name"], "a name not used by another entry", "duplicate name")
+            out[body["name"]] = dict(body)
+        return out
+    if isinstance(value, Mapping):
+        fixed: dict[str, Any] = {}
+        for name, body in value.items():
+            if isinstance(body, Mapping):
+                given = body.get("name", name)
+                if given != name:
+                    raise ConfigError(f"{name}.name", given, f"{name!r} (the name is the entry's key)", "name differs from its key")
+                body = {**body, "name": name}
+            fixed[name] = body
+        return fixed
+    return value
+
+
+def raise_errors(title: str, errors: list[ConfigError]) -> NoReturn:
+    """Raise several ``ConfigError``s from one validator, so one run reports them all.
+
+    :func:`components.schema.to_config_errors` reads each ``ConfigError``
+    back from its line's context, key and all.
+    """
+    lines = [InitErrorDetails(type="value_error", loc=(), input=e.value, ctx={"error": e}) for e in errors]
+    raise ValidationError.from_exception_data(title, lines)
+
+
+def _group_key(role: str) -> str:
+    return f"nodeGroups.{role}"
+
+
+def check(cfg: StackConfig) -> list[ConfigError]:
+    """Every problem the serving and notebook config has against the rest of the stack."""
+    errors: list[ConfigError] = []
+    inference = cfg.node_groups.get("inference")
+    train = cfg.node_groups.get("train")
+
+    for name, svc in cfg.inference_services.items():
+        key = f"inferenceServices.{name}"
+        if inference is None:
+            errors.append(
+                ConfigError(
+                    key,
+                    name,
+                    "an inference node group (nodeGroups.inference) in this stack, or no inference services",
+                    f"the {cfg.topology} stack has no inference nodes (groups: {sorted(cfg.node_groups)}), so no cluster can run it",
+                )
+            )
+            continue
+        gpu_errors = _gpu_errors(key, svc.gpus, svc.cpu, svc.memory, inference)
+        # A pod that fits no node makes the replica bound meaningless; report the cause only.
+        errors += gpu_errors or _replica_errors(key, svc, inference)
+        errors += _image_errors(key, cfg.region, "inference", svc.image, inference.instance_infos)
+
+    for name, nb in cfg.notebooks.items():
+        key = f"notebooks.{name}"
+        if train is None:
+            errors.append(
+                ConfigError(
+                    key,
+                    name,
+                    "a train node group (nodeGroups.train): notebooks live in the training cluster",
+                    f"the {cfg.topology} stack has no train nodes (groups: {sorted(cfg.node_groups)})",
+                )
+            )
+            continue
+        if nb.gpus:
+            errors += _gpu_errors(key, nb.gpus, nb.cpu, nb.memory, train)
+        errors += _image_errors(key, cfg.region, "training", nb.image, train.instance_infos if nb.gpus else [])
+
+    # A service and a notebook of one name would share Kubernetes object names in one namespace.
+    for name in sorted(set(cfg.inference_services) & set(cfg.notebooks)):
+        svc, nb = cfg.inference_services[name], cfg.notebooks[name]
+        if svc.namespace == nb.namespace and _cluster_of(cfg, "inference") == _cluster_of(cfg, "train"):
+            errors.append(
+                ConfigError(f"notebooks.{name}", name, "a name no inference service in the same namespace uses", f"clashes with inferenceServices.{name}")
+            )
+    return errors
+
+
+def _cluster_of(cfg: StackConfig, role: str) -> str | None:
+    """The name of the cluster that holds the ``role`` group, as the topology plans it."""
+    from stacks import topology
+
+    return next((cp.name for cp in topology.plan(cfg) if role in cp.roles), None)
+
+
+def _gpu_errors(key: str, gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs) -> list[ConfigError]:
+    group_key = _group_key(group.role)
+    instance = group.smallest_instance
+    too_many = gpu_count_error(f"{key}.gpus", gpus, group_key, instance)
+    if too_many is not None:
+        return [too_many]
+    return fit_errors(key, cpu, memory, instance, group_key)
+
+
+def _replica_errors(key: str, svc: InferenceServiceArgs, group: GpuNodeGroupArgs) -> list[ConfigError]:
+    # Upper bound: every node the largest member type, as many pods per node as its GPUs allow.
+    per_node = max(t.accelerator_count for t in group.instance_infos) // svc.gpus
+    most = group.max_size * per_node
+    if svc.autoscaling.max_replicas > most:
+        return [
+            ConfigError(
+                f"{key}.autoscaling.maxReplicas",
+                svc.autoscaling.max_replicas,
+                f"at most {most} ({_group_key(group.role)}.maxSize {group.max_size} x {per_node} pod(s) of {svc.gpus} GPU(s) per node)",
+                "more pods than the inference group can ever hold",
+            )
+        ]
+    return []
+
+
+def _image_errors(key: str, region: str, job_type: str, image: Any, instance_types: list[Any]) -> list[ConfigError]:
+    try:
+        resolve_image(image, region=region, job_type=job_type, instance_types=instance_types)
+    except ConfigError as err:
+        return [ConfigError(f"{key}.{err.key}", err.value, err.accepted, err.problem)]
+    return []
+
+
+# -- namespaces (pure) ----------------------------------------------------------------------
+
+
+@dataclass
+class NamespacePlan:
+    """What the workloads of one namespace in one cluster need from it."""
+
+    non_root: list[bool] = field(default_factory=list)
+    internal_nlb: bool = False
+
+    def render(self, name: str) -> dict[str, Any]:
+        return namespace_object(name, restricted=all(self.non_root), readiness_gates=self.internal_nlb)
+
+
+def namespace_plan(cfg: StackConfig) -> dict[tuple[str, str], NamespacePlan]:
+    """(cluster name, namespace) -> what goes into it."""
+    plans: dict[tuple[str, str], NamespacePlan] = {}
+    inference, train = _cluster_of(cfg, "inference"), _cluster_of(cfg, "train")
+    for svc in cfg.inference_services.values():
+        if inference is not None:
+            plan = plans.setdefault((inference, svc.namespace), NamespacePlan())
+            plan.non_root.append(runs_as_non_root(svc.run_as_user))
+            plan.internal_nlb = plan.internal_nlb or svc.exposure == "internal-nlb"
+    for nb in cfg.notebooks.values():
+        if train is not None:
+            plans.setdefault((train, nb.namespace), NamespacePlan()).non_root.append(runs_as_non_root(nb.run_as_user))
+    return plans
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+def build(cfg: StackConfig, platform: Platform) -> None:
+    """Register every inference service and notebook of the stack, and what they need."""
+    if not cfg.inference_services and not cfg.notebooks:
+        return
+
+    namespaces: dict[tuple[str, str], pulumi.Resource] = {}
+    for (cluster_name, namespace), plan in sorted(namespace_plan(cfg).items()):
+        cluster = platform.clusters[cluster_name]
+        namespaces[(cluster_name, namespace)] = k8s_objects.create(plan.render(namespace), cluster.k8s_opts(cluster), name_prefix=f"{cluster_name}-workloads")
+
+    exported_services: dict[str, Any] = {}
+    inference_cluster = platform.cluster_for("inference")
+    for name, svc in cfg.inference_services.items():
+        assert inference_cluster is not None  # guaranteed by check()
+        service = InferenceService(
+            f"{inference_cluster.name}-{name}",
+            svc,
+            cluster=inference_cluster,
+            node_group=cfg.node_groups["inference"],
+            region=cfg.region,
+            depends_on=[namespaces[(inference_cluster.name, svc.namespace)]],
+            opts=pulumi.ResourceOptions(parent=inference_cluster),
+        )
+        exported_services[name] = {
+            "cluster": inference_cluster.name,
+            "namespace": svc.namespace,
+            "url": f"http://{svc.name}.{svc.namespace}.svc.cluster.local:{svc.port}",
+            "portForward": f"kubectl -n {svc.namespace} port-forward svc/{svc.name} {svc.port}:{svc.port}",
+            "image": service.image,
+            "internalHostname": service.internal_hostname,
+        }
+
+    exported_notebooks: dict[str, Any] = {}
+    train_cluster = platform.cluster_for("train")
+    if cfg.notebooks:
+        assert train_cluster is not None  # guaranteed by check()
+        storage = EbsCsiDriver(f"{train_cluster.name}-ebs-csi", cluster=train_cluster, opts=pulumi.ResourceOptions(parent=train_cluster))
+        for name, nb in cfg.notebooks.items():
+            JupyterNotebook(
+                f"{train_cluster.name}-{name}",
+                nb,
+                cluster=train_cluster,
+                node_group=cfg.node_groups["train"],
+                region=cfg.region,
+                storage_class=storage.storage_class_name,
+                depends_on=[namespaces[(train_cluster.name, nb.namespace)], storage],
+                opts=pulumi.ResourceOptions(parent=train_cluster),
+            )
+            exported_notebooks[name] = {
+                "cluster": train_cluster.name,
+                "namespace": nb.namespace,
+                "stopped": nb.stopped,
+                "portForward": port_forward_command(nb),
+                "token": token_command(nb),
+            }
+
+    if exported_services:
+        pulumi.export("inferenceServices", exported_services)
+    if exported_notebooks:
+        pulumi.export("notebooks", exported_notebooks)

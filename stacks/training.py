@@ -1,0 +1,96 @@
+"""Training jobs from stack config (``mleks:trainingJobs``): checks and wiring.
+
+Users add jobs in the stack YAML, no code: a list of jobs, or a dict of jobs
+by name (see ``docs/training.md``).  :func:`check` runs inside
+``StackConfig`` validation, so a job that cannot run (no train group, more
+pods than the group has nodes, more GPUs than a node has, an image the
+resolver refuses) fails before any resource is registered.  :func:`build`
+puts each job on the cluster that holds the train group, creates the jobs'
+namespaces there, and exports the resolved image of every job.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+from components import k8s_objects
+from components.dlc_training_job import (
+    PREEXISTING_NAMESPACES,
+    DLCTrainingJob,
+    DLCTrainingJobArgs,
+    job_key,
+    plan_job,
+    render_namespace,
+)
+from components.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stacks.config import StackConfig
+    from stacks.topology import Platform
+
+KEY = "trainingJobs"
+
+
+def jobs(cfg: StackConfig) -> list[tuple[str, DLCTrainingJobArgs]]:
+    """Each job with its config key, e.g. ``("trainingJobs[0]", args)`` or ``("trainingJobs.smoke", args)``."""
+    return [(f"{KEY}{job_key(key)}", args) for key, args in cfg.training_jobs.items()]
+
+
+def check(cfg: StackConfig) -> list[ConfigError]:
+    """The whole-config checks of every job, as errors (empty when all is well)."""
+    errors: list[ConfigError] = []
+    group = cfg.node_groups.get("train")
+    for key, args in jobs(cfg):
+        if group is None:
+            errors.append(ConfigError(key, args.name, "a stack with a nodeGroups.train group, or no training jobs", "this stack has no train node group"))
+            continue
+        try:
+            plan_job(args, group, cfg.region)
+        except ConfigError as err:
+            errors.append(ConfigError(f"{key}.{err.key}", err.value, err.accepted, err.problem))
+    return errors
+
+
+def build(cfg: StackConfig, platform: Platform) -> dict[str, DLCTrainingJob]:
+    """Register every job on the train group's cluster; export ``trainingJobs``."""
+    built: dict[str, DLCTrainingJob] = {}
+    cluster = platform.cluster_for("train")
+    exported: dict[str, Any] = {}
+    if cluster is not None:
+        group = cfg.node_groups["train"]
+        namespaces: dict[str, pulumi.Resource] = {}
+        for _, args in jobs(cfg):
+            if args.namespace not in namespaces and args.namespace not in PREEXISTING_NAMESPACES:
+                # Shared by the jobs in it, so owned by the stack rather than by any
+                # one job.  Retained on delete: users put their own objects there
+                # (the FSx/EFS claims the jobs mount), which deleting it would destroy.
+                ns_obj = render_namespace(args.namespace)
+                opts = cluster.k8s_opts(cluster, retain_on_delete=True)
+                namespaces[args.namespace] = k8s_objects.create(ns_obj, opts, name_prefix=f"{cluster.name}-training")
+            ns = namespaces.get(args.namespace)
+            job = DLCTrainingJob(
+                f"{cluster.name}-{args.name}",
+                args,
+                cluster=cluster,
+                node_group=group,
+                region=cfg.region,
+                depends_on=[ns] if ns is not None else None,
+                opts=pulumi.ResourceOptions(parent=cluster),
+            )
+            built[args.name] = job
+            plan = job.plan
+            exported[args.name] = {
+                "cluster": cluster.name,
+                "namespace": plan.namespace,
+                "image": plan.image.uri,
+                "nodes": plan.args.nodes,
+                "gpusPerNode": plan.gpus,
+                "requests": {"cpu": plan.cpu, "memory": plan.memory},
+                "efaPerPod": plan.efa_devices,
+                "masterAddr": plan.master_addr,
+                "warnings": list(plan.warnings),
+            }
+    pulumi.export("trainingJobs", exported)
+    return built
