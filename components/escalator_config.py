@@ -55,7 +55,7 @@ import difflib
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -71,7 +71,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, ValidationError
 
 from components.errors import ConfigError, ConfigErrors
-from components.schema import Model
+from components.schema import Model, error_line, raise_all
 
 ESCALATOR_VERSION = "v1.16.2"
 
@@ -206,20 +206,6 @@ def _escalator_duration(text: str) -> int:
 # --------------------------------------------------------------------------
 
 
-def _line(error: ConfigError) -> InitErrorDetails:
-    return InitErrorDetails(type="value_error", loc=(), input=error.value, ctx={"error": error})
-
-
-def raise_all(title: str, errors: list[ConfigError]) -> NoReturn:
-    """Raise several ``ConfigError``s from one validator, so all are reported.
-
-    pydantic-core turns a ``ValidationError`` raised inside a validator into
-    its line errors, and :func:`components.schema.to_config_errors` reads the
-    ``ConfigError`` back from each line's context.
-    """
-    raise ValidationError.from_exception_data(title, [_line(e) for e in errors])
-
-
 def _check_keys(model: type[BaseModel], data: Any, handler: Callable[[Any], Any], rejected: Mapping[str, tuple[str, str]]) -> Any:
     """Body of a wrap validator: explain unknown keys, and still validate the rest.
 
@@ -245,7 +231,7 @@ def _check_keys(model: type[BaseModel], data: Any, handler: Callable[[Any], Any]
         errors.append(ConfigError(str(key), value, f"one of the known keys {sorted(known)}", problem))
     if not errors:
         return handler(data)
-    lines = [_line(e) for e in errors]
+    lines = [error_line(e) for e in errors]
     try:
         handler({k: v for k, v in data.items() if k in known})
     except ValidationError as exc:
@@ -1074,7 +1060,6 @@ __all__ = [
     "build_node_group_entries",
     "config_checksum",
     "parse_go_duration",
-    "raise_all",
     "render_config_yaml",
     "require_duration",
     "validate_with_escalator_rules",

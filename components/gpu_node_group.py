@@ -39,6 +39,10 @@ AMI_FAMILY_LABEL = "mleks.io/ami-family"
 GPU_MODEL_LABEL = "mleks.io/gpu-model"
 GPU_COUNT_LABEL = "mleks.io/gpu-count"
 GPU_MEMORY_LABEL = "mleks.io/gpu-memory-mib"
+# cluster-autoscaler's AWS provider treats a node with this label as a GPU node
+# that is still starting, instead of a node without GPUs, while the device
+# plugin registers; without it, scale-up from zero can order extra nodes.
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 
 DEFAULT_AUTOSCALER: dict[str, Autoscaler] = {"train": "escalator", "inference": "cluster-autoscaler"}
 
@@ -190,6 +194,7 @@ class GpuNodeGroupArgs(Model):
             AMI_FAMILY_LABEL: self.ami_family,
         }
         facts = {
+            ACCELERATOR_LABEL: {f"nvidia-{t.accelerator_model}" for t in infos},
             GPU_MODEL_LABEL: {t.accelerator_model for t in infos},
             GPU_COUNT_LABEL: {str(t.accelerator_count) for t in infos},
             GPU_MEMORY_LABEL: {str(t.accelerator_memory_mib) for t in infos},

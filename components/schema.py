@@ -15,11 +15,12 @@ the bad value and what is accepted.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails
 
 from components.errors import ConfigError, ConfigErrors
 
@@ -107,6 +108,21 @@ def to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], pref
         msg = str(err["msg"]).removeprefix("Value error, ")
         errors.append(ConfigError(key, err.get("input"), msg))
     return ConfigErrors(errors)
+
+
+def error_line(error: ConfigError) -> InitErrorDetails:
+    """One pydantic line error that carries ``error`` (see :func:`raise_all`)."""
+    return InitErrorDetails(type="value_error", loc=(), input=error.value, ctx={"error": error})
+
+
+def raise_all(title: str, errors: list[ConfigError]) -> NoReturn:
+    """Raise several ``ConfigError``s from one validator, so one run reports them all.
+
+    pydantic-core turns a ``ValidationError`` raised inside a validator into
+    its line errors, and :func:`to_config_errors` reads each ``ConfigError``
+    back from its line's context, key and all.
+    """
+    raise pydantic.ValidationError.from_exception_data(title, [error_line(e) for e in errors])
 
 
 def parse(model: type[M], data: Any, prefix: str = "") -> M:

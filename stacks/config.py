@@ -20,12 +20,11 @@ from components.cluster_autoscaler_addon import ClusterAutoscalerArgs
 from components.dlc_training_job import TrainingJobs
 from components.errors import ConfigError, ConfigErrors
 from components.escalator_addon import EscalatorArgs
-from components.escalator_config import raise_all
 from components.gpu_node_group import GpuNodeGroupArgs, Role
 from components.inference_service import InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebookArgs
 from components.ml_cluster import MLClusterArgs
-from components.schema import Model, parse
+from components.schema import Model, parse, raise_all
 
 NAMESPACE = "mleks"
 Topology = Literal["dedicated", "unified"]
@@ -129,28 +128,9 @@ class StackConfig(Model):
 
         return serving.by_name(value)
 
-    @model_validator(mode="after")
-    def _serving_cross_checks(self) -> StackConfig:
-        from stacks import serving
-
-        errors = serving.check(self)
-        if errors:
-            serving.raise_errors(type(self).__name__, errors)
-        return self
-
     training_jobs: TrainingJobs = Field(default_factory=dict)
     """DLC training jobs on the train group (``mleks:trainingJobs``): a list of jobs, or a dict
     of jobs by name; see components/dlc_training_job.py and docs/training.md.  Default: none."""
-
-    @model_validator(mode="after")
-    def _training_cross_checks(self) -> StackConfig:
-        # Imported here: stacks.training refers back to this module.
-        from stacks import training
-
-        errors = training.check(self)
-        if errors:
-            raise_all(type(self).__name__, errors)
-        return self
 
     escalator: EscalatorArgs | None = None
     """Escalator (``mleks:escalator``): options per Escalator-owned node group under
@@ -162,11 +142,12 @@ class StackConfig(Model):
     timing and thresholds.  Default: the GPU-service defaults of ClusterAutoscalerArgs."""
 
     @model_validator(mode="after")
-    def _autoscaling_cross_checks(self) -> StackConfig:
-        # Imported here: the checks need stacks.topology, which imports this module.
-        from stacks import autoscaling
+    def _cross_checks(self) -> StackConfig:
+        """Checks between sections (a job against its node group, ...), all reported together."""
+        # Imported here: these modules import stacks.topology, which imports this one.
+        from stacks import autoscaling, serving, training
 
-        errors = autoscaling.check(self)
+        errors = [*autoscaling.check(self), *training.check(self), *serving.check(self)]
         if errors:
             raise_all(type(self).__name__, errors)
         return self

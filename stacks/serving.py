@@ -17,11 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pulumi
-from pydantic import ValidationError
-from pydantic_core import InitErrorDetails
 
 from components import k8s_objects
 from components.ebs_csi_driver import EbsCsiDriver
@@ -69,16 +67,6 @@ def by_name(value: Any) -> Any:
             fixed[name] = body
         return fixed
     return value
-
-
-def raise_errors(title: str, errors: list[ConfigError]) -> NoReturn:
-    """Raise several ``ConfigError``s from one validator, so one run reports them all.
-
-    :func:`components.schema.to_config_errors` reads each ``ConfigError``
-    back from its line's context, key and all.
-    """
-    lines = [InitErrorDetails(type="value_error", loc=(), input=e.value, ctx={"error": e}) for e in errors]
-    raise ValidationError.from_exception_data(title, lines)
 
 
 def _group_key(role: str) -> str:

@@ -62,6 +62,7 @@ def test_gpu_group_labels_carry_the_gpu_facts_of_its_instance_type(rendered):
     train = groups["train"].inputs["labels"]
     assert train["mleks.io/gpu-model"] == "a100"
     assert train["mleks.io/gpu-count"] == "8"
+    assert train["k8s.amazonaws.com/accelerator"] == "nvidia-a100"
     assert train["vpc.amazonaws.com/efa.present"] == "true"
     inference = groups["inference"].inputs["labels"]
     assert inference["mleks.io/gpu-model"] == "l40s" and inference["mleks.io/gpu-count"] == "1"
