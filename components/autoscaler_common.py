@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import k8s_objects
+from components.errors import ConfigError, ConfigErrors
 from components.k8s_objects import KubeObject
 from components.ml_cluster import ROLE_LABEL, SYSTEM_ROLE, MLCluster
 from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
@@ -80,6 +81,62 @@ def spread_replicas(selector: dict[str, str]) -> dict[str, Any]:
                 }
             ]
         }
+    }
+
+
+def controller_deployment(
+    name: str,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    *,
+    image: str,
+    command: pulumi.Input[list[str]],
+    env: list[dict[str, Any]],
+    port: int,
+    port_name: str,
+    probe_path: str,
+    resources: dict[str, Any],
+    pod_annotations: dict[str, Any] | None = None,
+    volume_mounts: list[dict[str, Any]] | None = None,
+    volumes: list[dict[str, Any]] | None = None,
+) -> KubeObject:
+    """The controller's Deployment: :data:`REPLICAS` leader-elected pods spread over the system
+    nodes, hardened, probed over HTTP on ``port``, running as the service account ``name``."""
+    probe = {"httpGet": {"path": probe_path, "port": port_name}, "timeoutSeconds": 5}
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "command": command,
+        "env": env,
+        "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": {**probe, "periodSeconds": 10},
+        "livenessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 20, "failureThreshold": 3},
+        "resources": resources,
+        "securityContext": container_security_context(),
+        # A controller that exits on bad config or a missing ASG says why in its
+        # last log line; show it in the pod status.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if volume_mounts:
+        container["volumeMounts"] = volume_mounts
+    pod: dict[str, Any] = {
+        "serviceAccountName": name,
+        "priorityClassName": "system-cluster-critical",
+        "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
+        "affinity": spread_replicas(selector),
+        "securityContext": pod_security_context(),
+        "containers": [container],
+    }
+    if volumes:
+        pod["volumes"] = volumes
+    template_meta: dict[str, Any] = {"labels": labels}
+    if pod_annotations:
+        template_meta["annotations"] = pod_annotations
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+        "spec": {"replicas": REPLICAS, "selector": {"matchLabels": selector}, "template": {"metadata": template_meta, "spec": pod}},
     }
 
 
@@ -149,8 +206,11 @@ def account_and_partition(parent: pulumi.Resource) -> tuple[pulumi.Output[str], 
     return account, partition
 
 
-def require_same_cluster(node_groups: Sequence[GpuNodeGroup], cluster: MLCluster, controller: str) -> None:
-    """An autoscaler only sees the nodes of the cluster it runs in."""
+def require_valid_groups(errors: list[ConfigError], node_groups: Sequence[GpuNodeGroup], cluster: MLCluster, controller: str) -> None:
+    """Refuse, before anything is registered, groups the controller cannot scale: ``errors``
+    from its own checks, and groups of another cluster (an autoscaler only sees its own)."""
+    if errors:
+        raise ConfigErrors(errors)
     for g in node_groups:
         if g.cluster is not cluster:
             raise ValueError(f"node group {g.args.role!r} belongs to another cluster; {controller} only scales its own cluster's groups")
@@ -171,16 +231,7 @@ def deploy_with_irsa(
     policy: both controllers describe their ASGs at start-up and exit when
     they cannot.
     """
-    irsa = ServiceAccountRole(
-        f"{name}-irsa",
-        oidc_provider_arn=cluster.oidc_provider_arn,
-        oidc_issuer=cluster.oidc_issuer,
-        namespace=NAMESPACE,
-        service_account=service_account,
-        policy=policy,
-        tags=cluster.tags,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+    irsa = ServiceAccountRole.of_cluster(f"{name}-irsa", cluster, parent=parent, namespace=NAMESPACE, service_account=service_account, policy=policy)
     opts = cluster.k8s_opts(parent, depends_on=[irsa])
     for obj in render(irsa.role_arn):
         k8s_objects.create(obj, opts, name_prefix=name)

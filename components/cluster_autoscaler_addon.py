@@ -30,21 +30,17 @@ from pydantic import Field, field_validator, model_validator
 
 from components.autoscaler_common import (
     NAMESPACE,
-    REPLICAS,
-    SYSTEM_NODE_SELECTOR,
     account_and_partition,
     asg_arn,
     cluster_role_binding,
-    container_security_context,
+    controller_deployment,
     deploy_with_irsa,
     metrics_service,
     pod_disruption_budget,
-    pod_security_context,
-    require_same_cluster,
+    require_valid_groups,
     service_account,
-    spread_replicas,
 )
-from components.errors import ConfigError, ConfigErrors
+from components.errors import ConfigError
 from components.escalator_config import parse_go_duration, require_duration
 from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.k8s_objects import KubeObject
@@ -357,44 +353,22 @@ def role_binding(kubernetes_version: str) -> KubeObject:
 
 
 def deployment(*, command: pulumi.Input[list[str]], kubernetes_version: str, region: str) -> KubeObject:
-    probe = {"httpGet": {"path": "/health-check", "port": "http"}, "timeoutSeconds": 5}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": labels(kubernetes_version)},
-        "spec": {
-            "replicas": REPLICAS,
-            "selector": {"matchLabels": SELECTOR},
-            "template": {
-                "metadata": {"labels": labels(kubernetes_version)},
-                "spec": {
-                    "serviceAccountName": NAME,
-                    "priorityClassName": "system-cluster-critical",
-                    "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
-                    "affinity": spread_replicas(SELECTOR),
-                    "securityContext": pod_security_context(),
-                    "containers": [
-                        {
-                            "name": NAME,
-                            "image": image_for(kubernetes_version),
-                            "command": command,
-                            "env": [
-                                {"name": "AWS_REGION", "value": region},
-                                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                                {"name": "SERVICE_ACCOUNT", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
-                            ],
-                            "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
-                            "readinessProbe": {**probe, "periodSeconds": 10},
-                            "livenessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 20, "failureThreshold": 3},
-                            "resources": RESOURCES,
-                            "securityContext": container_security_context(),
-                            "terminationMessagePolicy": "FallbackToLogsOnError",
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return controller_deployment(
+        NAME,
+        labels(kubernetes_version),
+        SELECTOR,
+        image=image_for(kubernetes_version),
+        command=command,
+        env=[
+            {"name": "AWS_REGION", "value": region},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "SERVICE_ACCOUNT", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
+        ],
+        port=HTTP_PORT,
+        port_name="http",
+        probe_path="/health-check",
+        resources=RESOURCES,
+    )
 
 
 def render(*, command: pulumi.Input[list[str]], kubernetes_version: str, region: str, role_arn: pulumi.Input[str]) -> list[KubeObject]:
@@ -442,10 +416,7 @@ class ClusterAutoscalerAddon(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         group_args = [g.args for g in node_groups]
-        errors = node_group_errors(group_args, cluster.kubernetes_version)
-        if errors:
-            raise ConfigErrors(errors)
-        require_same_cluster(node_groups, cluster, "cluster-autoscaler")
+        require_valid_groups(node_group_errors(group_args, cluster.kubernetes_version), node_groups, cluster, "cluster-autoscaler")
         super().__init__("mleks:addons:ClusterAutoscalerAddon", name, None, opts)
 
         asg_names: pulumi.Output[list[str]] = pulumi.Output.all(*[g.asg_name for g in node_groups])

@@ -14,7 +14,8 @@ train node group (the train cluster in ``dedicated``, the one cluster in
   memory requests only, never GPUs, so a pod asking for 8 GPUs and 1 CPU would
   look like 1% of a node and Escalator would not scale up for it.  The default
   is ``gpus / gpus-per-node`` of an estimate of what a node can give pods
-  (:func:`node_budget`); explicit values are checked against the same estimate.
+  (:mod:`components.node_capacity`); explicit values are checked against the
+  same estimate.
   A memory-backed ``/dev/shm`` serves PyTorch data-loader workers.
 * **Failure handling**: ``restartPolicy: Never``, a ``backoffLimit``, and a
   ``podFailurePolicy`` that ignores disruptions (spot reclaim, node drain,
@@ -52,25 +53,24 @@ job again: ``pulumi up --replace <urn of the Job>``.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import pulumi
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components import dlc_catalog, k8s_objects
 from components.errors import ConfigError
-from components.gpu_catalog import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
+from components.gpu_catalog import InstanceType
 from components.gpu_node_group import GpuNodeGroupArgs
 from components.k8s_objects import KubeObject
-from components.ml_cluster import ROLE_LABEL, MLCluster
-from components.nvidia_device_plugin import GPU_TOLERATION
-from components.quantity import parse_quantity
+from components.ml_cluster import MLCluster
+from components.node_capacity import BATCH, fit_errors, gpu_count_error, node_budget, share_requests
+from components.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
+from components.s3_access import S3Location, parse_s3_uri, s3_policy
 from components.schema import Model
+from components.workload_common import EnvVars, placement, resources, shared_memory_volume
 from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 TYPE = "mleks:training:DLCTrainingJob"
@@ -80,23 +80,13 @@ SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 JOB_LABEL = "mleks.io/training-job"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 DEFAULT_MASTER_PORT = 29500
+GROUP_KEY = "nodeGroups.train"
 # Exit codes that mean the command is wrong, so retrying cannot help: 2 is a
 # usage error (Python argparse, bash builtins, "can't open file"), 126 "not
 # executable", 127 "command not found".
 DEFAULT_FAIL_JOB_EXIT_CODES = (2, 126, 127)
 # Namespaces every cluster already has; the stack never creates or deletes them.
 PREEXISTING_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
-
-# -- what a node can give pods (an estimate, deliberately on the low side) ----
-# Karpenter's default vmMemoryOverheadPercent: the share of the EC2 memory
-# figure the hypervisor and kernel keep before kubelet reports capacity.
-VM_MEMORY_OVERHEAD = Decimal("0.075")
-# kubelet's eviction-hard memory.available on the EKS AMIs.
-EVICTION_HARD_MIB = 100
-# Requests of the DaemonSets on every GPU node (aws-node, kube-proxy, the
-# NVIDIA and EFA device plugins, CSI node drivers, a log or metrics agent).
-DAEMONSET_CPU_MILLIS = 500
-DAEMONSET_MEMORY_MIB = 1024
 
 # Instance families whose EFA supports RDMA read, where libfabric may use
 # GPUDirect RDMA.  Newer libfabric (>= 1.18) detects this itself; the variable
@@ -106,180 +96,8 @@ DAEMONSET_MEMORY_MIB = 1024
 EFA_RDMA_READ_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200"})
 
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-_S3_URI = re.compile(r"^s3://(?P<bucket>[^/]+)(?:/(?P<prefix>.*))?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _MIB = 2**20
 _GIB = 2**30
-
-
-# -- Kubernetes quantities ----------------------------------------------------
-def cpu_millis(quantity: str) -> int:
-    """Millicores of a CPU quantity such as ``"8"``, ``"7.5"`` or ``"500m"``."""
-    try:
-        return math.ceil(parse_quantity(quantity) * 1000)
-    except ValueError:
-        raise ConfigError("", quantity, 'a CPU quantity such as "8", "7.5" or "7500m"', "not a Kubernetes quantity") from None
-
-
-def memory_bytes(quantity: str) -> int:
-    """Bytes of a memory quantity such as ``"64Gi"``, ``"512Mi"`` or ``"100G"``."""
-    try:
-        return math.ceil(parse_quantity(quantity))
-    except ValueError:
-        raise ConfigError("", quantity, 'a memory quantity such as "64Gi" or "512Mi"', "not a Kubernetes quantity") from None
-
-
-def _cpu_quantity(millis: int) -> str:
-    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
-
-
-def _memory_quantity(size: int) -> str:
-    if size % _GIB == 0:
-        return f"{size // _GIB}Gi"
-    if size % _MIB == 0:
-        return f"{size // _MIB}Mi"
-    return str(size)
-
-
-# -- S3 -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class S3Location:
-    """``s3://bucket/prefix``: a bucket and a key prefix (possibly empty: the whole bucket)."""
-
-    bucket: str
-    prefix: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
-
-def parse_s3_uri(uri: str) -> S3Location:
-    match = _S3_URI.fullmatch(uri.strip())
-    if match is None or not _BUCKET.fullmatch(match["bucket"]) or ".." in match["bucket"]:
-        raise ConfigError("", uri, "an S3 URI such as s3://my-bucket/datasets/imagenet/", "not an s3://bucket/prefix URI")
-    prefix = match["prefix"] or ""
-    if "*" in prefix or "?" in prefix:
-        raise ConfigError("", uri, "a plain key prefix; every key under it is covered", "wildcards are not allowed in the prefix")
-    return S3Location(match["bucket"], prefix)
-
-
-def partition_of(region: str) -> str:
-    """The AWS partition a region belongs to, for ARNs."""
-    for start, partition in (
-        ("cn-", "aws-cn"),
-        ("us-gov-", "aws-us-gov"),
-        ("us-isob-", "aws-iso-b"),
-        ("us-isof-", "aws-iso-f"),
-        ("us-iso-", "aws-iso"),
-        ("eu-isoe-", "aws-iso-e"),
-        ("eusc-", "aws-eusc"),
-    ):
-        if region.startswith(start):
-            return partition
-    return "aws"
-
-
-def s3_policy(data: list[S3Location], checkpoint: S3Location | None, partition: str = "aws") -> dict[str, Any] | None:
-    """The IRSA permissions of a job: read the data prefixes, read and write the checkpoint prefix.
-
-    * ``s3:ListBucket`` on each bucket, limited by an ``s3:prefix`` condition
-      to the given prefixes (unconditional only for a whole-bucket prefix);
-    * ``s3:GetObject`` on ``bucket/prefix*`` for data and checkpoints (a retry
-      resumes from the last checkpoint, so it must read it back);
-    * ``s3:PutObject`` (which also authorises CreateMultipartUpload, UploadPart
-      and CompleteMultipartUpload), ``s3:AbortMultipartUpload`` and
-      ``s3:ListMultipartUploadParts`` on the checkpoint prefix only.
-
-    Deliberately absent: ``s3:DeleteObject`` (rotate old checkpoints with an S3
-    lifecycle rule), anything on other buckets, and KMS (add a key policy grant
-    for SSE-KMS buckets).  ``None`` when the job touches no S3.
-    """
-    readable = [*data, *([checkpoint] if checkpoint else [])]
-    if not readable:
-        return None
-
-    def object_arn(loc: S3Location) -> str:
-        return f"arn:{partition}:s3:::{loc.bucket}/{loc.prefix}*"
-
-    statements: list[dict[str, Any]] = []
-    buckets = sorted({loc.bucket for loc in readable})
-    for i, bucket in enumerate(buckets):
-        prefixes = sorted({loc.prefix for loc in readable if loc.bucket == bucket})
-        statement: dict[str, Any] = {
-            "Sid": f"ListPrefixes{i}",
-            "Effect": "Allow",
-            "Action": "s3:ListBucket",
-            "Resource": f"arn:{partition}:s3:::{bucket}",
-        }
-        if "" not in prefixes:
-            statement["Condition"] = {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
-        statements.append(statement)
-    statements.append({"Sid": "ReadObjects", "Effect": "Allow", "Action": "s3:GetObject", "Resource": sorted({object_arn(loc) for loc in readable})})
-    if checkpoint is not None:
-        statements.append(
-            {
-                "Sid": "WriteCheckpoints",
-                "Effect": "Allow",
-                "Action": ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"],
-                "Resource": object_arn(checkpoint),
-            }
-        )
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-# -- node capacity ----------------------------------------------------------------
-def kube_reserved_cpu_millis(vcpu: int) -> int:
-    """kubelet's CPU reservation on EKS AMIs: 6% of the first core, 1% of the
-    second, 0.5% of the third and fourth, 0.25% of every further core."""
-    millis = Decimal(60) * min(vcpu, 1) + Decimal(10) * min(max(vcpu - 1, 0), 1)
-    millis += Decimal(5) * min(max(vcpu - 2, 0), 2) + Decimal("2.5") * max(vcpu - 4, 0)
-    return math.ceil(millis)
-
-
-def kube_reserved_memory_mib_bound(memory_mib: int) -> int:
-    """An upper bound of kubelet's memory reservation on the EKS AL2023 AMIs.
-
-    nodeadm reserves ``11 * maxPods + 255`` MiB and caps maxPods so that this
-    stays within ``299`` MiB plus 25% of memory from 0.5 to 4 GiB, 20% from 4 to
-    8 GiB, 10% from 8 to 16 GiB and 6% from 16 to 128 GiB
-    (awslabs/amazon-eks-ami nodeadm/internal/kubelet/maxpods/maxpods.go,
-    GetMaxPodsLimitForMemoryMiB).  The bound is used because maxPods depends on
-    ENI limits that are not in our catalog.
-    """
-    bands = ((512, 4096, 25), (4096, 8192, 20), (8192, 16384, 10), (16384, 131072, 6))
-    reserved = Decimal(299)
-    for low, high, percent in bands:
-        reserved += Decimal(max(0, min(memory_mib, high) - low) * percent) / 100
-    return math.ceil(reserved)
-
-
-@dataclass(frozen=True)
-class NodeBudget:
-    """What pods can request on one node, after system reservations (estimate)."""
-
-    instance_type: str
-    gpus: int
-    cpu_millis: int
-    memory_bytes: int
-
-
-def node_budget(instance: InstanceType) -> NodeBudget:
-    """CPU and memory pods can request on ``instance``: capacity minus the VM
-    overhead, kubelet's reservations, the eviction threshold and DaemonSets."""
-    memory_mib = int(Decimal(int(instance.memory_gib * 1024)) * (1 - VM_MEMORY_OVERHEAD))
-    memory_mib -= kube_reserved_memory_mib_bound(memory_mib) + EVICTION_HARD_MIB + DAEMONSET_MEMORY_MIB
-    cpu = instance.vcpu * 1000 - kube_reserved_cpu_millis(instance.vcpu) - DAEMONSET_CPU_MILLIS
-    return NodeBudget(instance.instance_type, instance.accelerator_count, cpu, memory_mib * _MIB)
-
-
-def default_requests(budget: NodeBudget, gpus: int) -> tuple[int, int]:
-    """(millicores, bytes) for a pod with ``gpus`` GPUs: the same share of the
-    node's CPU and memory as of its GPUs, rounded down to 100m and 1 GiB."""
-    cpu = budget.cpu_millis * gpus // budget.gpus // 100 * 100
-    memory = budget.memory_bytes * gpus // budget.gpus // _GIB * _GIB
-    return cpu, memory
 
 
 # -- EFA --------------------------------------------------------------------------
@@ -384,15 +202,15 @@ class DLCTrainingJobArgs(Model):
     gpus_per_node: int | None = Field(default=None, ge=1)
     """GPUs per pod, at most the GPUs of the group's smallest instance type.  Default: all of them."""
 
-    cpu: str | None = None
+    cpu: CpuQuantity | None = None
     """CPU request per pod (``"90"``, ``"7500m"``).  Default: the pod's GPU share of what the
     smallest instance type can give pods, so Escalator, which counts CPU and memory but
     not GPUs, scales up for the job."""
 
-    memory: str | None = None
+    memory: MemoryQuantity | None = None
     """Memory request and limit per pod (``"300Gi"``).  Default: the GPU share, like ``cpu``."""
 
-    shm_size: str | None = None
+    shm_size: MemoryQuantity | None = None
     """Size limit of the memory-backed ``/dev/shm`` (counted in the pod's memory).
     Default: a quarter of the memory request."""
 
@@ -410,7 +228,7 @@ class DLCTrainingJobArgs(Model):
     fail_job_exit_codes: list[int] = Field(default_factory=lambda: list(DEFAULT_FAIL_JOB_EXIT_CODES))
     """Exit codes that fail the job at once, without retries.  Default: [2, 126, 127]."""
 
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     """Extra environment variables; they override the ones the job sets.  Default: none."""
 
     s3_data_prefixes: list[str] = Field(default_factory=list)
@@ -447,20 +265,6 @@ class DLCTrainingJobArgs(Model):
             raise ConfigError("", value, "a namespace name: lowercase letters, digits and dashes, at most 63", "not a valid namespace")
         return value
 
-    @field_validator("cpu")
-    @classmethod
-    def _cpu(cls, value: str | None) -> str | None:
-        if value is not None and cpu_millis(value) <= 0:
-            raise ConfigError("", value, "a positive CPU quantity", "zero")
-        return value
-
-    @field_validator("memory", "shm_size")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        if value is not None and memory_bytes(value) < _MIB:
-            raise ConfigError("", value, "a memory quantity of at least 1Mi", "too small")
-        return value
-
     @field_validator("fail_job_exit_codes")
     @classmethod
     def _exit_codes(cls, value: list[int]) -> list[int]:
@@ -468,14 +272,6 @@ class DLCTrainingJobArgs(Model):
             if not 1 <= code <= 255:
                 raise ConfigError(f"[{i}]", code, "exit codes from 1 to 255 (0 is success)", "not a failure exit code")
         return sorted(set(value))
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not _ENV_NAME.fullmatch(key):
-                raise ConfigError(key, value[key], "an environment variable name such as NCCL_DEBUG", "not a valid variable name")
-        return value
 
     @field_validator("s3_data_prefixes")
     @classmethod
@@ -531,45 +327,6 @@ class DLCTrainingJobArgs(Model):
 _OWN_LABEL_KEYS = frozenset({"app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/managed-by", JOB_LABEL})
 
 
-def _jobs_by_key(value: Any) -> Any:
-    """Accept ``trainingJobs`` as a list or as a dict keyed by job name.
-
-    A list becomes a dict with integer keys, so pydantic reports errors as
-    ``trainingJobs[0].gpusPerNode``; a dict keeps its names
-    (``trainingJobs.smoke.gpusPerNode``).  In the dict form the key is the
-    job's ``name``.
-    """
-    if isinstance(value, list):
-        seen: dict[str, int] = {}
-        for i, body in enumerate(value):
-            name = body.get("name") if isinstance(body, Mapping) else None
-            if isinstance(name, str):
-                if name in seen:
-                    raise ConfigError(f"[{i}].name", name, f"a name not used by trainingJobs[{seen[name]}]", "duplicate job name")
-                seen[name] = i
-        return dict(enumerate(value))
-    if isinstance(value, Mapping):
-        fixed: dict[Any, Any] = {}
-        for key, body in value.items():
-            if isinstance(body, Mapping):
-                name = body.get("name", key)
-                if name != key:
-                    raise ConfigError(f"{key}.name", name, f"{key!r} (the name is the job's key)", "name differs from its key")
-                body = {**body, "name": key}
-            fixed[key] = body
-        return fixed
-    return value
-
-
-TrainingJobs = Annotated[dict[int | str, DLCTrainingJobArgs], BeforeValidator(_jobs_by_key)]
-"""``mleks:trainingJobs``: a list of jobs, or a dict of jobs by name."""
-
-
-def job_key(key: int | str) -> str:
-    """How a job's config key is written in messages: ``[0]`` or ``.smoke``."""
-    return f"[{key}]" if isinstance(key, int) else f".{key}"
-
-
 # -- the plan: every decision, before anything is registered ---------------------------
 @dataclass(frozen=True)
 class JobPlan:
@@ -618,16 +375,12 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
     """
     instance = group.smallest_instance
     gpus = args.gpus_per_node if args.gpus_per_node is not None else instance.accelerator_count
-    if gpus > instance.accelerator_count:
-        raise ConfigError(
-            "gpusPerNode",
-            gpus,
-            f"1 to {instance.accelerator_count}, the GPUs of {instance.instance_type} (the smallest type of the train group)",
-            "more GPUs than a node has",
-        )
+    too_many = gpu_count_error("gpusPerNode", gpus, instance, GROUP_KEY)
+    if too_many is not None:
+        raise too_many
     if args.nodes > group.max_size:
         raise ConfigError(
-            "nodes", args.nodes, f"at most {group.max_size}, the train group's maxSize (nodeGroups.train.maxSize)", "more pods than the group has nodes"
+            "nodes", args.nodes, f"at most {group.max_size}, the train group's maxSize ({GROUP_KEY}.maxSize)", "more pods than the group has nodes"
         )
 
     try:
@@ -648,19 +401,17 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
         key = "image" if err.key == "image_override" else err.key
         raise ConfigError(key, err.value, err.accepted, err.problem) from None
 
+    too_big = fit_errors(args.cpu, args.memory, instance, GROUP_KEY)
+    if too_big:
+        raise too_big[0]
     budget = node_budget(instance)
-    default_cpu, default_memory = default_requests(budget, gpus)
+    default_cpu, default_memory = share_requests(instance, gpus, BATCH)
     cpu = cpu_millis(args.cpu) if args.cpu is not None else default_cpu
     memory = memory_bytes(args.memory) if args.memory is not None else default_memory
-    fits = f"what {instance.instance_type} can give pods after system reservations"
-    if cpu > budget.cpu_millis:
-        raise ConfigError("cpu", args.cpu, f"at most {_cpu_quantity(budget.cpu_millis)} ({fits})", "does not fit on one node")
-    if memory > budget.memory_bytes:
-        raise ConfigError("memory", args.memory, f"at most {_memory_quantity(budget.memory_bytes // _MIB * _MIB)} ({fits})", "does not fit on one node")
     default_shm = memory // 4 // _GIB * _GIB or memory // 4 // _MIB * _MIB
     shm = memory_bytes(args.shm_size) if args.shm_size is not None else default_shm
     if shm > memory:
-        accepted = f"at most the memory request ({_memory_quantity(memory)}); /dev/shm counts as pod memory"
+        accepted = f"at most the memory request ({memory_text(memory)}); /dev/shm counts as pod memory"
         raise ConfigError("shmSize", args.shm_size, accepted, "larger than the memory")
 
     if args.efa and not group.efa:
@@ -687,13 +438,13 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
         image=image,
         instance=instance,
         gpus=gpus,
-        cpu=args.cpu if args.cpu is not None else _cpu_quantity(cpu),
-        memory=args.memory if args.memory is not None else _memory_quantity(memory),
-        shm_size=args.shm_size if args.shm_size is not None else _memory_quantity(shm),
+        cpu=args.cpu if args.cpu is not None else cpu_text(cpu),
+        memory=args.memory if args.memory is not None else memory_text(memory),
+        shm_size=args.shm_size if args.shm_size is not None else memory_text(shm),
         backoff_limit=args.backoff_limit if args.backoff_limit is not None else 3 * args.nodes,
         efa_devices=efa_devices,
         env=plan_env,
-        policy=s3_policy(args.data_locations, args.checkpoint_location, partition_of(region)),
+        policy=s3_policy(args.data_locations, args.checkpoint_location, region=region),
         warnings=tuple(warnings),
     )
 
@@ -735,19 +486,6 @@ def labels_of(plan: JobPlan) -> dict[str, str]:
     }
 
 
-def render_namespace(name: str) -> KubeObject:
-    """A namespace for training jobs.  Pod Security ``baseline``: DLC images run as
-    root, which ``restricted`` forbids, but nothing here needs host access."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": {"pod-security.kubernetes.io/enforce": "baseline", "app.kubernetes.io/managed-by": "pulumi"},
-        },
-    }
-
-
 def render_service_account(plan: JobPlan, role_arn: pulumi.Input[str] | None) -> KubeObject:
     meta: dict[str, Any] = {"name": plan.name, "namespace": plan.namespace, "labels": labels_of(plan)}
     if role_arn is not None:
@@ -785,22 +523,12 @@ def _container(plan: JobPlan) -> dict[str, Any]:
     if plan.multi_node:
         rank = {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}
         env += [{"name": n, "valueFrom": rank} for n in ("NODE_RANK", "PET_NODE_RANK") if n not in args.env]
-    extended = {NVIDIA_GPU_RESOURCE: str(plan.gpus)}
-    if plan.efa_devices:
-        extended[EFA_RESOURCE] = str(plan.efa_devices)
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": plan.image.uri,
         "imagePullPolicy": "IfNotPresent",
         "env": env,
-        "resources": {
-            # Extended resources need requests == limits.  Memory is limited to
-            # its request, so a runaway pod is OOM-killed (a counted failure)
-            # instead of pressuring the node into evicting it (ignored, retried
-            # forever).  CPU has no limit: throttling data loaders helps nobody.
-            "requests": {"cpu": plan.cpu, "memory": plan.memory, **extended},
-            "limits": {"memory": plan.memory, **extended},
-        },
+        "resources": resources(plan.cpu, plan.memory, plan.gpus, plan.efa_devices),
         "securityContext": {"allowPrivilegeEscalation": False},
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
@@ -829,11 +557,10 @@ def render_job(plan: JobPlan) -> KubeObject:
         "enableServiceLinks": False,
         # Escalator counts a pod towards the train group only when it selects
         # the group's label by nodeSelector (or required affinity).
-        "nodeSelector": {ROLE_LABEL: "train"},
-        "tolerations": [dict(GPU_TOLERATION)],
+        **placement("train", plan.gpus),
         "containers": [_container(plan)],
         "volumes": [
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": plan.shm_size}},
+            shared_memory_volume(plan.shm_size),
             *({"name": f"shared-{i}", "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": v.read_only}} for i, v in enumerate(args.volumes)),
         ],
     }
@@ -916,16 +643,7 @@ class DLCTrainingJob(pulumi.ComponentResource):
 
         role_arn: pulumi.Output[str] | None = None
         if plan.policy is not None:
-            role = ServiceAccountRole(
-                f"{name}-irsa",
-                oidc_provider_arn=cluster.oidc_provider_arn,
-                oidc_issuer=cluster.oidc_issuer,
-                namespace=plan.namespace,
-                service_account=plan.name,
-                policy=plan.policy,
-                tags=cluster.tags,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            role = ServiceAccountRole.of_cluster(f"{name}-irsa", cluster, parent=self, namespace=plan.namespace, service_account=plan.name, policy=plan.policy)
             role_arn = role.role_arn
 
         deps = list(depends_on or [])

@@ -102,15 +102,13 @@ class EbsCsiDriver(pulumi.ComponentResource):
         Default: EKS's default version for the cluster's Kubernetes version at
         creation (not upgraded afterwards unless you set this)."""
         super().__init__(TOKEN, name, None, opts)
-        role = ServiceAccountRole(
+        role = ServiceAccountRole.of_cluster(
             f"{name}-controller",
-            oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer=cluster.oidc_issuer,
+            cluster,
+            parent=self,
             namespace=NAMESPACE,
             service_account=CONTROLLER_SERVICE_ACCOUNT,
             managed_policy_arns=[managed_policy_arn()],
-            tags=cluster.tags,
-            opts=pulumi.ResourceOptions(parent=self),
         )
         self.addon = aws.eks.Addon(
             f"{name}-addon",

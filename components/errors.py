@@ -30,6 +30,11 @@ class ConfigError(ValueError):
         detail = f": {self.problem}" if self.problem else ""
         return f"{self.key} = {self.value!r} is invalid{detail}. Accepted: {self.accepted}"
 
+    def under(self, prefix: str) -> ConfigError:
+        """The same error with its key placed under ``prefix``: ``prefix.key``, or ``prefix[0]`` for an index."""
+        sep = "" if not self.key or self.key.startswith("[") else "."
+        return ConfigError(f"{prefix}{sep}{self.key}", self.value, self.accepted, self.problem)
+
 
 class ConfigErrors(ValueError):
     """Several ``ConfigError``s found in one pass, reported together."""

@@ -35,19 +35,15 @@ from pydantic import Field, field_validator
 
 from components.autoscaler_common import (
     NAMESPACE,
-    REPLICAS,
-    SYSTEM_NODE_SELECTOR,
     account_and_partition,
     asg_arn,
     cluster_role_binding,
-    container_security_context,
+    controller_deployment,
     deploy_with_irsa,
     metrics_service,
     pod_disruption_budget,
-    pod_security_context,
-    require_same_cluster,
+    require_valid_groups,
     service_account,
-    spread_replicas,
 )
 from components.errors import ConfigError, ConfigErrors
 from components.escalator_config import (
@@ -271,53 +267,25 @@ def cluster_role() -> KubeObject:
 
 
 def deployment(args: EscalatorArgs, *, region: str, checksum: pulumi.Input[str]) -> KubeObject:
-    probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "timeoutSeconds": 5}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": labels()},
-        "spec": {
-            "replicas": REPLICAS,
-            "selector": {"matchLabels": SELECTOR},
-            "template": {
-                "metadata": {"labels": labels(), "annotations": {CHECKSUM_ANNOTATION: checksum}},
-                "spec": {
-                    "serviceAccountName": NAME,
-                    "priorityClassName": "system-cluster-critical",
-                    "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
-                    "affinity": spread_replicas(SELECTOR),
-                    "securityContext": pod_security_context(),
-                    "containers": [
-                        {
-                            "name": NAME,
-                            "image": IMAGE,
-                            "command": container_command(args),
-                            "env": [
-                                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                                {"name": "AWS_REGION", "value": region},
-                            ],
-                            "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
-                            # /metrics is served before leader election, so the standby is ready too.
-                            "readinessProbe": {**probe, "periodSeconds": 10},
-                            "livenessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 20, "failureThreshold": 3},
-                            "resources": RESOURCES,
-                            "securityContext": container_security_context(),
-                            # A bad config or a missing ASG makes Escalator exit with a
-                            # log line; show it in the pod status.
-                            "terminationMessagePolicy": "FallbackToLogsOnError",
-                            "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
-                        }
-                    ],
-                    "volumes": [
-                        {
-                            "name": "config",
-                            "configMap": {"name": CONFIG_MAP_NAME, "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}], "defaultMode": 0o444},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return controller_deployment(
+        NAME,
+        labels(),
+        SELECTOR,
+        image=IMAGE,
+        command=container_command(args),
+        env=[
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "AWS_REGION", "value": region},
+        ],
+        port=METRICS_PORT,
+        port_name="metrics",
+        # /metrics is served before leader election, so the standby is ready too.
+        probe_path="/metrics",
+        resources=RESOURCES,
+        pod_annotations={CHECKSUM_ANNOTATION: checksum},
+        volume_mounts=[{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        volumes=[{"name": "config", "configMap": {"name": CONFIG_MAP_NAME, "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}], "defaultMode": 0o444}}],
+    )
 
 
 def render(args: EscalatorArgs, *, config_yaml: pulumi.Input[str], checksum: pulumi.Input[str], role_arn: pulumi.Input[str], region: str) -> list[KubeObject]:
@@ -369,10 +337,7 @@ class EscalatorAddon(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         group_args = [g.args for g in node_groups]
-        errors = node_group_errors(args, group_args)
-        if errors:
-            raise ConfigErrors(errors)
-        require_same_cluster(node_groups, cluster, "Escalator")
+        require_valid_groups(node_group_errors(args, group_args), node_groups, cluster, "Escalator")
         super().__init__("mleks:addons:EscalatorAddon", name, None, opts)
 
         asg_names: pulumi.Output[list[str]] = pulumi.Output.all(*[g.asg_name for g in node_groups])

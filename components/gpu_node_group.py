@@ -30,6 +30,9 @@ AmiFamily = Literal["al2023", "bottlerocket"]
 GPU_TAINT = {"key": NVIDIA_GPU_RESOURCE, "value": "true", "effect": "NO_SCHEDULE"}
 """The taint on every GPU node, in EKS API form (kubectl: ``nvidia.com/gpu=true:NoSchedule``)."""
 
+GPU_TOLERATION = {"key": NVIDIA_GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+"""What a pod that belongs on GPU nodes (a GPU workload, a device plugin) tolerates: :data:`GPU_TAINT`."""
+
 # Labels we put on GPU nodes.  ``nvidia.com/gpu.present`` is also what AL2023's
 # nodeadm sets; setting it ourselves makes it true from the first moment and on
 # Bottlerocket too.

@@ -5,7 +5,8 @@ What it renders, in the service's namespace:
 * a ServiceAccount, with an IRSA role that may read the model's S3 prefix
   and nothing else (when a model location is given);
 * a Deployment on ``role=inference`` nodes: GPU toleration, GPU request =
-  limit, CPU/memory at 75% of the GPU share, startup/readiness/liveness
+  limit, CPU/memory at 75% of the GPU share of what a node can give pods
+  (:mod:`components.node_capacity`), startup/readiness/liveness
   probes, rolling updates with ``maxUnavailable: 0``;
 * a ClusterIP Service, a HorizontalPodAutoscaler (autoscaling/v2) and a
   PodDisruptionBudget;
@@ -35,7 +36,6 @@ default 30 minutes) and a matching ``progressDeadlineSeconds``.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -48,28 +48,28 @@ from components.errors import ConfigError
 from components.gpu_catalog import InstanceType
 from components.gpu_node_group import GpuNodeGroupArgs
 from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster
-from components.quantity import cpu_quantity, memory_quantity, parse_quantity
+from components.ml_cluster import MLCluster, check_cidr_blocks
+from components.quantity import CpuQuantity, MemoryQuantity, parse_quantity
+from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from components.schema import Model
 from components.workload_common import (
     MANAGED_BY,
+    EnvVars,
     ImageArgs,
+    WorkloadName,
+    WorkloadNamespace,
     await_annotations,
-    check_env,
-    check_kms_key_arn,
-    check_name,
-    check_namespace,
-    container_security_context,
-    parse_s3_uri,
-    placement,
-    pod_security_context,
+    check_shared_memory,
+    cluster_ip_service,
+    http_probe,
+    object_meta,
+    pod_spec,
     probe_failure_threshold,
     proportional_requests,
     resolve_image,
-    resources,
-    runs_as_non_root,
-    s3_read_policy,
+    server_container,
     shared_memory_volume,
+    workload_labels,
 )
 from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
@@ -108,7 +108,7 @@ class ModelSourceArgs(Model):
     mount_path: str = "/models"
     """Where the copied files appear (read-only) in the server.  Default: /models."""
 
-    size_limit: str = "50Gi"
+    size_limit: MemoryQuantity = "50Gi"
     """Largest the copy may grow on the node's disk (emptyDir sizeLimit).  Default: 50Gi."""
 
     kms_key_arn: str | None = None
@@ -130,15 +130,15 @@ class ModelSourceArgs(Model):
             raise ConfigError("", value, "an absolute directory such as /models", "not a usable mount path")
         return value
 
-    @field_validator("size_limit")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        return memory_quantity(value)
-
     @field_validator("kms_key_arn")
     @classmethod
     def _kms(cls, value: str | None) -> str | None:
         return check_kms_key_arn(value)
+
+    @property
+    def location(self) -> S3Location:
+        """The model's S3 folder: ``s3://bucket/prefix/`` with or without the final slash."""
+        return parse_s3_uri(self.s3_uri).as_folder()
 
 
 class ProbeArgs(Model):
@@ -211,10 +211,10 @@ class AutoscalingArgs(Model):
 class InferenceServiceArgs(Model):
     """One model server.  In stack YAML, under ``inferenceServices.<name>``."""
 
-    name: str
+    name: WorkloadName
     """Name of the Deployment, Service and ServiceAccount (filled from the key in stack YAML)."""
 
-    namespace: str = "serving"
+    namespace: WorkloadNamespace = "serving"
     """Namespace, created if needed.  Default: serving."""
 
     image: ImageArgs
@@ -226,7 +226,7 @@ class InferenceServiceArgs(Model):
     args: list[str] = Field(default_factory=list)
     """Container arguments.  Default: none (the image's CMD)."""
 
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     """Extra environment variables (plain values; never put secrets here)."""
 
     port: int = Field(default=8080, ge=1024, le=65535)
@@ -235,13 +235,13 @@ class InferenceServiceArgs(Model):
     gpus: int = Field(default=1, ge=1)
     """GPUs per pod (``nvidia.com/gpu`` request and limit).  Default: 1."""
 
-    cpu: str | None = None
-    """CPU request.  Default: 75% of the GPU share of the group's smallest type's vCPUs."""
+    cpu: CpuQuantity | None = None
+    """CPU request.  Default: 75% of the GPU share of what the group's smallest type can give pods."""
 
-    memory: str | None = None
-    """Memory request and limit.  Default: 75% of the GPU share of the smallest type's memory."""
+    memory: MemoryQuantity | None = None
+    """Memory request and limit.  Default: 75% of the GPU share, like ``cpu``."""
 
-    shared_memory: str = "2Gi"
+    shared_memory: MemoryQuantity = "2Gi"
     """Size of the memory-backed /dev/shm; counts against ``memory``.  Default: 2Gi."""
 
     model: ModelSourceArgs | None = None
@@ -278,40 +278,10 @@ class InferenceServiceArgs(Model):
     skip_await: bool = False
     """True: ``pulumi up`` does not wait for the pods at all.  Default: false."""
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_name(value)
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return check_namespace(value)
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_env(value)
-
-    @field_validator("cpu")
-    @classmethod
-    def _cpu(cls, value: str | None) -> str | None:
-        return None if value is None else cpu_quantity(value)
-
-    @field_validator("memory", "shared_memory")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        return None if value is None else memory_quantity(value)
-
     @field_validator("load_balancer_source_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
-        for i, cidr in enumerate(value):
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError:
-                raise ConfigError(f"[{i}]", cidr, "a CIDR block such as 10.0.0.0/16", "not a CIDR block") from None
-        return value
+        return check_cidr_blocks(value, "a CIDR block such as 10.0.0.0/16")
 
     @model_validator(mode="after")
     def _consistent(self) -> InferenceServiceArgs:
@@ -319,10 +289,7 @@ class InferenceServiceArgs(Model):
             raise ConfigError(
                 "loadBalancerSourceCidrs", self.load_balancer_source_cidrs, "no value unless exposure is internal-nlb", "set without a load balancer"
             )
-        if self.memory is not None and parse_quantity(self.shared_memory) >= parse_quantity(self.memory):
-            raise ConfigError(
-                "sharedMemory", self.shared_memory, f"less than memory ({self.memory}); /dev/shm counts against it", "as large as the memory limit"
-            )
+        check_shared_memory(self.shared_memory, self.memory)
         if self.model is not None and self.model.fetch == "init-container" and self.model.mount_path == "/dev/shm":
             raise ConfigError("model.mountPath", self.model.mount_path, "a directory other than /dev/shm", "clashes with the shared memory mount")
         return self
@@ -332,11 +299,11 @@ class InferenceServiceArgs(Model):
 
 
 def labels(args: InferenceServiceArgs) -> dict[str, str]:
-    return {"app.kubernetes.io/name": args.name, "app.kubernetes.io/component": COMPONENT}
+    return workload_labels(args.name, COMPONENT)
 
 
 def requests_for(args: InferenceServiceArgs, instance: InstanceType) -> tuple[str, str]:
-    """CPU and memory requests: as given, else 75% of the GPU share of ``instance``."""
+    """CPU and memory requests: as given, else 75% of the GPU share of what ``instance`` can give pods."""
     cpu, memory = proportional_requests(instance, args.gpus)
     return args.cpu or cpu, args.memory or memory
 
@@ -344,7 +311,7 @@ def requests_for(args: InferenceServiceArgs, instance: InstanceType) -> tuple[st
 def _env(args: InferenceServiceArgs, region: str) -> list[dict[str, Any]]:
     env: dict[str, str] = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
     if args.model is not None:
-        env["MODEL_S3_URI"] = parse_s3_uri(args.model.s3_uri).uri
+        env["MODEL_S3_URI"] = args.model.location.uri
         if args.model.fetch == "init-container":
             env["MODEL_DIR"] = args.model.mount_path
     env.update(args.env)
@@ -353,7 +320,7 @@ def _env(args: InferenceServiceArgs, region: str) -> list[dict[str, Any]]:
 
 def _fetcher(args: InferenceServiceArgs, region: str) -> dict[str, Any]:
     assert args.model is not None
-    source = parse_s3_uri(args.model.s3_uri)
+    source = args.model.location
     return {
         "name": "fetch-model",
         "image": args.model.fetcher_image,
@@ -375,44 +342,27 @@ def _fetcher(args: InferenceServiceArgs, region: str) -> dict[str, Any]:
     }
 
 
-def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
-
-
 def render_deployment(args: InferenceServiceArgs, *, image: str, instance: InstanceType, region: str) -> KubeObject:
-    cpu, memory = requests_for(args, instance)
-    non_root = runs_as_non_root(args.run_as_user)
     liveness = args.probes.liveness_path or args.probes.readiness_path
     fetch = args.model is not None and args.model.fetch == "init-container"
-    container: dict[str, Any] = {
-        "name": "server",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": args.port, "protocol": "TCP"}],
-        "env": _env(args, region),
-        "resources": resources(cpu, memory, args.gpus),
-        "startupProbe": _http_probe(liveness, 10, probe_failure_threshold(args.probes.startup_timeout_seconds, 10)),
-        "readinessProbe": _http_probe(args.probes.readiness_path, 10, 3),
-        "livenessProbe": _http_probe(liveness, 20, 3),
-        # Endpoints (and NLB targets) drop the pod before the server stops taking requests.
-        "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
-        "securityContext": container_security_context(non_root),
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
-    }
-    if args.command is not None:
-        container["command"] = list(args.command)
-    if args.args:
-        container["args"] = list(args.args)
+    container = server_container(
+        args,
+        name="server",
+        image=image,
+        port=args.port,
+        env=_env(args, region),
+        requests=requests_for(args, instance),
+        probes={
+            "startupProbe": http_probe(liveness, 10, probe_failure_threshold(args.probes.startup_timeout_seconds, 10)),
+            "readinessProbe": http_probe(args.probes.readiness_path, 10, 3),
+            "livenessProbe": http_probe(liveness, 20, 3),
+            # Endpoints (and NLB targets) drop the pod before the server stops taking requests.
+            "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+        },
+        volume_mounts=[{"name": "dshm", "mountPath": "/dev/shm"}],
+    )
     volumes: list[dict[str, Any]] = [shared_memory_volume(args.shared_memory)]
-    pod: dict[str, Any] = {
-        "serviceAccountName": args.name,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": args.termination_grace_period_seconds,
-        **placement(ROLE, args.gpus),
-        "securityContext": pod_security_context(args.run_as_user, args.run_as_group, args.fs_group),
-        "containers": [container],
-        "volumes": volumes,
-    }
+    pod = pod_spec(args, ROLE, [container], volumes, terminationGracePeriodSeconds=args.termination_grace_period_seconds)
     if fetch:
         assert args.model is not None
         container["volumeMounts"].append({"name": "model", "mountPath": args.model.mount_path, "readOnly": True})
@@ -421,12 +371,7 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": args.name,
-            "namespace": args.namespace,
-            "labels": {**labels(args), **MANAGED_BY},
-            "annotations": await_annotations(args.await_timeout_seconds, args.skip_await),
-        },
+        "metadata": object_meta(args, labels(args), annotations=await_annotations(args.await_timeout_seconds, args.skip_await)),
         "spec": {
             # No ``replicas``: the HPA owns it, and a value here would be reset
             # by every ``pulumi up`` (then scaled back by the HPA).
@@ -441,23 +386,12 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
 
 
 def render_service_account(args: InferenceServiceArgs, role_arn: pulumi.Input[str] | None) -> KubeObject:
-    meta: dict[str, Any] = {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}}
-    if role_arn is not None:
-        meta["annotations"] = {ROLE_ARN_ANNOTATION: role_arn}
+    meta = object_meta(args, labels(args), annotations={ROLE_ARN_ANNOTATION: role_arn} if role_arn is not None else None)
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
 def render_service(args: InferenceServiceArgs) -> KubeObject:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
-        "spec": {
-            "type": "ClusterIP",
-            "selector": labels(args),
-            "ports": [{"name": "http", "port": args.port, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
+    return cluster_ip_service(args, labels(args), args.port)
 
 
 def render_internal_nlb(args: InferenceServiceArgs) -> KubeObject:
@@ -481,7 +415,7 @@ def render_internal_nlb(args: InferenceServiceArgs) -> KubeObject:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": f"{args.name}-internal", "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}, "annotations": annotations},
+        "metadata": object_meta(args, labels(args), name=f"{args.name}-internal", annotations=annotations),
         "spec": spec,
     }
 
@@ -506,7 +440,7 @@ def render_hpa(args: InferenceServiceArgs) -> KubeObject:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "metadata": object_meta(args, labels(args)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.name},
             "minReplicas": scaling.min_replicas,
@@ -521,7 +455,7 @@ def render_pdb(args: InferenceServiceArgs) -> KubeObject:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "metadata": object_meta(args, labels(args)),
         "spec": {
             # One at a time.  ``minAvailable: 1`` with one replica would block
             # every node drain (cluster-autoscaler scale-down, AMI upgrades).
@@ -555,10 +489,10 @@ def render(
 
 
 def model_policy(args: InferenceServiceArgs, region: str) -> dict[str, Any] | None:
-    """The IRSA policy: read the model prefix, nothing else; None without a model."""
+    """The IRSA policy: read the model folder, nothing else; None without a model."""
     if args.model is None:
         return None
-    return s3_read_policy(parse_s3_uri(args.model.s3_uri), region=region, kms_key_arn=args.model.kms_key_arn)
+    return s3_policy([args.model.location], region=region, kms_key_arn=args.model.kms_key_arn)
 
 
 # -- the component ---------------------------------------------------------------------
@@ -592,16 +526,7 @@ class InferenceService(pulumi.ComponentResource):
         role_arn: pulumi.Output[str] | None = None
         policy = model_policy(args, region)
         if policy is not None:
-            role = ServiceAccountRole(
-                f"{name}-model",
-                oidc_provider_arn=cluster.oidc_provider_arn,
-                oidc_issuer=cluster.oidc_issuer,
-                namespace=args.namespace,
-                service_account=args.name,
-                policy=policy,
-                tags=cluster.tags,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+            role = ServiceAccountRole.of_cluster(f"{name}-model", cluster, parent=self, namespace=args.namespace, service_account=args.name, policy=policy)
             role_arn = role.role_arn
 
         objects = render(args, image=resolved.uri, instance=node_group.smallest_instance, region=region, role_arn=role_arn)

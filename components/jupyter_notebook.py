@@ -44,23 +44,25 @@ from components.gpu_catalog import InstanceType
 from components.gpu_node_group import GpuNodeGroupArgs
 from components.k8s_objects import KubeObject
 from components.ml_cluster import MLCluster
-from components.quantity import cpu_quantity, memory_quantity, parse_quantity, storage_size
+from components.quantity import CpuQuantity, MemoryQuantity, storage_size
 from components.schema import Model
 from components.workload_common import (
     MANAGED_BY,
+    EnvVars,
     ImageArgs,
+    WorkloadName,
+    WorkloadNamespace,
     await_annotations,
-    check_env,
-    check_name,
-    check_namespace,
-    container_security_context,
-    placement,
-    pod_security_context,
+    check_shared_memory,
+    cluster_ip_service,
+    http_probe,
+    object_meta,
+    pod_spec,
     proportional_requests,
     resolve_image,
-    resources,
-    runs_as_non_root,
+    server_container,
     shared_memory_volume,
+    workload_labels,
 )
 
 TOKEN = "mleks:notebooks:JupyterNotebook"
@@ -81,10 +83,10 @@ CPU_ONLY_DEFAULTS = ("500m", "2Gi")
 class JupyterNotebookArgs(Model):
     """One Jupyter server.  In stack YAML, under ``notebooks.<name>``."""
 
-    name: str
+    name: WorkloadName
     """Name of the StatefulSet, Service and Secret (filled from the key in stack YAML)."""
 
-    namespace: str = "notebooks"
+    namespace: WorkloadNamespace = "notebooks"
     """Namespace, created if needed.  Default: notebooks."""
 
     image: ImageArgs = Field(default_factory=lambda: ImageArgs(uri=DEFAULT_IMAGE))
@@ -96,19 +98,19 @@ class JupyterNotebookArgs(Model):
     args: list[str] = Field(default_factory=list)
     """Arguments.  Default: none."""
 
-    env: dict[str, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     """Extra environment variables (plain values; never secrets)."""
 
     gpus: int = Field(default=0, ge=0)
     """GPUs on the train group.  Default: 0 (a CPU notebook on the system nodes)."""
 
-    cpu: str | None = None
-    """CPU request.  Default: 75% of the GPU share of the train group's smallest type; 500m without GPUs."""
+    cpu: CpuQuantity | None = None
+    """CPU request.  Default: 75% of the GPU share of what the train group's smallest type can give pods; 500m without GPUs."""
 
-    memory: str | None = None
+    memory: MemoryQuantity | None = None
     """Memory request and limit.  Default: 75% of the GPU share; 2Gi without GPUs."""
 
-    shared_memory: str = "1Gi"
+    shared_memory: MemoryQuantity = "1Gi"
     """Size of the memory-backed /dev/shm (PyTorch data loaders); counts against ``memory``.  Default: 1Gi."""
 
     storage_size: str = "50Gi"
@@ -135,32 +137,12 @@ class JupyterNotebookArgs(Model):
     skip_await: bool = False
     """True: ``pulumi up`` does not wait for the pod.  Default: false."""
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_name(value)
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return check_namespace(value)
-
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
         if "JUPYTER_TOKEN" in value:
             raise ConfigError("JUPYTER_TOKEN", "<hidden>", "no JUPYTER_TOKEN: the token is generated and kept in a Secret", "a token in plain config")
-        return check_env(value)
-
-    @field_validator("cpu")
-    @classmethod
-    def _cpu(cls, value: str | None) -> str | None:
-        return None if value is None else cpu_quantity(value)
-
-    @field_validator("memory", "shared_memory")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        return None if value is None else memory_quantity(value)
+        return value
 
     @field_validator("storage_size", mode="before")
     @classmethod
@@ -176,10 +158,7 @@ class JupyterNotebookArgs(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> JupyterNotebookArgs:
-        if self.memory is not None and parse_quantity(self.shared_memory) >= parse_quantity(self.memory):
-            raise ConfigError(
-                "sharedMemory", self.shared_memory, f"less than memory ({self.memory}); /dev/shm counts against it", "as large as the memory limit"
-            )
+        check_shared_memory(self.shared_memory, self.memory)
         return self
 
 
@@ -187,7 +166,7 @@ class JupyterNotebookArgs(Model):
 
 
 def labels(args: JupyterNotebookArgs) -> dict[str, str]:
-    return {"app.kubernetes.io/name": args.name, "app.kubernetes.io/component": COMPONENT}
+    return workload_labels(args.name, COMPONENT)
 
 
 def token_secret_name(args: JupyterNotebookArgs) -> str:
@@ -207,75 +186,39 @@ def render_secret(args: JupyterNotebookArgs, token: pulumi.Input[str]) -> KubeOb
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": token_secret_name(args), "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
+        "metadata": object_meta(args, labels(args), name=token_secret_name(args)),
         "type": "Opaque",
         "stringData": {TOKEN_KEY: token},
     }
 
 
 def render_service_account(args: JupyterNotebookArgs) -> KubeObject:
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
-        "automountServiceAccountToken": False,
-    }
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": object_meta(args, labels(args)), "automountServiceAccountToken": False}
 
 
 def render_service(args: JupyterNotebookArgs) -> KubeObject:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": args.name, "namespace": args.namespace, "labels": {**labels(args), **MANAGED_BY}},
-        "spec": {"type": "ClusterIP", "selector": labels(args), "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
-    }
-
-
-def _probe(period: int, failures: int) -> dict[str, Any]:
-    # /api answers without a token (it only reports the server version).
-    return {"httpGet": {"path": "/api", "port": "http"}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+    return cluster_ip_service(args, labels(args), PORT)
 
 
 def render_statefulset(args: JupyterNotebookArgs, *, image: str, instance: InstanceType | None, storage_class: str) -> KubeObject:
-    cpu, memory = requests_for(args, instance)
-    non_root = runs_as_non_root(args.run_as_user)
     env = [{"name": "JUPYTER_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret_name(args), "key": TOKEN_KEY}}}]
     env += [{"name": k, "value": v} for k, v in args.env.items()]
-    container: dict[str, Any] = {
-        "name": "notebook",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "env": env,
-        "resources": resources(cpu, memory, args.gpus),
-        "startupProbe": _probe(10, 30),
-        "readinessProbe": _probe(10, 3),
-        "livenessProbe": _probe(30, 5),
-        "securityContext": container_security_context(non_root),
-        "volumeMounts": [{"name": "home", "mountPath": args.mount_path}, {"name": "dshm", "mountPath": "/dev/shm"}],
-    }
-    if args.command is not None:
-        container["command"] = list(args.command)
-    if args.args:
-        container["args"] = list(args.args)
-    pod = {
-        "serviceAccountName": args.name,
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        **placement(ROLE, args.gpus),
-        "securityContext": pod_security_context(args.run_as_user, args.run_as_group, args.fs_group),
-        "containers": [container],
-        "volumes": [shared_memory_volume(args.shared_memory)],
-    }
+    container = server_container(
+        args,
+        name="notebook",
+        image=image,
+        port=PORT,
+        env=env,
+        requests=requests_for(args, instance),
+        # /api answers without a token (it only reports the server version).
+        probes={"startupProbe": http_probe("/api", 10, 30), "readinessProbe": http_probe("/api", 10, 3), "livenessProbe": http_probe("/api", 30, 5)},
+        volume_mounts=[{"name": "home", "mountPath": args.mount_path}, {"name": "dshm", "mountPath": "/dev/shm"}],
+    )
+    pod = pod_spec(args, ROLE, [container], [shared_memory_volume(args.shared_memory)], automountServiceAccountToken=False)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {
-            "name": args.name,
-            "namespace": args.namespace,
-            "labels": {**labels(args), **MANAGED_BY},
-            "annotations": await_annotations(args.await_timeout_seconds, args.skip_await),
-        },
+        "metadata": object_meta(args, labels(args), annotations=await_annotations(args.await_timeout_seconds, args.skip_await)),
         "spec": {
             "replicas": 0 if args.stopped else 1,
             "serviceName": args.name,

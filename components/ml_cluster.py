@@ -59,6 +59,16 @@ def supported_kubernetes_versions(today: datetime.date | None = None) -> list[st
     return [v for v in sorted(_versions(), key=lambda s: tuple(map(int, s.split(".")))) if kubernetes_version_status(v, today) != "unsupported"]
 
 
+def check_cidr_blocks(value: list[str], accepted: str) -> list[str]:
+    """Each entry a CIDR block with no host bits set; an error names the entry's index."""
+    for i, cidr in enumerate(value):
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            raise ConfigError(f"[{i}]", cidr, accepted, "not a CIDR block") from None
+    return value
+
+
 class EndpointAccess(Model):
     """Who can reach the Kubernetes API endpoint.
 
@@ -75,12 +85,7 @@ class EndpointAccess(Model):
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
-        for i, cidr in enumerate(value):
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError:
-                raise ConfigError(f"[{i}]", cidr, "an IPv4 CIDR block such as 203.0.113.0/24", "not a CIDR block") from None
-        return value
+        return check_cidr_blocks(value, "an IPv4 CIDR block such as 203.0.113.0/24")
 
     @model_validator(mode="after")
     def _world_needs_opt_in(self) -> EndpointAccess:

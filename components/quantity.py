@@ -16,9 +16,12 @@ field (a 10-byte disk, a negative CPU), fails at config load with a
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from components.errors import ConfigError
 
@@ -40,6 +43,8 @@ _DECIMAL = {
 
 GIB = Decimal(2**30)
 MIB = Decimal(2**20)
+_GIB = 2**30
+_MIB = 2**20
 
 # gp3 volumes are 1 GiB to 16 TiB (EBS volume types documentation).
 GP3_MIN = GIB
@@ -102,3 +107,37 @@ def memory_quantity(value: Any) -> str:
     if size < MIB:
         raise ConfigError("", value, accepted, "below 1Mi (a bare number is bytes; did you mean Gi?)")
     return str(value)
+
+
+CpuQuantity = Annotated[str, AfterValidator(cpu_quantity)]
+"""A config field holding a CPU request (see :func:`cpu_quantity`)."""
+
+MemoryQuantity = Annotated[str, AfterValidator(memory_quantity)]
+"""A config field holding a memory size (see :func:`memory_quantity`)."""
+
+
+# -- integer amounts, for arithmetic on requests -------------------------------------
+
+
+def cpu_millis(quantity: Any) -> int:
+    """Millicores of a CPU quantity such as ``"8"``, ``"7.5"`` or ``"500m"``."""
+    return math.ceil(_parsed(quantity, 'a CPU quantity such as "8", "7.5" or "7500m"') * 1000)
+
+
+def memory_bytes(quantity: Any) -> int:
+    """Bytes of a memory quantity such as ``"64Gi"``, ``"512Mi"`` or ``"100G"``."""
+    return math.ceil(_parsed(quantity, 'a memory quantity such as "64Gi" or "512Mi"'))
+
+
+def cpu_text(millis: int) -> str:
+    """The quantity for ``millis`` millicores: ``"8"`` or ``"7500m"``."""
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def memory_text(size: int) -> str:
+    """The quantity for ``size`` bytes, in the largest binary unit that is exact: ``"64Gi"``, ``"18944Mi"``."""
+    if size % _GIB == 0:
+        return f"{size // _GIB}Gi"
+    if size % _MIB == 0:
+        return f"{size // _MIB}Mi"
+    return str(size)

@@ -11,20 +11,27 @@ Every argument model in this package subclasses :class:`Model`:
 :func:`parse` turns pydantic's ``ValidationError`` into our
 :class:`~components.errors.ConfigErrors`, whose messages name the full key path,
 the bad value and what is accepted.
+
+:func:`keyed_entries` (and the :data:`ByName` field type) reads the config
+sections whose entries are named by a key: a mapping by key, or a list of
+objects that carry the key.
 """
 
 from __future__ import annotations
 
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Mapping
+from functools import partial
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails
 
 from components.errors import ConfigError, ConfigErrors
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class Model(BaseModel):
@@ -131,3 +138,60 @@ def parse(model: type[M], data: Any, prefix: str = "") -> M:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise to_config_errors(exc, model, prefix) from None
+
+
+# -- entries named by a key ------------------------------------------------------
+
+
+def keyed_entries(value: Any, key_field: str = "name", *, null_is_empty: bool = False) -> Any:
+    """Entries named by a key, given as a mapping by key or as a list of objects that carry it.
+
+    Both spellings become one mapping ``{key: body}`` with the key filled into
+    each body under ``key_field``, so the rest of the code, and every error
+    message, names an entry by its key (``trainingJobs.gpu-smoke.gpusPerNode``),
+    never by its position in a list:
+
+    * a mapping: a body may repeat its key under ``key_field``, but not
+      contradict it (an error at ``<key>.<key_field>``);
+    * a list: every entry needs a string ``key_field``, and no two entries the
+      same one (an error at ``[i].<key_field>``).
+
+    ``null_is_empty``: a ``null`` section (a YAML key left empty) means no
+    entries.  Anything else is returned unchanged, for the field's type to refuse.
+    """
+    if value is None and null_is_empty:
+        return {}
+    if isinstance(value, list):
+        out: dict[Any, Any] = {}
+        first: dict[Any, int] = {}
+        for i, body in enumerate(value):
+            key = body.get(key_field) if isinstance(body, Mapping) else None
+            if not isinstance(key, str):
+                given = body.get(key_field) if isinstance(body, Mapping) else body
+                example = f"an object with a {key_field}, e.g. {{{key_field}: ..., ...}}"
+                raise ConfigError(f"[{i}].{key_field}", given, example, f"missing {key_field}")
+            if key in first:
+                raise ConfigError(f"[{i}].{key_field}", key, f"a {key_field} not used by entry [{first[key]}]", f"duplicate {key_field}")
+            first[key] = i
+            out[key] = dict(body)
+        return out
+    if isinstance(value, Mapping):
+        fixed: dict[Any, Any] = {}
+        for key, body in value.items():
+            if isinstance(body, Mapping):
+                given = body.get(key_field, key)
+                if given != key:
+                    raise ConfigError(f"{key}.{key_field}", given, f"{key!r} (the {key_field} is the entry's key)", f"{key_field} differs from its key")
+                body = {**body, key_field: key}
+            fixed[key] = body
+        return fixed
+    return value
+
+
+def keyed_by(key_field: str = "name", *, null_is_empty: bool = False) -> BeforeValidator:
+    """The field validator for a section of entries named by ``key_field`` (see :func:`keyed_entries`)."""
+    return BeforeValidator(partial(keyed_entries, key_field=key_field, null_is_empty=null_is_empty))
+
+
+ByName = Annotated[dict[str, T], keyed_by("name")]
+"""A config section of entries by ``name``: a mapping by name, or a list of objects with ``name``."""

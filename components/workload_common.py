@@ -1,10 +1,13 @@
-"""Pieces shared by the long-running workloads (InferenceService, JupyterNotebook).
+"""Pieces shared by the workloads: training jobs, inference services and notebooks.
 
-All plain functions and models: image choice (a DLC through the catalog, or
-any image by reference), GPU placement and the CPU/memory requests that go
-with a GPU share, pod and container security contexts, the S3 read policy for
-model artifacts, namespaces with Pod Security labels, and the annotations
-that tell ``pulumi up`` how long to wait.
+All plain functions and models: field types for names, namespaces and
+environment variables; image choice (a DLC through the catalog, or any image
+by reference); GPU placement, resources and ``/dev/shm``; pod and container
+security contexts; the objects of a long-running server (labels, metadata,
+Service, container, pod); namespaces with Pod Security labels; and the
+annotations that tell ``pulumi up`` how long to wait.  What a node can give
+pods is in :mod:`components.node_capacity`, S3 access in
+:mod:`components.s3_access`.
 """
 
 from __future__ import annotations
@@ -12,17 +15,18 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from pydantic import model_validator
+from pydantic import AfterValidator, model_validator
 
 from components import dlc_catalog
 from components.errors import ConfigError
-from components.gpu_catalog import NVIDIA_GPU_RESOURCE, InstanceType
+from components.gpu_catalog import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
+from components.gpu_node_group import GPU_TOLERATION
+from components.k8s_objects import KubeObject
 from components.ml_cluster import ROLE_LABEL
-from components.nvidia_device_plugin import GPU_TOLERATION
-from components.quantity import GIB, parse_quantity
+from components.node_capacity import SERVING, share_requests
+from components.quantity import cpu_text, memory_text, parse_quantity
 from components.schema import Model
 
 # DNS-1035 label (a Service name must be one), kept short so that derived
@@ -36,16 +40,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-
 # for a resource to become ready, or whether to wait at all.
 TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
-
-# Share of a node's CPU and memory a pod asks for per GPU it takes.  Why 75%:
-# * Escalator (train groups) counts only CPU and memory requests, never GPUs,
-#   and adds a node when requests exceed 70% of capacity (its default
-#   scale_up_threshold_percent).  A node whose GPUs are all taken therefore
-#   has to read above 70%, or the next GPU pod waits forever.
-# * The pod must still fit beside the DaemonSets (kube-proxy, VPC CNI, device
-#   plugins, EBS CSI node) on the smallest 4-vCPU GPU types: 75% of 4 vCPU
-#   leaves ~1 vCPU for them and the kubelet's reservation.
-REQUEST_SHARE = Decimal("0.75")
 
 
 def check_name(value: str) -> str:
@@ -69,6 +63,22 @@ def check_env(value: dict[str, str]) -> dict[str, str]:
         if not _ENV_NAME.match(key):
             raise ConfigError(f"{key}", key, "an environment variable name such as HF_HOME", "not a valid name")
     return value
+
+
+WorkloadName = Annotated[str, AfterValidator(check_name)]
+"""A config field holding a workload name (see :func:`check_name`)."""
+
+WorkloadNamespace = Annotated[str, AfterValidator(check_namespace)]
+"""A config field holding a workload's namespace (see :func:`check_namespace`)."""
+
+EnvVars = Annotated[dict[str, str], AfterValidator(check_env)]
+"""A config field holding plain environment variables (see :func:`check_env`)."""
+
+
+def check_shared_memory(shared_memory: str, memory: str | None) -> None:
+    """``/dev/shm`` is memory-backed and counts against the pod's memory limit, so it must be smaller."""
+    if memory is not None and parse_quantity(shared_memory) >= parse_quantity(memory):
+        raise ConfigError("sharedMemory", shared_memory, f"less than memory ({memory}); /dev/shm counts against it", "as large as the memory limit")
 
 
 # -- images -------------------------------------------------------------------
@@ -190,73 +200,24 @@ def placement(role: str, gpus: int) -> dict[str, Any]:
     return {"nodeSelector": {ROLE_LABEL: role}, "tolerations": [dict(GPU_TOLERATION)]}
 
 
-def _millicores(cores: Decimal) -> str:
-    m = int(cores * 1000) // 100 * 100
-    return f"{m // 1000}" if m % 1000 == 0 else f"{m}m"
-
-
-def _mebibytes(size: Decimal) -> str:
-    mi = int(size / (1024 * 1024)) // 256 * 256
-    return f"{mi // 1024}Gi" if mi % 1024 == 0 else f"{mi}Mi"
-
-
 def proportional_requests(instance: InstanceType, gpus: int) -> tuple[str, str]:
-    """CPU and memory requests for ``gpus`` of ``instance``'s GPUs: 75% of their share.
-
-    Rounded down to 100m and 256Mi so the numbers stay readable.
-    """
-    share = Decimal(gpus) / Decimal(instance.accelerator_count) * REQUEST_SHARE
-    cpu = Decimal(instance.vcpu) * share
-    memory = Decimal(str(instance.memory_gib)) * GIB * share
-    return _millicores(cpu), _mebibytes(memory)
+    """Default CPU and memory requests of a long-running pod with ``gpus`` of ``instance``'s
+    GPUs: 75% of their share of what a node can give pods (see :mod:`components.node_capacity`)."""
+    cpu, memory = share_requests(instance, gpus, SERVING)
+    return cpu_text(cpu), memory_text(memory)
 
 
-def gpu_count_error(key: str, gpus: int, group_key: str, instance: InstanceType) -> ConfigError | None:
-    """An error if ``gpus`` do not fit on one node of the group's smallest type."""
-    if gpus <= instance.accelerator_count:
-        return None
-    return ConfigError(
-        key,
-        gpus,
-        f"at most {instance.accelerator_count}, the GPUs of {instance.instance_type} (the smallest type in {group_key})",
-        f"no node of the group has {gpus} GPUs, so the pod would never be scheduled",
-    )
-
-
-def fit_errors(prefix: str, cpu: str | None, memory: str | None, instance: InstanceType, group_key: str) -> list[ConfigError]:
-    """Errors for explicit CPU/memory requests larger than the smallest node."""
-    errors = []
-    if cpu is not None and parse_quantity(cpu) > instance.vcpu:
-        errors.append(
-            ConfigError(
-                f"{prefix}.cpu",
-                cpu,
-                f"less than {instance.vcpu} (the vCPUs of {instance.instance_type}, the smallest type in {group_key})",
-                "larger than any node",
-            )
-        )
-    if memory is not None and parse_quantity(memory) > Decimal(str(instance.memory_gib)) * GIB:
-        errors.append(
-            ConfigError(
-                f"{prefix}.memory",
-                memory,
-                f"less than {instance.memory_gib}Gi (the memory of {instance.instance_type}, the smallest type in {group_key})",
-                "larger than any node",
-            )
-        )
-    return errors
-
-
-def resources(cpu: str, memory: str, gpus: int) -> dict[str, Any]:
-    """Requests and limits.  Memory limit = request (no overcommit, no surprise
-    OOM kill from a neighbour); no CPU limit (throttling a model server or a
-    notebook buys nothing); GPUs must have request = limit."""
-    requests: dict[str, str] = {"cpu": cpu, "memory": memory}
-    limits: dict[str, str] = {"memory": memory}
-    if gpus:
-        requests[NVIDIA_GPU_RESOURCE] = str(gpus)
-        limits[NVIDIA_GPU_RESOURCE] = str(gpus)
-    return {"requests": requests, "limits": limits}
+def resources(cpu: str, memory: str, gpus: int, efa_devices: int = 0) -> dict[str, Any]:
+    """Requests and limits.  Memory limit = request: no overcommit, no surprise
+    OOM kill from a neighbour, and a runaway training pod is OOM-killed (a
+    counted failure) instead of pressuring the node into evicting it (ignored,
+    retried forever).  No CPU limit: throttling a model server, a notebook or
+    data loaders buys nothing.  GPUs and EFA devices, extended resources, must
+    have request = limit."""
+    extended = {NVIDIA_GPU_RESOURCE: str(gpus)} if gpus else {}
+    if efa_devices:
+        extended[EFA_RESOURCE] = str(efa_devices)
+    return {"requests": {"cpu": cpu, "memory": memory, **extended}, "limits": {"memory": memory, **extended}}
 
 
 def shared_memory_volume(size: str) -> dict[str, Any]:
@@ -299,6 +260,102 @@ def runs_as_non_root(run_as_user: int | None) -> bool:
     return run_as_user is not None and run_as_user != 0
 
 
+# -- objects -----------------------------------------------------------------------
+
+
+class Workload(Protocol):
+    """What the shared renderers read from an InferenceServiceArgs or a JupyterNotebookArgs."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def gpus(self) -> int: ...
+    @property
+    def command(self) -> list[str] | None: ...
+    @property
+    def args(self) -> list[str]: ...
+    @property
+    def run_as_user(self) -> int | None: ...
+    @property
+    def run_as_group(self) -> int | None: ...
+    @property
+    def fs_group(self) -> int | None: ...
+
+
+def workload_labels(name: str, component: str) -> dict[str, str]:
+    """The labels that select a workload's pods (and so never change)."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
+
+
+def object_meta(workload: Workload, labels: dict[str, str], *, name: str | None = None, annotations: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Metadata of one of the workload's objects: in its namespace, its labels plus :data:`MANAGED_BY`."""
+    meta: dict[str, Any] = {"name": name or workload.name, "namespace": workload.namespace, "labels": {**labels, **MANAGED_BY}}
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def cluster_ip_service(workload: Workload, labels: dict[str, str], port: int) -> KubeObject:
+    """The in-cluster Service in front of the pods' ``http`` port."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(workload, labels),
+        "spec": {"type": "ClusterIP", "selector": labels, "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]},
+    }
+
+
+def http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+
+
+def server_container(
+    workload: Workload,
+    *,
+    name: str,
+    image: str,
+    port: int,
+    env: list[dict[str, Any]],
+    requests: tuple[str, str],
+    probes: dict[str, dict[str, Any]],
+    volume_mounts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The main container of a long-running workload: an HTTP server on ``port``,
+    with its resources, probes and the security context its user allows."""
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "env": env,
+        "resources": resources(*requests, workload.gpus),
+        **probes,
+        "securityContext": container_security_context(runs_as_non_root(workload.run_as_user)),
+        "volumeMounts": volume_mounts,
+    }
+    if workload.command is not None:
+        container["command"] = list(workload.command)
+    if workload.args:
+        container["args"] = list(workload.args)
+    return container
+
+
+def pod_spec(workload: Workload, role: str, containers: list[dict[str, Any]], volumes: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The pod of a long-running workload: its own service account, no Service
+    environment variables, GPU placement (:func:`placement`) and its security context."""
+    return {
+        "serviceAccountName": workload.name,
+        **extra,
+        "enableServiceLinks": False,
+        **placement(role, workload.gpus),
+        "securityContext": pod_security_context(workload.run_as_user, workload.run_as_group, workload.fs_group),
+        "containers": containers,
+        "volumes": volumes,
+    }
+
+
 def namespace_object(name: str, *, restricted: bool, readiness_gates: bool = False) -> dict[str, Any]:
     """A namespace with Pod Security Admission labels.
 
@@ -331,75 +388,3 @@ def await_annotations(timeout_seconds: int, skip_await: bool) -> dict[str, str]:
 
 def probe_failure_threshold(timeout_seconds: int, period_seconds: int) -> int:
     return max(1, math.ceil(timeout_seconds / period_seconds))
-
-
-# -- S3 model artifacts --------------------------------------------------------------
-
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_KMS_KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov|-iso[a-z]?)?:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    prefix: str
-    """Without leading or trailing slash; empty for a whole bucket."""
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}/" if self.prefix else f"s3://{self.bucket}/"
-
-
-def parse_s3_uri(value: str) -> S3Location:
-    """``s3://bucket/prefix/`` -> S3Location.  Wildcards are refused: the prefix goes into an IAM policy."""
-    accepted = "an S3 URI such as s3://my-models/llama-3-8b/ (bucket and optional prefix, no wildcards)"
-    match = re.fullmatch(r"s3://([^/]+)/?(.*)", value)
-    if match is None or not _BUCKET.match(match[1]) or ".." in match[1]:
-        raise ConfigError("", value, accepted, "not an S3 URI")
-    prefix = match[2].strip("/")
-    if any(c in prefix for c in "*?$") or "//" in prefix:
-        raise ConfigError("", value, accepted, "wildcards, '$' and empty path segments are not allowed in the prefix")
-    return S3Location(match[1], prefix)
-
-
-def check_kms_key_arn(value: str | None) -> str | None:
-    if value is not None and not _KMS_KEY_ARN.match(value):
-        raise ConfigError("", value, "a KMS key ARN such as arn:aws:kms:us-west-2:123456789012:key/<uuid>", "not a KMS key ARN")
-    return value
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-def s3_read_policy(location: S3Location, *, region: str, kms_key_arn: str | None = None) -> dict[str, Any]:
-    """Read-only access to one S3 prefix: list it, get its objects, nothing else.
-
-    ``kms_key_arn`` adds ``kms:Decrypt`` on that key, only through S3, for
-    buckets encrypted with a customer managed key.
-    """
-    partition = partition_of(region)
-    bucket_arn = f"arn:{partition}:s3:::{location.bucket}"
-    objects = f"{bucket_arn}/{location.prefix}/*" if location.prefix else f"{bucket_arn}/*"
-    list_statement: dict[str, Any] = {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn}
-    if location.prefix:
-        list_statement["Condition"] = {"StringLike": {"s3:prefix": [location.prefix, f"{location.prefix}/*"]}}
-    statements: list[dict[str, Any]] = [
-        list_statement,
-        {"Sid": "ReadModelObjects", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects},
-    ]
-    if kms_key_arn:
-        statements.append(
-            {
-                "Sid": "DecryptModelObjects",
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": kms_key_arn,
-                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
-            }
-        )
-    return {"Version": "2012-10-17", "Statement": statements}

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
+
+if TYPE_CHECKING:
+    from components.ml_cluster import MLCluster
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 
@@ -102,3 +105,28 @@ class ServiceAccountRole(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{name}-{arn.rsplit('/', 1)[-1]}", role=self.role.name, policy_arn=arn, opts=child)
         self.role_arn = self.role.arn
         self.register_outputs({"role_arn": self.role_arn})
+
+    @classmethod
+    def of_cluster(
+        cls,
+        name: str,
+        cluster: MLCluster,
+        *,
+        parent: pulumi.Resource,
+        namespace: str,
+        service_account: str,
+        policy: pulumi.Input[dict[str, Any]] | None = None,
+        managed_policy_arns: Sequence[str] = (),
+    ) -> ServiceAccountRole:
+        """The role for a service account of ``cluster``: trusted through its OIDC provider, tagged like it, under ``parent``."""
+        return cls(
+            name,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            namespace=namespace,
+            service_account=service_account,
+            policy=policy,
+            managed_policy_arns=managed_policy_arns,
+            tags=cluster.tags,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )

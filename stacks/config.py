@@ -11,20 +11,20 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
 from components.cluster_autoscaler_addon import ClusterAutoscalerArgs
-from components.dlc_training_job import TrainingJobs
+from components.dlc_training_job import DLCTrainingJobArgs
 from components.errors import ConfigError, ConfigErrors
 from components.escalator_addon import EscalatorArgs
 from components.gpu_node_group import GpuNodeGroupArgs, Role
 from components.inference_service import InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebookArgs
 from components.ml_cluster import MLClusterArgs
-from components.schema import Model, parse, raise_all
+from components.schema import ByName, Model, keyed_by, parse, raise_all
 
 NAMESPACE = "mleks"
 Topology = Literal["dedicated", "unified"]
@@ -105,30 +105,25 @@ class StackConfig(Model):
     vpc: VpcArgs = Field(default_factory=VpcArgs)
     """The network."""
 
-    node_groups: dict[Role, GpuNodeGroupArgs]
+    # ``nodeGroups.train`` is the train group: the key fills in ``role``, so
+    # users write it once, and a body that contradicts its key is refused.
+    node_groups: Annotated[dict[Role, GpuNodeGroupArgs], keyed_by("role")]
     """GPU node groups by role (``train``, ``inference``); the key is the role."""
 
     tags: dict[str, str] = Field(default_factory=dict)
     """AWS tags on every resource that takes them."""
 
     # -- add-ons and workloads --
-    inference_services: dict[str, InferenceServiceArgs] = Field(default_factory=dict)
+    # A null section means none, as it always has for these two.
+    inference_services: Annotated[dict[str, InferenceServiceArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
     """Model servers on the inference group (``mleks:inferenceServices``): a dict by name, or a
     list of objects with ``name``; see components/inference_service.py and docs/serving.md.  Default: none."""
 
-    notebooks: dict[str, JupyterNotebookArgs] = Field(default_factory=dict)
+    notebooks: Annotated[dict[str, JupyterNotebookArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
     """Jupyter servers in the training cluster (``mleks:notebooks``): a dict by name, or a list of
     objects with ``name``; see components/jupyter_notebook.py and docs/serving.md.  Default: none."""
 
-    @field_validator("inference_services", "notebooks", mode="before")
-    @classmethod
-    def _serving_by_name(cls, value: Any) -> Any:
-        # Imported here: stacks.serving uses stacks.topology, which imports this module.
-        from stacks import serving
-
-        return serving.by_name(value)
-
-    training_jobs: TrainingJobs = Field(default_factory=dict)
+    training_jobs: ByName[DLCTrainingJobArgs] = Field(default_factory=dict)
     """DLC training jobs on the train group (``mleks:trainingJobs``): a list of jobs, or a dict
     of jobs by name; see components/dlc_training_job.py and docs/training.md.  Default: none."""
 
@@ -165,26 +160,6 @@ class StackConfig(Model):
         if not _NAME.match(value):
             raise ConfigError("", value, "2-32 lowercase letters, digits and dashes, starting with a letter", "not a valid name")
         return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _role_from_key(cls, data: Any) -> Any:
-        # ``nodeGroups.train`` is the train group: fill ``role`` from the key so
-        # users write it once, and reject a body that contradicts its key.
-        if isinstance(data, dict):
-            groups = data.get("nodeGroups", data.get("node_groups"))
-            if isinstance(groups, dict):
-                fixed = {}
-                for key, body in groups.items():
-                    if isinstance(body, dict):
-                        role = body.get("role", key)
-                        if role != key:
-                            raise ConfigError(f"nodeGroups.{key}.role", role, f"{key!r} (the role is the group's key)", "role differs from its key")
-                        body = {**body, "role": key}
-                    fixed[key] = body
-                data = {**data, "nodeGroups": fixed}
-                data.pop("node_groups", None)
-        return data
 
     @field_validator("node_groups")
     @classmethod

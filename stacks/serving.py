@@ -9,13 +9,12 @@
 * Namespaces are created once per cluster, with the strictest Pod Security
   level every workload in them allows.
 
-:func:`by_name` and :func:`check` run inside :class:`stacks.config.StackConfig`
-validation, so bad input fails before any resource is registered.
+:func:`check` runs inside :class:`stacks.config.StackConfig` validation, so
+bad input fails before any resource is registered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,8 @@ from components.errors import ConfigError
 from components.gpu_node_group import GpuNodeGroupArgs
 from components.inference_service import InferenceService, InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebook, port_forward_command, token_command
-from components.workload_common import fit_errors, gpu_count_error, namespace_object, resolve_image, runs_as_non_root
+from components.node_capacity import fit_errors, gpu_count_error
+from components.workload_common import namespace_object, resolve_image, runs_as_non_root
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -35,38 +35,6 @@ if TYPE_CHECKING:
 
 
 # -- config shape and cross-checks (pure) -------------------------------------------------
-
-
-def by_name(value: Any) -> Any:
-    """Accept a mapping by name or a list of objects with ``name``; return the mapping.
-
-    The name is filled into each body from its key, so the rest of the code
-    (and every error message) sees ``<key>.<name>.<field>``.
-    """
-    if value is None:
-        return {}
-    if isinstance(value, list):
-        out: dict[str, Any] = {}
-        for i, body in enumerate(value):
-            if not isinstance(body, Mapping) or not isinstance(body.get("name"), str):
-                raise ConfigError(
-                    f"[{i}].name", body.get("name") if isinstance(body, Mapping) else body, "an object with a name, e.g. {name: llm, ...}", "missing name"
-                )
-            if body["name"] in out:
-                raise ConfigError(f"[{i}].name", body["name"], "a name not used by another entry", "duplicate name")
-            out[body["name"]] = dict(body)
-        return out
-    if isinstance(value, Mapping):
-        fixed: dict[str, Any] = {}
-        for name, body in value.items():
-            if isinstance(body, Mapping):
-                given = body.get("name", name)
-                if given != name:
-                    raise ConfigError(f"{name}.name", given, f"{name!r} (the name is the entry's key)", "name differs from its key")
-                body = {**body, "name": name}
-            fixed[name] = body
-        return fixed
-    return value
 
 
 def _group_key(role: str) -> str:
@@ -132,10 +100,10 @@ def _cluster_of(cfg: StackConfig, role: str) -> str | None:
 def _gpu_errors(key: str, gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs) -> list[ConfigError]:
     group_key = _group_key(group.role)
     instance = group.smallest_instance
-    too_many = gpu_count_error(f"{key}.gpus", gpus, group_key, instance)
+    too_many = gpu_count_error(f"{key}.gpus", gpus, instance, group_key)
     if too_many is not None:
         return [too_many]
-    return fit_errors(key, cpu, memory, instance, group_key)
+    return [e.under(key) for e in fit_errors(cpu, memory, instance, group_key)]
 
 
 def _replica_errors(key: str, svc: InferenceServiceArgs, group: GpuNodeGroupArgs) -> list[ConfigError]:
@@ -158,7 +126,7 @@ def _image_errors(key: str, region: str, job_type: str, image: Any, instance_typ
     try:
         resolve_image(image, region=region, job_type=job_type, instance_types=instance_types)
     except ConfigError as err:
-        return [ConfigError(f"{key}.{err.key}", err.value, err.accepted, err.problem)]
+        return [err.under(key)]
     return []
 
 

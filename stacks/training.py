@@ -20,11 +20,10 @@ from components.dlc_training_job import (
     PREEXISTING_NAMESPACES,
     DLCTrainingJob,
     DLCTrainingJobArgs,
-    job_key,
     plan_job,
-    render_namespace,
 )
 from components.errors import ConfigError
+from components.workload_common import namespace_object
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -34,8 +33,8 @@ KEY = "trainingJobs"
 
 
 def jobs(cfg: StackConfig) -> list[tuple[str, DLCTrainingJobArgs]]:
-    """Each job with its config key, e.g. ``("trainingJobs[0]", args)`` or ``("trainingJobs.smoke", args)``."""
-    return [(f"{KEY}{job_key(key)}", args) for key, args in cfg.training_jobs.items()]
+    """Each job with its config key, e.g. ``("trainingJobs.smoke", args)``, in either spelling of the section."""
+    return [(f"{KEY}.{name}", args) for name, args in cfg.training_jobs.items()]
 
 
 def check(cfg: StackConfig) -> list[ConfigError]:
@@ -49,7 +48,7 @@ def check(cfg: StackConfig) -> list[ConfigError]:
         try:
             plan_job(args, group, cfg.region)
         except ConfigError as err:
-            errors.append(ConfigError(f"{key}.{err.key}", err.value, err.accepted, err.problem))
+            errors.append(err.under(key))
     return errors
 
 
@@ -66,7 +65,8 @@ def build(cfg: StackConfig, platform: Platform) -> dict[str, DLCTrainingJob]:
                 # Shared by the jobs in it, so owned by the stack rather than by any
                 # one job.  Retained on delete: users put their own objects there
                 # (the FSx/EFS claims the jobs mount), which deleting it would destroy.
-                ns_obj = render_namespace(args.namespace)
+                # Pod Security baseline: DLC images run as root, which restricted forbids.
+                ns_obj = namespace_object(args.namespace, restricted=False)
                 opts = cluster.k8s_opts(cluster, retain_on_delete=True)
                 namespaces[args.namespace] = k8s_objects.create(ns_obj, opts, name_prefix=f"{cluster.name}-training")
             ns = namespaces.get(args.namespace)

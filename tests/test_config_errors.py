@@ -167,6 +167,35 @@ def test_a_group_whose_role_contradicts_its_key_is_rejected():
     assert "mleks:nodeGroups.train.role = 'inference'" in single_error(cfg)
 
 
+@pytest.mark.parametrize("section", ["mleks:trainingJobs", "mleks:inferenceServices", "mleks:notebooks"])
+def test_a_section_given_as_a_list_names_each_entry_by_its_name_in_errors(section: str):
+    cfg = unified()
+    entries = [{"name": name, **body} for name, body in cfg[section].items()]
+    first = entries[0]["name"]
+    entries[0]["noSuchKey"] = 1
+    cfg[section] = entries
+    assert f"{section}.{first}.noSuchKey" in {e.key for e in run_bad(cfg).errors}
+
+
+@pytest.mark.parametrize("section", ["mleks:trainingJobs", "mleks:inferenceServices", "mleks:notebooks"])
+def test_a_list_entry_without_a_name_or_with_a_used_one_is_rejected_naming_its_position(section: str):
+    cfg = unified()
+    entries = [{"name": name, **body} for name, body in cfg[section].items()]
+    cfg[section] = [*entries, {k: v for k, v in entries[0].items() if k != "name"}]
+    assert f"{section}[{len(entries)}].name" in {e.key for e in run_bad(cfg).errors}
+    cfg[section] = [*entries, entries[0]]
+    assert f"{section}[{len(entries)}].name" in {e.key for e in run_bad(cfg).errors}
+
+
+def test_node_groups_may_be_a_list_of_groups_with_their_role():
+    cfg = unified()
+    as_list = copy.deepcopy(cfg)
+    as_list["mleks:nodeGroups"] = [{"role": role, **body} for role, body in cfg["mleks:nodeGroups"].items()]
+    assert offline.run("unified", config=as_list).resources == offline.run("unified", config=cfg).resources
+    as_list["mleks:nodeGroups"][0]["efa"] = "maybe"
+    assert "mleks:nodeGroups.train.efa" in {e.key for e in run_bad(as_list).errors}
+
+
 def test_several_problems_are_reported_together():
     cfg = unified()
     cfg["mleks:topology"] = "hybrid"

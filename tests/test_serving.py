@@ -21,9 +21,10 @@ from components.gpu_catalog import catalog
 from components.inference_service import InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebookArgs
 from components.quantity import parse_quantity, storage_size
-from components.schema import parse
-from components.workload_common import parse_s3_uri, proportional_requests, s3_read_policy
-from stacks import offline, serving
+from components.s3_access import parse_s3_uri, s3_policy
+from components.schema import keyed_entries, parse
+from components.workload_common import proportional_requests
+from stacks import offline
 from stacks.offline import Registration, RenderResult
 from tests.checks import iam_documents, lint_findings, schema_errors
 
@@ -205,11 +206,12 @@ def test_the_service_rolls_out_without_ever_dropping_below_its_replicas():
 
 
 def test_cpu_and_memory_default_to_three_quarters_of_the_gpu_share():
-    assert proportional_requests(G6E_XLARGE, 1) == ("3", "24Gi")  # 4 vCPU, 32 GiB, 1 GPU
-    assert proportional_requests(P4D, 1) == ("9", "108Gi")  # 96 vCPU, 1152 GiB, 8 GPUs
-    assert proportional_requests(P4D, 8) == ("72", "864Gi")
+    # Of what a node can give pods (node_capacity.node_budget), rounded down to 100m and 256Mi.
+    assert proportional_requests(G6E_XLARGE, 1) == ("2500m", "18944Mi")  # 3420m and 25517Mi for pods, 1 GPU
+    assert proportional_requests(P4D, 1) == ("8900m", "101120Mi")  # 95190m and 1080335Mi for pods, 8 GPUs
+    assert proportional_requests(P4D, 8) == ("71300m", "810240Mi")
     server = pod_of(one(render_service(service_args()), "Deployment"))["containers"][0]
-    assert server["resources"]["requests"]["cpu"] == "3" and server["resources"]["limits"]["memory"] == "24Gi"
+    assert server["resources"]["requests"]["cpu"] == "2500m" and server["resources"]["limits"]["memory"] == "18944Mi"
 
 
 def test_probes_give_model_loading_its_startup_allowance():
@@ -297,13 +299,16 @@ def test_the_service_account_carries_the_irsa_role_that_reads_only_the_model_pre
         "system:serviceaccount:serving:chat"
     )
     policy = next(doc for name, doc in docs.items() if name.endswith("-policy"))
-    assert policy == s3_read_policy(parse_s3_uri("s3://ml-prod-models-123456789012/qwen2.5-7b-instruct-awq/"), region="eu-west-1")
+    assert policy == s3_policy([parse_s3_uri("s3://ml-prod-models-123456789012/qwen2.5-7b-instruct-awq/").as_folder()], region="eu-west-1")
 
 
 def test_the_model_policy_lists_and_reads_one_prefix_and_nothing_else():
-    policy = s3_read_policy(
-        parse_s3_uri("s3://models/team/llm/"), region="us-west-2", kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/0d6b5f3e-1a2b-4c3d-9e8f-0123456789ab"
+    policy = s3_policy(
+        [parse_s3_uri("s3://models/team/llm/").as_folder()],
+        region="us-west-2",
+        kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/0d6b5f3e-1a2b-4c3d-9e8f-0123456789ab",
     )
+    assert policy is not None
     actions = sorted(s["Action"] for s in policy["Statement"])
     assert actions == ["kms:Decrypt", "s3:GetObject", "s3:ListBucket"]
     listing = next(s for s in policy["Statement"] if s["Action"] == "s3:ListBucket")
@@ -313,7 +318,8 @@ def test_the_model_policy_lists_and_reads_one_prefix_and_nothing_else():
 
 
 def test_china_regions_get_the_china_partition_in_the_model_policy():
-    policy = s3_read_policy(parse_s3_uri("s3://models/x/"), region="cn-north-1")
+    policy = s3_policy([parse_s3_uri("s3://models/x/").as_folder()], region="cn-north-1")
+    assert policy is not None
     assert all(s["Resource"].startswith("arn:aws-cn:s3:::") for s in policy["Statement"])
 
 
@@ -477,14 +483,14 @@ def test_workloads_wait_for_their_namespace(stack: RenderResult):
 
 
 def test_a_list_and_a_dict_by_name_give_the_same_config():
-    as_list = serving.by_name([{"name": "a", "gpus": 1}, {"name": "b"}])
-    as_dict = serving.by_name({"a": {"gpus": 1}, "b": {}})
+    as_list = keyed_entries([{"name": "a", "gpus": 1}, {"name": "b"}])
+    as_dict = keyed_entries({"a": {"gpus": 1}, "b": {}})
     assert as_list == as_dict == {"a": {"name": "a", "gpus": 1}, "b": {"name": "b"}}
 
 
 def test_duplicate_names_in_a_list_are_rejected():
     with pytest.raises(ConfigError) as info:
-        serving.by_name([{"name": "a"}, {"name": "a"}])
+        keyed_entries([{"name": "a"}, {"name": "a"}])
     assert info.value.key == "[1].name"
 
 

@@ -14,17 +14,16 @@ from components.dlc_training_job import (
     COMPLETION_INDEX_ANNOTATION,
     TYPE,
     DLCTrainingJobArgs,
-    S3Location,
-    cpu_millis,
     efa_env,
-    memory_bytes,
-    node_budget,
     plan_job,
     render,
-    s3_policy,
 )
 from components.errors import ConfigError, ConfigErrors
 from components.gpu_node_group import GpuNodeGroupArgs
+from components.node_capacity import node_budget
+from components.quantity import cpu_millis, memory_bytes
+from components.s3_access import S3Location, s3_policy
+from components.workload_common import namespace_object
 from stacks import config, offline
 from tests.checks import kube_version, lint_findings, schema_errors
 
@@ -109,6 +108,14 @@ def test_training_objects_validate_against_the_kubernetes_schema(stack: offline.
     assert namespaces[0][0].retain_on_delete is True
     errors += [e for reg, obj in namespaces for e in schema_errors(obj, kube_version(stack, reg))]
     assert errors == []
+
+
+def test_the_training_namespace_enforces_baseline_and_warns_at_restricted_like_every_workload_namespace(stack: offline.RenderResult) -> None:
+    [namespace] = [obj for _, obj in stack.kube_objects() if obj["kind"] == "Namespace" and obj["metadata"]["name"] == "ml-training"]
+    # DLC images run as root, which restricted forbids; warn/audit show what that gives up.
+    assert namespace == namespace_object("ml-training", restricted=False)
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline" and labels["pod-security.kubernetes.io/warn"] == "restricted"
 
 
 def test_unified_headless_service_validates_against_the_kubernetes_schema(rendered: dict[str, offline.RenderResult]) -> None:
@@ -246,7 +253,7 @@ def test_the_irsa_policies_of_the_stacks_lint_clean(stack: offline.RenderResult)
 def test_unified_benchmark_policy_writes_only_its_checkpoint_prefix(rendered: dict[str, offline.RenderResult]) -> None:
     result = rendered["unified"]
     policies = [json.loads(r.inputs["policy"]) for r in result.resources if r.type == "aws:iam/rolePolicy:RolePolicy" and result.ancestor_of_type(r, TYPE)]
-    assert policies == [s3_policy([], S3Location("ml-unified-checkpoints-123456789012", "nccl-allreduce/"))]
+    assert policies == [s3_policy([], S3Location("ml-unified-checkpoints-123456789012", "nccl-allreduce/"), region="us-west-2")]
 
 
 def test_export_names_the_resolved_image_of_every_job(stack: offline.RenderResult) -> None:
@@ -406,7 +413,7 @@ def test_small_requests_warn_that_escalator_may_not_scale_up() -> None:
 
 
 def test_policy_reads_data_prefixes_and_reads_and_writes_only_the_checkpoint_prefix() -> None:
-    doc = s3_policy([S3Location("data-bucket", "imagenet/"), S3Location("data-bucket", "coco/")], S3Location("ckpt-bucket", "run-1/"))
+    doc = s3_policy([S3Location("data-bucket", "imagenet/"), S3Location("data-bucket", "coco/")], S3Location("ckpt-bucket", "run-1/"), region="us-west-2")
     assert doc == {
         "Version": "2012-10-17",
         "Statement": [
@@ -442,14 +449,14 @@ def test_policy_reads_data_prefixes_and_reads_and_writes_only_the_checkpoint_pre
 
 
 def test_policy_grants_no_delete_no_wildcard_action_and_nothing_without_s3() -> None:
-    doc = s3_policy([S3Location("data-bucket", "")], S3Location("ckpt-bucket", "run/"), partition="aws-cn")
+    doc = s3_policy([S3Location("data-bucket", "")], S3Location("ckpt-bucket", "run/"), region="cn-north-1")
     assert doc is not None
     actions = [a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     assert not [a for a in actions if "*" in a or "Delete" in a]
     whole_bucket = next(s for s in doc["Statement"] if s["Resource"] == "arn:aws-cn:s3:::data-bucket")
     assert "Condition" not in whole_bucket
     assert lint_findings(doc, "permissions") == []
-    assert s3_policy([], None) is None
+    assert s3_policy([], None, region="us-west-2") is None
 
 
 def test_job_policy_uses_the_regions_partition() -> None:
@@ -465,7 +472,7 @@ def test_job_policy_uses_the_regions_partition() -> None:
 def test_more_pods_than_the_train_group_has_nodes_is_refused_naming_the_key() -> None:
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["nodes"] = 7
-    err = _error(raw, "mleks:trainingJobs[0].nodes")
+    err = _error(raw, "mleks:trainingJobs.gpu-smoke.nodes")
     assert err.value == 7 and "at most 6" in err.accepted
 
 
@@ -479,7 +486,7 @@ def test_more_gpus_than_the_instance_has_is_refused_naming_the_key() -> None:
 def test_an_unknown_dlc_version_is_refused_listing_the_versions() -> None:
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["version"] = "2.99"
-    err = _error(raw, "mleks:trainingJobs[0].version")
+    err = _error(raw, "mleks:trainingJobs.gpu-smoke.version")
     assert err.value == "2.99" and "2.13.0" in err.accepted and "2.10.0" in err.accepted
 
 
@@ -490,41 +497,41 @@ def test_a_job_in_a_stack_without_a_train_group_is_refused() -> None:
     for other in ("escalator", "notebooks"):
         raw.pop(other, None)
     errors = _refused(raw)
-    assert [e for e in errors if e.key == "mleks:trainingJobs[0]" and "no train node group" in (e.problem or "")]
+    assert [e for e in errors if e.key == "mleks:trainingJobs.gpu-smoke" and "no train node group" in (e.problem or "")]
 
 
 def test_an_image_the_group_cannot_run_is_refused_naming_the_key() -> None:
     raw = _raw("dedicated")
     raw["nodeGroups"]["train"]["instanceTypes"] = ["p3.16xlarge"]  # Volta: no CUDA 13 images
-    err = _error(raw, "mleks:trainingJobs[0].cuda")
+    err = _error(raw, "mleks:trainingJobs.gpu-smoke.cuda")
     assert err.value == "cu133" and "Volta" in (err.problem or "")
 
 
 def test_requests_that_do_not_fit_a_node_are_refused() -> None:
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["cpu"] = "48"
-    assert "g6e.12xlarge" in _error(raw, "mleks:trainingJobs[0].cpu").accepted
+    assert "g6e.12xlarge" in _error(raw, "mleks:trainingJobs.gpu-smoke.cpu").accepted
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["memory"] = "384Gi"
-    _error(raw, "mleks:trainingJobs[0].memory")
+    _error(raw, "mleks:trainingJobs.gpu-smoke.memory")
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["memory"] = "lots"
-    _error(raw, "mleks:trainingJobs[0].memory")
+    _error(raw, "mleks:trainingJobs.gpu-smoke.memory")
 
 
 def test_efa_on_a_group_without_efa_is_refused() -> None:
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["efa"] = True
-    _error(raw, "mleks:trainingJobs[0].efa")
+    _error(raw, "mleks:trainingJobs.gpu-smoke.efa")
 
 
 def test_job_entries_need_a_version_or_an_image_but_not_both() -> None:
     raw = _raw("dedicated")
     del raw["trainingJobs"][0]["version"]
-    _error(raw, "mleks:trainingJobs[0].version")
+    _error(raw, "mleks:trainingJobs.gpu-smoke.version")
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["image"] = "public.ecr.aws/my/trainer:1.0"
-    _error(raw, "mleks:trainingJobs[0].version")
+    _error(raw, "mleks:trainingJobs.gpu-smoke.version")
 
 
 def test_an_explicit_image_is_used_as_given() -> None:
@@ -532,7 +539,7 @@ def test_an_explicit_image_is_used_as_given() -> None:
     del raw["trainingJobs"][0]["version"]
     raw["trainingJobs"][0]["image"] = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trainer:1.0"
     cfg = config.load(raw)
-    plan = plan_job(cfg.training_jobs[0], cfg.node_groups["train"], cfg.region)
+    plan = plan_job(cfg.training_jobs["gpu-smoke"], cfg.node_groups["train"], cfg.region)
     assert plan.image.uri == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trainer:1.0"
 
 

@@ -1,0 +1,52 @@
+"""The README's promises stay true: quick start, CI, links, generated reference."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from stacks import config_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def quick_start_commands() -> list[str]:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section)
+
+
+def test_quick_start_is_exactly_two_commands_one_render_one_test():
+    commands = quick_start_commands()
+    assert len(commands) == 2
+    assert "-m stacks.render unified" in commands[0]
+    assert "-m pytest" in commands[1]
+    for command in commands:
+        assert command.startswith("python3 -m venv .venv && "), "each command installs what it needs"
+
+
+def test_ci_runs_the_readme_commands_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    for command in quick_start_commands():
+        assert command in ci
+
+
+def test_every_relative_link_in_the_readme_points_to_a_file():
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", README):
+        assert (ROOT / target).exists(), target
+
+
+def test_config_reference_is_regenerated_from_the_schema():
+    on_disk = (ROOT / "docs" / "config-reference.md").read_text()
+    assert on_disk == config_reference.render(), "run: python -m stacks.config_reference"
+
+
+def test_every_dependency_range_has_an_exact_tested_pin():
+    pins = {line.split("==")[0].lower().replace("_", "-") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line}
+    for req in ("requirements.txt", "requirements-dev.txt"):
+        for line in (ROOT / req).read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith(("#", "-r")):
+                continue
+            name = re.split(r"[<>=~! ]", line, maxsplit=1)[0].lower().replace("_", "-")
+            assert name in pins, f"{name} from {req} is not pinned in constraints.txt"
