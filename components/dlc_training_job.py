@@ -85,8 +85,6 @@ GROUP_KEY = "nodeGroups.train"
 # usage error (Python argparse, bash builtins, "can't open file"), 126 "not
 # executable", 127 "command not found".
 DEFAULT_FAIL_JOB_EXIT_CODES = (2, 126, 127)
-# Namespaces every cluster already has; the stack never creates or deletes them.
-PREEXISTING_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 # Instance families whose EFA supports RDMA read, where libfabric may use
 # GPUDirect RDMA.  Newer libfabric (>= 1.18) detects this itself; the variable

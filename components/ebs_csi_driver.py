@@ -40,6 +40,7 @@ import pulumi_aws as aws
 from components import k8s_objects
 from components.k8s_objects import KubeObject
 from components.ml_cluster import MLCluster
+from components.partitions import partition_of
 from components.workload_identity import ServiceAccountRole
 
 TOKEN = "mleks:addons:EbsCsiDriver"
@@ -108,7 +109,7 @@ class EbsCsiDriver(pulumi.ComponentResource):
             parent=self,
             namespace=NAMESPACE,
             service_account=CONTROLLER_SERVICE_ACCOUNT,
-            managed_policy_arns=[managed_policy_arn()],
+            managed_policy_arns=[managed_policy_arn(partition_of(cluster.region))],
         )
         self.addon = aws.eks.Addon(
             f"{name}-addon",

@@ -23,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.errors import ConfigError
 from components.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
+from components.partitions import PARTITION_PATTERN, partition_of
 from components.schema import Model
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
@@ -33,7 +34,7 @@ ROLE_LABEL = "role"
 # what", the others are what AWS support asks for first.
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
-_IAM_PRINCIPAL = re.compile(r"^arn:aws(-cn|-us-gov|-iso[a-z]?)?:(iam|sts)::\d{12}:(role|user|assumed-role)/[\w+=,.@/-]+$")
+_IAM_PRINCIPAL = re.compile(rf"^arn:({PARTITION_PATTERN}):(iam|sts)::\d{{12}}:(role|user|assumed-role)/[\w+=,.@/-]+$")
 
 
 @cache
@@ -197,14 +198,14 @@ def system_node_group_spec(name: str, args: SystemNodeGroupArgs, tags: dict[str,
     )
 
 
-def access_entries(principals: list[str]) -> dict[str, eks.AccessEntryArgs]:
+def access_entries(principals: list[str], partition: str = "aws") -> dict[str, eks.AccessEntryArgs]:
     """Cluster-admin access entries, one per principal."""
     return {
         f"admin-{i}": eks.AccessEntryArgs(
             principal_arn=arn,
             access_policies={
                 "cluster-admin": eks.AccessPolicyAssociationArgs(
-                    policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                    policy_arn=f"arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
                     access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
                 )
             },
@@ -295,7 +296,7 @@ class MLCluster(pulumi.ComponentResource):
         )
         attachments = [
             aws.iam.RolePolicyAttachment(f"{name}-node-role-{arn.rsplit('/', 1)[1]}", role=self.node_role.name, policy_arn=arn, opts=child)
-            for arn in node_role_policy_arns()
+            for arn in node_role_policy_arns(partition_of(region))
         ]
 
         endpoint = args.endpoint
@@ -308,7 +309,7 @@ class MLCluster(pulumi.ComponentResource):
             node_associate_public_ip_address=False,
             skip_default_node_group=True,
             authentication_mode=eks.AuthenticationMode.API,
-            access_entries=access_entries(args.admin_principals),
+            access_entries=access_entries(args.admin_principals, partition_of(region)),
             encryption_config_key_arn=key_arn,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
             endpoint_private_access=True,

@@ -15,28 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.errors import ConfigError
+from components.partitions import PARTITION_PATTERN, partition_of
 
 # Region name prefixes and their partitions, most specific first (``us-iso-``
 # would also match ``us-isob-``).  Every other region is in ``aws``.
-PARTITIONS = (
-    ("cn-", "aws-cn"),
-    ("us-gov-", "aws-us-gov"),
-    ("us-isob-", "aws-iso-b"),
-    ("us-isof-", "aws-iso-f"),
-    ("us-iso-", "aws-iso"),
-    ("eu-isoe-", "aws-iso-e"),
-    ("eusc-", "aws-eusc"),
-)
-
 _S3_URI = re.compile(r"s3://(?P<bucket>[^/]+)(?:/(?P<prefix>.*))?")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_PARTITION = "|".join(sorted({"aws", *(p for _, p in PARTITIONS)}))
-_KMS_KEY_ARN = re.compile(rf"arn:({_PARTITION}):kms:[a-z0-9-]+:\d{{12}}:key/[0-9a-f-]{{36}}")
-
-
-def partition_of(region: str) -> str:
-    """The AWS partition a region belongs to, for ARNs."""
-    return next((partition for start, partition in PARTITIONS if region.startswith(start)), "aws")
+_KMS_KEY_ARN = re.compile(rf"arn:({PARTITION_PATTERN}):kms:[a-z0-9-]+:\d{{12}}:key/[0-9a-f-]{{36}}")
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,6 @@ class StackConfig(Model):
     tags: dict[str, str] = Field(default_factory=dict)
     """AWS tags on every resource that takes them."""
 
-    # -- add-ons and workloads --
     # A null section means none, as it always has for these two.
     inference_services: Annotated[dict[str, InferenceServiceArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
     """Model servers on the inference group (``mleks:inferenceServices``): a dict by name, or a

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import pulumi
 
-from stacks import autoscaling, config, serving, topology, training
+from stacks import autoscaling, config, namespaces, serving, topology, training
 
 
 def main() -> None:
     cfg = config.load()  # raises before any resource is registered
     platform = topology.build(cfg)
-    # -- add-ons and workloads --
-    serving.build(cfg, platform)
-    training.build(cfg, platform)
     autoscaling.build(cfg, platform)
+    namespaces.build(cfg, platform)  # before the workloads that live in them
+    training.build(cfg, platform)
+    serving.build(cfg, platform)
 
     pulumi.export("topology", cfg.topology)
     pulumi.export(

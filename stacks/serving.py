@@ -15,19 +15,17 @@ bad input fails before any resource is registered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from components import k8s_objects
 from components.ebs_csi_driver import EbsCsiDriver
 from components.errors import ConfigError
 from components.gpu_node_group import GpuNodeGroupArgs
 from components.inference_service import InferenceService, InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebook, port_forward_command, token_command
 from components.node_capacity import fit_errors, gpu_count_error
-from components.workload_common import namespace_object, resolve_image, runs_as_non_root
+from components.workload_common import resolve_image
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -133,32 +131,6 @@ def _image_errors(key: str, region: str, job_type: str, image: Any, instance_typ
 # -- namespaces (pure) ----------------------------------------------------------------------
 
 
-@dataclass
-class NamespacePlan:
-    """What the workloads of one namespace in one cluster need from it."""
-
-    non_root: list[bool] = field(default_factory=list)
-    internal_nlb: bool = False
-
-    def render(self, name: str) -> dict[str, Any]:
-        return namespace_object(name, restricted=all(self.non_root), readiness_gates=self.internal_nlb)
-
-
-def namespace_plan(cfg: StackConfig) -> dict[tuple[str, str], NamespacePlan]:
-    """(cluster name, namespace) -> what goes into it."""
-    plans: dict[tuple[str, str], NamespacePlan] = {}
-    inference, train = _cluster_of(cfg, "inference"), _cluster_of(cfg, "train")
-    for svc in cfg.inference_services.values():
-        if inference is not None:
-            plan = plans.setdefault((inference, svc.namespace), NamespacePlan())
-            plan.non_root.append(runs_as_non_root(svc.run_as_user))
-            plan.internal_nlb = plan.internal_nlb or svc.exposure == "internal-nlb"
-    for nb in cfg.notebooks.values():
-        if train is not None:
-            plans.setdefault((train, nb.namespace), NamespacePlan()).non_root.append(runs_as_non_root(nb.run_as_user))
-    return plans
-
-
 # -- registration ------------------------------------------------------------------------------
 
 
@@ -166,11 +138,6 @@ def build(cfg: StackConfig, platform: Platform) -> None:
     """Register every inference service and notebook of the stack, and what they need."""
     if not cfg.inference_services and not cfg.notebooks:
         return
-
-    namespaces: dict[tuple[str, str], pulumi.Resource] = {}
-    for (cluster_name, namespace), plan in sorted(namespace_plan(cfg).items()):
-        cluster = platform.clusters[cluster_name]
-        namespaces[(cluster_name, namespace)] = k8s_objects.create(plan.render(namespace), cluster.k8s_opts(cluster), name_prefix=f"{cluster_name}-workloads")
 
     exported_services: dict[str, Any] = {}
     inference_cluster = platform.cluster_for("inference")
@@ -182,7 +149,7 @@ def build(cfg: StackConfig, platform: Platform) -> None:
             cluster=inference_cluster,
             node_group=cfg.node_groups["inference"],
             region=cfg.region,
-            depends_on=[namespaces[(inference_cluster.name, svc.namespace)]],
+            depends_on=platform.namespace(inference_cluster, svc.namespace),
             opts=pulumi.ResourceOptions(parent=inference_cluster),
         )
         exported_services[name] = {
@@ -207,7 +174,7 @@ def build(cfg: StackConfig, platform: Platform) -> None:
                 node_group=cfg.node_groups["train"],
                 region=cfg.region,
                 storage_class=storage.storage_class_name,
-                depends_on=[namespaces[(train_cluster.name, nb.namespace)], storage],
+                depends_on=[*platform.namespace(train_cluster, nb.namespace), storage],
                 opts=pulumi.ResourceOptions(parent=train_cluster),
             )
             exported_notebooks[name] = {

@@ -48,10 +48,17 @@ class Platform:
     config: StackConfig
     clusters: dict[str, MLCluster] = field(default_factory=dict)
     node_groups: dict[Role, GpuNodeGroup] = field(default_factory=dict)
+    namespaces: dict[tuple[str, str], pulumi.Resource] = field(default_factory=dict)
+    """(cluster name, namespace) -> the Namespace the stack created there (see stacks.namespaces)."""
 
     def cluster_for(self, role: Role) -> MLCluster | None:
         group = self.node_groups.get(role)
         return group.cluster if group else None
+
+    def namespace(self, cluster: MLCluster, name: str) -> list[pulumi.Resource]:
+        """What a workload in ``name`` must depend on: the stack's Namespace, if it owns one."""
+        found = self.namespaces.get((cluster.name, name))
+        return [found] if found is not None else []
 
     def groups_in(self, cluster: MLCluster) -> list[GpuNodeGroup]:
         return [g for g in self.node_groups.values() if g.cluster is cluster]

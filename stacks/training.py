@@ -15,15 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from components import k8s_objects
 from components.dlc_training_job import (
-    PREEXISTING_NAMESPACES,
     DLCTrainingJob,
     DLCTrainingJobArgs,
     plan_job,
 )
 from components.errors import ConfigError
-from components.workload_common import namespace_object
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -59,24 +56,14 @@ def build(cfg: StackConfig, platform: Platform) -> dict[str, DLCTrainingJob]:
     exported: dict[str, Any] = {}
     if cluster is not None:
         group = cfg.node_groups["train"]
-        namespaces: dict[str, pulumi.Resource] = {}
         for _, args in jobs(cfg):
-            if args.namespace not in namespaces and args.namespace not in PREEXISTING_NAMESPACES:
-                # Shared by the jobs in it, so owned by the stack rather than by any
-                # one job.  Retained on delete: users put their own objects there
-                # (the FSx/EFS claims the jobs mount), which deleting it would destroy.
-                # Pod Security baseline: DLC images run as root, which restricted forbids.
-                ns_obj = namespace_object(args.namespace, restricted=False)
-                opts = cluster.k8s_opts(cluster, retain_on_delete=True)
-                namespaces[args.namespace] = k8s_objects.create(ns_obj, opts, name_prefix=f"{cluster.name}-training")
-            ns = namespaces.get(args.namespace)
             job = DLCTrainingJob(
                 f"{cluster.name}-{args.name}",
                 args,
                 cluster=cluster,
                 node_group=group,
                 region=cfg.region,
-                depends_on=[ns] if ns is not None else None,
+                depends_on=platform.namespace(cluster, args.namespace),
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
             built[args.name] = job

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from components.errors import ConfigError
-from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, partition_of, s3_policy
+from components.partitions import partition_of
+from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from tests.checks import lint_findings
 
 KEY_ID = "0d6b5f3e-1a2b-4c3d-9e8f-0123456789ab"

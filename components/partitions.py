@@ -1,0 +1,27 @@
+"""AWS partitions: which one a region is in, for building ARNs.
+
+Regions outside the commercial partition (China, GovCloud, the isolated
+regions, the European Sovereign Cloud) have their own ARN prefix; an ARN with
+``arn:aws:`` there names nothing.  Region prefixes from botocore's endpoint
+data (see shared/data/dlc-registry-hostnames.txt for the regions we know).
+"""
+
+from __future__ import annotations
+
+PARTITIONS = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("us-iso-", "aws-iso"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("eusc-", "aws-eusc"),
+)
+
+PARTITION_PATTERN = "|".join(sorted({"aws", *(p for _, p in PARTITIONS)}))
+"""A regex alternation of every partition name, for validating ARNs."""
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition a region belongs to, for ARNs."""
+    return next((partition for start, partition in PARTITIONS if region.startswith(start)), "aws")
