@@ -50,3 +50,30 @@ def test_every_dependency_range_has_an_exact_tested_pin():
                 continue
             name = re.split(r"[<>=~! ]", line, maxsplit=1)[0].lower().replace("_", "-")
             assert name in pins, f"{name} from {req} is not pinned in constraints.txt"
+
+
+def _code_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.+?)\n```", README, flags=re.S)
+
+
+def test_the_readme_python_example_runs_under_the_mock_engine():
+    from stacks import offline
+
+    (example,) = _code_blocks("python")
+    result = offline.run("unified", config={"aws:region": "us-east-1"}, program=lambda: exec(example, {}))
+    types = {r.type for r in result.resources}
+    assert {"mleks:cluster:MLCluster", "mleks:nodegroup:GpuNodeGroup", "mleks:addons:NvidiaDevicePlugin"} <= types
+    assert "trainAsg" in result.outputs
+
+
+def test_the_readme_training_job_example_is_valid_config():
+    import yaml
+
+    from stacks import config, offline
+
+    (snippet,) = [b for b in _code_blocks("yaml") if "mleks:trainingJobs" in b]
+    raw = {k.split(":", 1)[1]: v for k, v in offline.load_stack_file("unified").items() if k.startswith("mleks:")}
+    raw["region"] = "us-west-2"
+    raw["trainingJobs"] = yaml.safe_load(snippet)["mleks:trainingJobs"]
+    cfg = config.load(raw)
+    assert list(cfg.training_jobs) == ["gpu-smoke"]
