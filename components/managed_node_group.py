@@ -23,7 +23,11 @@ import pulumi_aws as aws
 # through IRSA instead.  Same default as terraform-aws-eks.
 IMDS_HOP_LIMIT = 1
 
-ROOT_DEVICE = "/dev/xvda"  # the root device of the AL2023 EKS AMIs
+ROOT_DEVICE = "/dev/xvda"  # the root device of the AL2023 and Bottlerocket EKS AMIs
+BOTTLEROCKET_DATA_DEVICE = "/dev/xvdb"  # Bottlerocket's data volume (images, pod storage)
+# Bottlerocket's OS volume holds only the read-only OS image; 8 GiB leaves room
+# above the AMI snapshot, so a launch never fails on a too-small volume.
+BOTTLEROCKET_OS_VOLUME_GIB = 8
 
 
 @dataclass(frozen=True)
@@ -60,20 +64,30 @@ class NodeGroupSpec:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def block_device_mappings(volume: RootVolume) -> list[dict[str, Any]]:
-    return [
-        {
-            "device_name": ROOT_DEVICE,
-            "ebs": {
-                "volume_size": volume.size_gib,
-                "volume_type": "gp3",
-                "throughput": volume.throughput_mibps,
-                "iops": volume.iops,
-                "encrypted": "true",
-                "delete_on_termination": "true",
-            },
-        }
-    ]
+def _gp3(size_gib: int, throughput_mibps: int = 125, iops: int = 3000) -> dict[str, Any]:
+    return {
+        "volume_size": size_gib,
+        "volume_type": "gp3",
+        "throughput": throughput_mibps,
+        "iops": iops,
+        "encrypted": "true",
+        "delete_on_termination": "true",
+    }
+
+
+def block_device_mappings(volume: RootVolume, ami_type: str) -> list[dict[str, Any]]:
+    """Where container images live gets the sized, provisioned volume.
+
+    AL2023 keeps images on its root volume.  Bottlerocket keeps a small
+    read-only OS volume and stores images on a second, data volume; sizing
+    the root there would leave the images on the AMI's default 20 GiB.
+    """
+    if ami_type.startswith("BOTTLEROCKET"):
+        return [
+            {"device_name": ROOT_DEVICE, "ebs": _gp3(BOTTLEROCKET_OS_VOLUME_GIB)},
+            {"device_name": BOTTLEROCKET_DATA_DEVICE, "ebs": _gp3(volume.size_gib, volume.throughput_mibps, volume.iops)},
+        ]
+    return [{"device_name": ROOT_DEVICE, "ebs": _gp3(volume.size_gib, volume.throughput_mibps, volume.iops)}]
 
 
 def efa_network_interfaces(count: int, security_group_id: pulumi.Input[str]) -> list[dict[str, Any]]:
@@ -110,7 +124,7 @@ def launch_template_args(
             "http_put_response_hop_limit": IMDS_HOP_LIMIT,
             "instance_metadata_tags": "disabled",
         },
-        "block_device_mappings": block_device_mappings(spec.root_volume),
+        "block_device_mappings": block_device_mappings(spec.root_volume, spec.ami_type),
         "tag_specifications": [
             {"resource_type": "instance", "tags": {**spec.tags, "Name": spec.name}},
             {"resource_type": "volume", "tags": {**spec.tags, "Name": spec.name}},

@@ -75,3 +75,17 @@ def test_desired_size_outside_bounds_is_rejected():
     with pytest.raises(ConfigErrors) as info:
         args(minSize=1, maxSize=3, desiredSize=5)
     assert info.value.errors[0].key == "desiredSize"
+
+
+def test_bottlerocket_puts_the_sized_volume_where_its_images_live():
+    spec = node_group_spec("g", args(amiFamily="bottlerocket", diskSizeGib=300), {})
+    mappings = launch_template_args(spec, "sg-1", None)["block_device_mappings"]
+    by_device = {m["device_name"]: m["ebs"] for m in mappings}
+    assert by_device["/dev/xvdb"]["volume_size"] == 300 and by_device["/dev/xvdb"]["encrypted"] == "true"
+    assert by_device["/dev/xvda"]["volume_size"] < 300 and by_device["/dev/xvda"]["encrypted"] == "true"
+
+
+def test_al2023_keeps_images_on_the_sized_root_volume():
+    spec = node_group_spec("g", args(diskSizeGib=300), {})
+    mappings = launch_template_args(spec, "sg-1", None)["block_device_mappings"]
+    assert [(m["device_name"], m["ebs"]["volume_size"]) for m in mappings] == [("/dev/xvda", 300)]
