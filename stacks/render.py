@@ -65,7 +65,12 @@ def _launch_template(i: dict[str, Any]) -> str:
 def _kube(i: dict[str, Any]) -> str:
     meta = i.get("metadata") or {}
     ns = meta.get("namespace")
-    return f"{i.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
+    text = f"{i.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
+    # Workloads show their image, so a reviewer sees what a resolved DLC tag became.
+    containers = (((i.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    if containers:
+        text += f" image={containers[0].get('image')}"
+    return text
 
 
 SUMMARIES: dict[str, Summary] = {

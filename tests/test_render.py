@@ -60,3 +60,9 @@ def test_bad_config_exits_2_with_the_message(tmp_path: Path, monkeypatch, capsys
 def test_an_unknown_stack_exits_2_listing_the_available_ones(capsys):
     assert render.main(["nosuch", "--quiet"]) == 2
     assert "available stacks" in capsys.readouterr().err
+
+
+def test_tree_shows_the_resolved_image_of_each_training_job(rendered):
+    lines = render.tree_lines(rendered["unified"])
+    job = next(line for line in lines if "Job ml-training/gpu-smoke" in line)
+    assert "image=763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch:2.13.0-cu133-amzn2023" in job
