@@ -82,7 +82,8 @@ class GpuNodeGroupArgs(Model):
     """``on-demand``, ``spot`` or ``capacity-block``.  Default: on-demand."""
 
     capacity_reservation_id: str | None = None
-    """The Capacity Block reservation (``cr-...``), required with ``capacityType: capacity-block``."""
+    """The Capacity Block reservation (``cr-...``), required with ``capacityType: capacity-block``.
+    The group then uses only the cluster's private subnets in the reservation's AZ."""
 
     ami_family: AmiFamily = "al2023"
     """``al2023`` (EKS AL2023 NVIDIA AMI) or ``bottlerocket`` (ships its own device plugin).  Default: al2023."""
@@ -100,7 +101,8 @@ class GpuNodeGroupArgs(Model):
     """Attach every EFA interface the type has and use a cluster placement group in one subnet.  Default: false."""
 
     efa_subnet_id: str | None = None
-    """The subnet (one AZ) for an EFA group.  Default: the cluster's first private subnet."""
+    """The subnet (one AZ) for an EFA group.  Default: the cluster's first private subnet
+    (with a Capacity Block, the first one in the reservation's AZ)."""
 
     autoscaler: Autoscaler | None = None
     """Who owns the group's size.  Default: ``escalator`` for train, ``cluster-autoscaler`` for inference."""
@@ -248,6 +250,30 @@ def cluster_autoscaler_template_tags(args: GpuNodeGroupArgs) -> dict[str, str]:
     return dict(sorted(tags.items()))
 
 
+def subnets_in_zone(subnet_ids: Sequence[str], in_zone: Sequence[str], zone: str, reservation_id: str) -> list[str]:
+    """``subnet_ids`` (in their order) that are in ``in_zone``; raise if there are none."""
+    found = [s for s in subnet_ids if s in set(in_zone)]
+    if not found:
+        raise ConfigError(
+            "capacityReservationId",
+            reservation_id,
+            f"a Capacity Block in the AZ of one of the cluster's private subnets {list(subnet_ids)}",
+            f"the reservation is in {zone}, where the cluster has no private subnet, so no node could launch into it",
+        )
+    return found
+
+
+def capacity_block_subnets(reservation_id: str, subnet_ids: pulumi.Input[Sequence[str]], *, parent: pulumi.Resource) -> pulumi.Output[list[str]]:
+    """The subnets among ``subnet_ids`` in the Availability Zone of Capacity Block ``reservation_id``."""
+    invoke = pulumi.InvokeOptions(parent=parent)
+    zone = aws.ec2.get_capacity_block_reservation_output(id=reservation_id, opts=invoke).availability_zone
+    filters = pulumi.Output.all(subnet_ids, zone).apply(
+        lambda v: [aws.ec2.GetSubnetsFilterArgs(name="subnet-id", values=list(v[0])), aws.ec2.GetSubnetsFilterArgs(name="availability-zone", values=[v[1]])]
+    )
+    in_zone = aws.ec2.get_subnets_output(filters=filters, opts=invoke).ids
+    return pulumi.Output.all(subnet_ids, in_zone, zone).apply(lambda v: subnets_in_zone(v[0], v[1], v[2], reservation_id))
+
+
 class GpuNodeGroup(pulumi.ComponentResource):
     """A managed node group of NVIDIA GPU nodes in an :class:`MLCluster`.
 
@@ -269,10 +295,14 @@ class GpuNodeGroup(pulumi.ComponentResource):
         self.role = args.role
         spec = node_group_spec(name, args, cluster.tags)
 
-        subnets: pulumi.Input[Sequence[str]] = cluster.private_subnet_ids
+        subnets: pulumi.Output[list[str]] = cluster.private_subnet_ids.apply(list)
+        if args.capacity_reservation_id is not None:
+            # A Capacity Block is a reservation in one AZ, and an instance launched
+            # into a subnet of any other AZ fails: only the reservation's AZ.
+            subnets = capacity_block_subnets(args.capacity_reservation_id, cluster.private_subnet_ids, parent=self)
         if args.efa:
             # A cluster placement group lives in one AZ, so the group gets one subnet.
-            subnets = [args.efa_subnet_id] if args.efa_subnet_id else cluster.private_subnet_ids.apply(lambda ids: ids[:1])
+            subnets = pulumi.Output.from_input([args.efa_subnet_id]) if args.efa_subnet_id else subnets.apply(lambda ids: ids[:1])
 
         self.node_group, self.launch_template, self.placement_group = create_node_group(
             spec,

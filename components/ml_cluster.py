@@ -34,7 +34,11 @@ ROLE_LABEL = "role"
 # what", the others are what AWS support asks for first.
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
-_IAM_PRINCIPAL = re.compile(rf"^arn:({PARTITION_PATTERN}):(iam|sts)::\d{{12}}:(role|user|assumed-role)/[\w+=,.@/-]+$")
+# An IAM role or user, the only principals an access entry takes.  STS session
+# ARNs (``arn:aws:sts::...:assumed-role/...``) are refused by CreateAccessEntry:
+# a session is a temporary principal, not an identity (EKS API reference).
+_IAM_PRINCIPAL = re.compile(rf"^arn:({PARTITION_PATTERN}):iam::\d{{12}}:(role|user)/[\w+=,.@/-]+$")
+_STS_SESSION = re.compile(rf"^arn:({PARTITION_PATTERN}):sts::(\d{{12}}):assumed-role/([\w+=,.@-]+)/")
 
 
 @cache
@@ -168,9 +172,23 @@ class MLClusterArgs(Model):
     @field_validator("admin_principals")
     @classmethod
     def _principals(cls, value: list[str]) -> list[str]:
+        accepted = "an IAM role or user ARN such as arn:aws:iam::123456789012:role/Admins"
+        seen: dict[str, int] = {}
         for i, arn in enumerate(value):
+            session = _STS_SESSION.match(arn)
+            if session:
+                role = f"arn:{session[1]}:iam::{session[2]}:role/{session[3]}"
+                raise ConfigError(
+                    f"[{i}]",
+                    arn,
+                    f"{accepted}: the role this session was assumed from, {role} (with the role's path, if it has one)",
+                    "an STS session ARN, which EKS access entries refuse",
+                )
             if not _IAM_PRINCIPAL.match(arn):
-                raise ConfigError(f"[{i}]", arn, "an IAM role or user ARN such as arn:aws:iam::123456789012:role/Admins", "not an IAM principal ARN")
+                raise ConfigError(f"[{i}]", arn, accepted, "not an IAM principal ARN")
+            if arn in seen:
+                raise ConfigError(f"[{i}]", arn, "each principal once", f"already listed at [{seen[arn]}]; EKS allows one access entry per principal")
+            seen[arn] = i
         return value
 
     @field_validator("log_retention_days")

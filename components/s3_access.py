@@ -21,7 +21,8 @@ from components.partitions import PARTITION_PATTERN, partition_of
 # would also match ``us-isob-``).  Every other region is in ``aws``.
 _S3_URI = re.compile(r"s3://(?P<bucket>[^/]+)(?:/(?P<prefix>.*))?")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_KMS_KEY_ARN = re.compile(rf"arn:({PARTITION_PATTERN}):kms:[a-z0-9-]+:\d{{12}}:key/[0-9a-f-]{{36}}")
+# A key id is a UUID, or ``mrk-`` and 32 hex digits for a multi-Region key.
+_KMS_KEY_ARN = re.compile(rf"arn:({PARTITION_PATTERN}):kms:[a-z0-9-]+:\d{{12}}:key/([0-9a-f-]{{36}}|mrk-[0-9a-f]{{32}})")
 
 
 @dataclass(frozen=True)

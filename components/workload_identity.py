@@ -14,6 +14,7 @@ preview``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,26 @@ if TYPE_CHECKING:
     from components.ml_cluster import MLCluster
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+IAM_ROLE_NAME_MAX = 64
+AUTONAME_SUFFIX = len("-") + 7
+"""What Pulumi appends to a resource name to name an IAM role: ``-`` and 7 random characters."""
+
+
+def role_name(resource_name: str) -> str | None:
+    """The role's IAM name, or ``None`` to let Pulumi autoname it ``<resource name>-<random>``.
+
+    IAM role names are at most 64 characters and Pulumi refuses to autoname a
+    role whose resource name leaves no room for its random suffix, so a long
+    cluster, job or service name would fail ``pulumi preview``.  Such a role
+    gets a shorter name instead: the start of the resource name and a hash that
+    is unique per project, stack and resource (role names are account-wide).
+    Names that fit keep Pulumi's autonaming, so existing roles are untouched.
+    """
+    if len(resource_name) + AUTONAME_SUFFIX <= IAM_ROLE_NAME_MAX:
+        return None
+    digest = hashlib.sha256(f"{pulumi.get_project()}/{pulumi.get_stack()}/{resource_name}".encode()).hexdigest()[:8]
+    return f"{resource_name[: IAM_ROLE_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str, service_account: str) -> dict[str, Any]:
@@ -88,6 +109,7 @@ class ServiceAccountRole(pulumi.ComponentResource):
         assume = pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(lambda v: policy_json(trust_policy(v[0], v[1], namespace, service_account)))
         self.role = aws.iam.Role(
             f"{name}-role",
+            name=role_name(f"{name}-role"),
             description=f"IRSA role for {namespace}/{service_account}",
             assume_role_policy=assume,
             max_session_duration=3600,

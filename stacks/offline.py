@@ -225,6 +225,15 @@ class _Mocks(pulumi.runtime.Mocks):
         if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{s}" for s in "abc"]
             return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 4)]}, []
+        if tok == "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation":
+            # Every mocked Capacity Block is in the region's second AZ.
+            rid = args.args.get("id", "cr-x")
+            return {"id": rid, "availabilityZone": f"{self.region}b", "reservationType": "capacity-block"}, []
+        if tok == "aws:ec2/getSubnets:getSubnets":
+            # Mocked subnet ids end with their AZ (see awsx:ec2:Vpc above).
+            filters = {f["name"]: list(f["values"]) for f in args.args.get("filters", [])}
+            ids = [s for s in filters.get("subnet-id", []) if any(s.endswith(az) for az in filters.get("availability-zone", []))]
+            return {"id": self.region, "ids": ids}, []
         if tok == "aws:ec2/getSubnet:getSubnet":
             sid = args.args.get("id", "subnet-x")
             return {"id": sid, "availabilityZone": f"{self.region}a"}, []

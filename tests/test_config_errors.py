@@ -210,3 +210,39 @@ def test_gp3_throughput_above_the_iops_ratio_is_rejected():
     cfg["mleks:nodeGroups"]["inference"].update({"diskThroughputMibps": 1000, "diskIops": 3000})
     msg = single_error(cfg)
     assert "mleks:nodeGroups.inference.diskThroughputMibps = 1000" in msg and "750" in msg
+
+
+def test_an_sts_session_admin_principal_is_rejected_because_access_entries_refuse_sessions():
+    # CreateAccessEntry refuses STS session principals; the cluster would be
+    # created and `pulumi up` would then fail on its access entry.
+    cfg = unified()
+    cfg["mleks:cluster"]["adminPrincipals"] = ["arn:aws:sts::123456789012:assumed-role/PlatformAdmins/alice"]
+    msg = single_error(cfg)
+    assert "mleks:cluster.adminPrincipals[0]" in msg and "STS session" in msg
+    assert "arn:aws:iam::123456789012:role/PlatformAdmins" in msg
+
+
+@pytest.mark.parametrize("arn", ["arn:aws:sts::123456789012:role/Admins", "arn:aws:iam::123456789012:assumed-role/Admins/alice"])
+def test_an_admin_principal_mixing_iam_and_sts_forms_is_rejected(arn: str):
+    cfg = unified()
+    cfg["mleks:cluster"]["adminPrincipals"] = [arn]
+    assert "mleks:cluster.adminPrincipals[0]" in single_error(cfg)
+
+
+def test_an_admin_principal_listed_twice_is_rejected_because_eks_allows_one_access_entry_per_principal():
+    cfg = unified()
+    arn = "arn:aws:iam::123456789012:role/PlatformAdmins"
+    cfg["mleks:cluster"]["adminPrincipals"] = [arn, "arn:aws:iam::123456789012:user/ops", arn]
+    msg = single_error(cfg)
+    assert "mleks:cluster.adminPrincipals[2]" in msg and "already listed at [0]" in msg
+
+
+def test_admin_roles_with_a_path_and_users_are_accepted():
+    cfg = unified()
+    cfg["mleks:cluster"]["adminPrincipals"] = [
+        "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef",
+        "arn:aws:iam::123456789012:user/ops",
+    ]
+    result = offline.run("unified", config=cfg)
+    entries = result.of_type("eks:index:Cluster")[0].inputs["accessEntries"]
+    assert sorted(e["principalArn"] for e in entries.values()) == sorted(cfg["mleks:cluster"]["adminPrincipals"])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from components.errors import ConfigErrors
-from components.gpu_node_group import GpuNodeGroupArgs, cluster_autoscaler_template_tags, node_group_spec
+from components.errors import ConfigError, ConfigErrors
+from components.gpu_node_group import GpuNodeGroupArgs, cluster_autoscaler_template_tags, node_group_spec, subnets_in_zone
 from components.managed_node_group import launch_template_args, node_group_args
 from components.schema import parse
+from stacks import offline
 
 
 def args(**overrides) -> GpuNodeGroupArgs:
@@ -89,3 +92,31 @@ def test_al2023_keeps_images_on_the_sized_root_volume():
     spec = node_group_spec("g", args(diskSizeGib=300), {})
     mappings = launch_template_args(spec, "sg-1", None)["block_device_mappings"]
     assert [(m["device_name"], m["ebs"]["volume_size"]) for m in mappings] == [("/dev/xvda", 300)]
+
+
+def _capacity_block_train_group(**overrides) -> dict:
+    cfg = copy.deepcopy(offline.load_stack_file("unified"))
+    train = cfg["mleks:nodeGroups"]["train"]
+    train.update({"capacityType": "capacity-block", "capacityReservationId": "cr-0123456789abcdef0", **overrides})
+    return cfg
+
+
+def _train_node_group_subnets(cfg: dict) -> list[str]:
+    result = offline.run("unified", config=cfg)
+    (group,) = [ng for ng in result.of_type("aws:eks/nodeGroup:NodeGroup") if ng.inputs["labels"]["role"] == "train"]
+    return group.inputs["subnetIds"]
+
+
+def test_a_capacity_block_group_launches_only_into_subnets_in_the_reservations_zone():
+    # The mocked Capacity Block is in us-west-2b; subnets of other AZs would make launches fail.
+    assert _train_node_group_subnets(_capacity_block_train_group(efa=False)) == ["subnet-ml-unified-vpc-private-us-west-2b"]
+
+
+def test_an_efa_capacity_block_group_picks_its_one_subnet_in_the_reservations_zone():
+    assert _train_node_group_subnets(_capacity_block_train_group()) == ["subnet-ml-unified-vpc-private-us-west-2b"]
+
+
+def test_a_capacity_block_in_a_zone_without_a_cluster_subnet_is_refused():
+    with pytest.raises(ConfigError) as info:
+        subnets_in_zone(["subnet-a", "subnet-b"], [], "us-west-2d", "cr-0123456789abcdef0")
+    assert info.value.key == "capacityReservationId" and "us-west-2d" in str(info.value)

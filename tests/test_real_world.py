@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
 
+from components.workload_identity import AUTONAME_SUFFIX, IAM_ROLE_NAME_MAX
+from stacks import offline
 from stacks.offline import RenderResult
 from tests.checks import iam_documents, kube_version, lint_findings, schema_errors
 
@@ -92,3 +95,27 @@ def test_every_gpu_container_declares_gpu_limits(stack: RenderResult, kind: str)
             continue
         gpus = [c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu") for c in pod["containers"]]
         assert any(gpus), f"{kind} {obj['metadata']['name']} tolerates GPU nodes but requests no GPU"
+
+
+def test_every_iam_role_name_fits_iams_limit_even_with_the_longest_names_the_config_accepts():
+    # Pulumi names a role "<resource name>-<7 random>" and refuses (at preview)
+    # when that passes IAM's 64 characters; the config accepts a 32-character
+    # name prefix, 50-character job names and 30-character service names.
+    cfg = copy.deepcopy(offline.load_stack_file("dedicated"))
+    cfg["mleks:namePrefix"] = "research-platform-production-x1"[:32]
+    cfg["mleks:trainingJobs"][0]["name"] = "a" * 50
+    cfg["mleks:inferenceServices"][0]["name"] = "s" * 30
+    result = offline.run("dedicated", config=cfg)
+    roles = result.of_type("aws:iam/role:Role")
+    assert len(roles) >= 5
+    for role in roles:
+        name = role.inputs.get("name")
+        length = len(name) if name else len(role.name) + AUTONAME_SUFFIX
+        assert length <= IAM_ROLE_NAME_MAX, f"{role.name}: the role's IAM name would be {length} characters"
+    named = sorted(r.inputs["name"] for r in roles if r.inputs.get("name"))
+    assert named and len(set(named)) == len(named)
+
+
+def test_short_role_names_keep_pulumi_autonaming(stack: RenderResult):
+    # Setting a name on a role that already exists would replace it.
+    assert all(not r.inputs.get("name") for r in stack.of_type("aws:iam/role:Role"))

@@ -43,6 +43,14 @@ def test_kms_key_arns_of_every_partition_are_accepted_and_misspelled_ones_refuse
             check_kms_key_arn(bad)
 
 
+def test_a_multi_region_kms_key_arn_is_accepted() -> None:
+    # Multi-Region keys have ids "mrk-" + 32 hex digits, not UUIDs; a bucket encrypted with one is common.
+    arn = "arn:aws:kms:us-west-2:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    assert check_kms_key_arn(arn) == arn
+    with pytest.raises(ConfigError):
+        check_kms_key_arn("arn:aws:kms:us-west-2:123456789012:key/mrk-1234")
+
+
 def test_a_key_prefix_covers_keys_starting_with_it_and_a_folder_only_what_is_inside() -> None:
     prefix = s3_policy([parse_s3_uri("s3://data/imagenet")], region="us-west-2")
     folder = s3_policy([parse_s3_uri("s3://data/imagenet").as_folder()], region="us-west-2")
