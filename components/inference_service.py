@@ -68,6 +68,7 @@ from components.workload_common import (
     proportional_requests,
     resolve_image,
     server_container,
+    serving_port_only,
     shared_memory_volume,
     workload_labels,
 )
@@ -480,6 +481,7 @@ def render(
         render_service_account(args, role_arn),
         render_deployment(args, image=image, instance=instance, region=region),
         render_service(args),
+        serving_port_only(args, labels(args), args.port),
         render_hpa(args),
         render_pdb(args),
     ]

@@ -61,6 +61,7 @@ from components.workload_common import (
     proportional_requests,
     resolve_image,
     server_container,
+    serving_port_only,
     shared_memory_volume,
     workload_labels,
 )
@@ -240,11 +241,12 @@ def render_statefulset(args: JupyterNotebookArgs, *, image: str, instance: Insta
 
 
 def render(args: JupyterNotebookArgs, *, image: str, instance: InstanceType | None, storage_class: str, token: pulumi.Input[str]) -> list[KubeObject]:
-    """Every Kubernetes object of the notebook: ServiceAccount, Secret, Service, StatefulSet."""
+    """Every Kubernetes object of the notebook: ServiceAccount, Secret, Service, NetworkPolicy, StatefulSet."""
     return [
         render_service_account(args),
         render_secret(args, token),
         render_service(args),
+        serving_port_only(args, labels(args), PORT),
         render_statefulset(args, image=image, instance=instance, storage_class=storage_class),
     ]
 
@@ -299,8 +301,9 @@ class JupyterNotebook(pulumi.ComponentResource):
         instance = node_group.smallest_instance if (node_group is not None and args.gpus) else None
         objects = render(args, image=resolved.uri, instance=instance, storage_class=storage_class, token=password.result)
 
-        account, secret, service, statefulset = objects
-        first = [k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name) for obj in (account, secret, service)]
+        # The pod starts only once its account, token, Service and policy exist.
+        *before, statefulset = objects
+        first = [k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name) for obj in before]
         k8s_objects.create(statefulset, cluster.k8s_opts(self, depends_on=[*depends_on, *first]), name_prefix=name)
 
         self.service_name = args.name

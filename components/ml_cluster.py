@@ -7,6 +7,7 @@ it; add-ons and workloads use its Kubernetes provider and OIDC issuer.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import json
 import re
@@ -64,14 +65,23 @@ def supported_kubernetes_versions(today: datetime.date | None = None) -> list[st
     return [v for v in sorted(_versions(), key=lambda s: tuple(map(int, s.split(".")))) if kubernetes_version_status(v, today) != "unsupported"]
 
 
-def check_cidr_blocks(value: list[str], accepted: str) -> list[str]:
+def check_cidr_blocks(value: list[str], accepted: str, *, ipv4_only: bool = False) -> list[str]:
     """Each entry a CIDR block with no host bits set; an error names the entry's index."""
     for i, cidr in enumerate(value):
         try:
-            ipaddress.ip_network(cidr, strict=True)
+            network = ipaddress.ip_network(cidr, strict=True)
         except ValueError:
             raise ConfigError(f"[{i}]", cidr, accepted, "not a CIDR block") from None
+        if ipv4_only and network.version != 4:
+            raise ConfigError(f"[{i}]", cidr, accepted, "an IPv6 block; this setting takes IPv4 only")
     return value
+
+
+_GRAVITON_FAMILY = re.compile(r"^[a-z]+\d+g[a-z]*$")  # m7g, c6gn, r8gd, t4g, im4gn: AWS names Graviton with a "g"
+
+
+def is_graviton(instance_type: str) -> bool:
+    return bool(_GRAVITON_FAMILY.match(instance_type.split(".", 1)[0]))
 
 
 class EndpointAccess(Model):
@@ -90,7 +100,8 @@ class EndpointAccess(Model):
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
-        return check_cidr_blocks(value, "an IPv4 CIDR block such as 203.0.113.0/24")
+        # EKS public access CIDRs are IPv4 only.
+        return check_cidr_blocks(value, "an IPv4 CIDR block such as 203.0.113.0/24", ipv4_only=True)
 
     @model_validator(mode="after")
     def _world_needs_opt_in(self) -> EndpointAccess:
@@ -129,6 +140,9 @@ class SystemNodeGroupArgs(Model):
     def _not_empty(cls, value: list[str]) -> list[str]:
         if not value:
             raise ConfigError("", value, "at least one EC2 instance type, e.g. [m7i.large]", "empty list")
+        # One AMI serves the whole group, so one architecture.
+        if len({is_graviton(t) for t in value}) > 1:
+            raise ConfigError("", value, "instance types of one architecture (all Graviton, e.g. m7g, or all x86)", "mixed architectures in one node group")
         return value
 
     @model_validator(mode="after")
@@ -202,9 +216,10 @@ class MLClusterArgs(Model):
 
 
 def system_node_group_spec(name: str, args: SystemNodeGroupArgs, tags: dict[str, str]) -> NodeGroupSpec:
+    arm = is_graviton(args.instance_types[0])
     return NodeGroupSpec(
         name=name,
-        ami_type="AL2023_x86_64_STANDARD",
+        ami_type="AL2023_ARM_64_STANDARD" if arm else "AL2023_x86_64_STANDARD",
         instance_types=tuple(args.instance_types),
         capacity_type="ON_DEMAND",
         min_size=args.min_size,
@@ -216,10 +231,20 @@ def system_node_group_spec(name: str, args: SystemNodeGroupArgs, tags: dict[str,
     )
 
 
+def access_entry_key(principal_arn: str) -> str:
+    """A key that stays with its principal when the list is reordered or shortened.
+
+    Keys by position would re-point entries at other principals, and EKS
+    refuses a second entry for a principal while the first still exists.
+    """
+    short = re.sub(r"[^A-Za-z0-9-]", "-", principal_arn.rsplit("/", 1)[-1])[:32]
+    return f"admin-{short}-{hashlib.sha256(principal_arn.encode()).hexdigest()[:8]}"
+
+
 def access_entries(principals: list[str], partition: str = "aws") -> dict[str, eks.AccessEntryArgs]:
     """Cluster-admin access entries, one per principal."""
     return {
-        f"admin-{i}": eks.AccessEntryArgs(
+        access_entry_key(arn): eks.AccessEntryArgs(
             principal_arn=arn,
             access_policies={
                 "cluster-admin": eks.AccessPolicyAssociationArgs(
@@ -228,7 +253,7 @@ def access_entries(principals: list[str], partition: str = "aws") -> dict[str, e
                 )
             },
         )
-        for i, arn in enumerate(principals)
+        for arn in principals
     }
 
 
@@ -334,6 +359,9 @@ class MLCluster(pulumi.ComponentResource):
             endpoint_public_access=endpoint.public,
             public_access_cidrs=endpoint.public_access_cidrs or None,
             create_oidc_provider=True,
+            # Enforce Kubernetes NetworkPolicy (off by default on EKS), so the
+            # policies workloads render actually restrict traffic.
+            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             deletion_protection=args.deletion_protection,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),

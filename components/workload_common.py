@@ -307,6 +307,28 @@ def cluster_ip_service(workload: Workload, labels: dict[str, str], port: int) ->
     }
 
 
+def serving_port_only(workload: Workload, labels: dict[str, str], port: int) -> KubeObject:
+    """Ingress to the pods on their serving port only.
+
+    Model servers open more than they serve: TorchServe's management API
+    (8081) registers models from a URL, which is code execution, and a
+    ClusterIP Service does not stop other pods reaching a pod IP directly.
+    This policy admits any source, but only on ``port`` (probes and an
+    internal NLB use that port too).  EKS enforces it through the VPC CNI's
+    network policy agent, which MLCluster turns on.
+    """
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": object_meta(workload, labels),
+        "spec": {
+            "podSelector": {"matchLabels": labels},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"port": port, "protocol": "TCP"}]}],
+        },
+    }
+
+
 def http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
 

@@ -30,7 +30,7 @@ NAMESPACE = "mleks"
 Topology = Literal["dedicated", "unified"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d$")  # eu-west-1, us-gov-west-1, eusc-de-east-1
 
 
 class VpcArgs(Model):

@@ -246,3 +246,39 @@ def test_admin_roles_with_a_path_and_users_are_accepted():
     result = offline.run("unified", config=cfg)
     entries = result.of_type("eks:index:Cluster")[0].inputs["accessEntries"]
     assert sorted(e["principalArn"] for e in entries.values()) == sorted(cfg["mleks:cluster"]["adminPrincipals"])
+
+
+def test_an_ipv6_block_for_the_public_endpoint_is_rejected():
+    cfg = unified()
+    cfg["mleks:cluster"]["endpoint"]["publicAccessCidrs"] = ["2001:db8::/32"]
+    msg = single_error(cfg)
+    assert "mleks:cluster.endpoint.publicAccessCidrs[0] = '2001:db8::/32'" in msg and "IPv4" in msg
+
+
+def test_a_system_group_mixing_graviton_and_x86_is_rejected():
+    cfg = unified()
+    cfg["mleks:cluster"]["systemNodes"]["instanceTypes"] = ["m7g.large", "m7i.large"]
+    assert "mleks:cluster.systemNodes.instanceTypes" in single_error(cfg)
+
+
+def test_a_graviton_system_group_gets_the_arm_ami():
+    cfg = unified()
+    cfg["mleks:cluster"]["systemNodes"]["instanceTypes"] = ["m7g.large"]
+    result = offline.run("unified", config=cfg)
+    system = next(ng for ng in result.of_type("aws:eks/nodeGroup:NodeGroup") if ng.inputs["labels"]["role"] == "system")
+    assert system.inputs["amiType"] == "AL2023_ARM_64_STANDARD"
+
+
+def test_the_european_sovereign_cloud_region_is_accepted():
+    cfg = unified()
+    cfg["aws:region"] = "eusc-de-east-1"
+    result = offline.run("unified", config=cfg)
+    assert result.of_type("eks:index:Cluster")
+
+
+def test_access_entries_follow_their_principal_when_the_list_changes():
+    from components.ml_cluster import access_entries
+
+    a, b = "arn:aws:iam::123456789012:role/Admins", "arn:aws:iam::123456789012:role/OnCall"
+    assert access_entries([a, b]).keys() >= access_entries([b]).keys()
+    assert list(access_entries([b, a])) == list(reversed(list(access_entries([a, b]))))

@@ -601,3 +601,30 @@ def test_a_service_account_role_needs_an_inline_or_a_managed_policy():
 
     with pytest.raises(ValueError, match="inline policy, managed_policy_arns, or both"):
         ServiceAccountRole("x", oidc_provider_arn="arn", oidc_issuer="issuer", namespace="ns", service_account="sa")
+
+
+def test_servers_and_notebooks_admit_traffic_on_their_serving_port_only(rendered):
+    """TorchServe's management port (8081) registers models from URLs; no other pod may reach it."""
+    for result in rendered.values():
+        objects = [obj for _, obj in result.kube_objects()]
+        workloads = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet") and o["metadata"]["namespace"] in ("serving", "notebooks")]
+        assert workloads
+        for w in workloads:
+            port = w["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+            pod_labels = w["spec"]["template"]["metadata"]["labels"]
+            policies = [
+                o
+                for o in objects
+                if o["kind"] == "NetworkPolicy"
+                and o["metadata"]["namespace"] == w["metadata"]["namespace"]
+                and all(pod_labels.get(k) == v for k, v in o["spec"]["podSelector"]["matchLabels"].items())
+            ]
+            assert len(policies) == 1, w["metadata"]["name"]
+            assert policies[0]["spec"]["policyTypes"] == ["Ingress"]
+            assert policies[0]["spec"]["ingress"] == [{"ports": [{"port": port, "protocol": "TCP"}]}]
+
+
+def test_clusters_enforce_network_policies(rendered):
+    for result in rendered.values():
+        for cluster in result.of_type("eks:index:Cluster"):
+            assert cluster.inputs["vpcCniOptions"]["enableNetworkPolicy"] is True
