@@ -22,6 +22,25 @@ PARTITION_PATTERN = "|".join(sorted({"aws", *(p for _, p in PARTITIONS)}))
 """A regex alternation of every partition name, for validating ARNs."""
 
 
+# Service endpoint DNS suffix per partition, as in each region's ECR host in
+# components/data/dlc_registries.tsv (botocore 1.44.8 endpoint data).
+DNS_SUFFIXES = {
+    "aws": "amazonaws.com",
+    "aws-cn": "amazonaws.com.cn",
+    "aws-us-gov": "amazonaws.com",
+    "aws-iso": "c2s.ic.gov",
+    "aws-iso-b": "sc2s.sgov.gov",
+    "aws-iso-e": "cloud.adc-e.uk",
+    "aws-iso-f": "csp.hci.ic.gov",
+    "aws-eusc": "amazonaws.eu",
+}
+
+
 def partition_of(region: str) -> str:
     """The AWS partition a region belongs to, for ARNs."""
     return next((partition for start, partition in PARTITIONS if region.startswith(start)), "aws")
+
+
+def service_host(service: str, region: str) -> str:
+    """A service's regional endpoint host, e.g. ``s3.cn-north-1.amazonaws.com.cn``."""
+    return f"{service}.{region}.{DNS_SUFFIXES[partition_of(region)]}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.errors import ConfigError
-from components.partitions import PARTITION_PATTERN, partition_of
+from components.partitions import PARTITION_PATTERN, partition_of, service_host
 
 # Region name prefixes and their partitions, most specific first (``us-iso-``
 # would also match ``us-isob-``).  Every other region is in ``aws``.
@@ -139,7 +139,7 @@ def s3_policy(
                 "Effect": "Allow",
                 "Action": "kms:Decrypt",
                 "Resource": kms_key_arn,
-                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+                "Condition": {"StringEquals": {"kms:ViaService": service_host("s3", region)}},
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}

@@ -79,3 +79,18 @@ def test_with_a_key_every_statement_it_needs_and_only_through_s3() -> None:
     decrypt = doc["Statement"][-1]
     assert decrypt["Action"] == "kms:Decrypt" and decrypt["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-gov-west-1.amazonaws.com"}}
     assert lint_findings(doc, "permissions") == []
+
+
+def test_every_partition_has_a_dns_suffix_matching_our_ecr_hosts():
+    from components import dlc_catalog
+    from components.partitions import service_host
+
+    for region, registry in dlc_catalog.registries().items():
+        assert registry.ecr_host == service_host("ecr", region), region
+
+
+def test_kms_via_service_uses_the_regions_own_s3_host():
+    key = "arn:aws-cn:kms:cn-north-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
+    policy = s3_policy([parse_s3_uri("s3://models/x/")], region="cn-north-1", kms_key_arn=key)
+    conditions = [s["Condition"] for s in policy["Statement"] if s["Action"] == "kms:Decrypt"]
+    assert conditions == [{"StringEquals": {"kms:ViaService": "s3.cn-north-1.amazonaws.com.cn"}}]
