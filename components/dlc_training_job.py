@@ -68,7 +68,7 @@ from components.k8s_objects import KubeObject
 from components.ml_cluster import MLCluster
 from components.node_capacity import BATCH, fit_errors, gpu_count_error, node_budget, share_requests
 from components.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
-from components.s3_access import S3Location, parse_s3_uri, s3_policy
+from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from components.schema import Model
 from components.workload_common import EnvVars, placement, resources, shared_memory_volume
 from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
@@ -235,6 +235,10 @@ class DLCTrainingJobArgs(Model):
     s3_checkpoint_prefix: str | None = None
     """The one S3 prefix the job may write (and read back); in ``MLEKS_S3_CHECKPOINT_PREFIX``.  Default: none."""
 
+    s3_kms_key_arn: str | None = None
+    """The customer managed KMS key of SSE-KMS buckets above, if any: adds ``kms:Decrypt`` (and, with a
+    checkpoint prefix, ``kms:GenerateDataKey``) on that key through S3 only.  Default: none."""
+
     volumes: list[SharedVolumeArgs] = Field(default_factory=list)
     """Shared file systems (existing FSx for Lustre or EFS claims).  Default: none."""
 
@@ -280,6 +284,11 @@ class DLCTrainingJobArgs(Model):
             except ConfigError as err:
                 raise ConfigError(f"[{i}]", uri, err.accepted, err.problem) from None
         return value
+
+    @field_validator("s3_kms_key_arn")
+    @classmethod
+    def _kms(cls, value: str | None) -> str | None:
+        return check_kms_key_arn(value)
 
     @field_validator("s3_checkpoint_prefix")
     @classmethod
@@ -442,7 +451,7 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
         backoff_limit=args.backoff_limit if args.backoff_limit is not None else 3 * args.nodes,
         efa_devices=efa_devices,
         env=plan_env,
-        policy=s3_policy(args.data_locations, args.checkpoint_location, region=region),
+        policy=s3_policy(args.data_locations, args.checkpoint_location, region=region, kms_key_arn=args.s3_kms_key_arn),
         warnings=tuple(warnings),
     )
 

@@ -103,7 +103,9 @@ def s3_policy(
       ``s3:ListMultipartUploadParts`` under ``write`` only (today the one writer
       is a training job, on its checkpoint prefix);
     * with ``kms_key_arn``, ``kms:Decrypt`` on that key through S3 only, for
-      buckets encrypted with a customer managed key.
+      buckets encrypted with a customer managed key, and ``kms:GenerateDataKey``
+      too when there is a ``write`` location (S3 asks KMS for a data key on
+      every SSE-KMS upload).
 
     Deliberately absent: ``s3:DeleteObject`` (rotate old objects with an S3
     lifecycle rule), anything on other buckets, and KMS without a named key.
@@ -135,9 +137,9 @@ def s3_policy(
     if kms_key_arn:
         statements.append(
             {
-                "Sid": "DecryptObjects",
+                "Sid": "UseBucketKey",
                 "Effect": "Allow",
-                "Action": "kms:Decrypt",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"] if write is not None else "kms:Decrypt",
                 "Resource": kms_key_arn,
                 "Condition": {"StringEquals": {"kms:ViaService": service_host("s3", region)}},
             }

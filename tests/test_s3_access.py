@@ -94,3 +94,20 @@ def test_kms_via_service_uses_the_regions_own_s3_host():
     policy = s3_policy([parse_s3_uri("s3://models/x/")], region="cn-north-1", kms_key_arn=key)
     conditions = [s["Condition"] for s in policy["Statement"] if s["Action"] == "kms:Decrypt"]
     assert conditions == [{"StringEquals": {"kms:ViaService": "s3.cn-north-1.amazonaws.com.cn"}}]
+
+
+def test_writing_to_an_sse_kms_bucket_also_grants_a_data_key_through_s3_only():
+    key = "arn:aws:kms:us-west-2:123456789012:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    policy = s3_policy([parse_s3_uri("s3://data/x/")], parse_s3_uri("s3://ckpt/run/"), region="us-west-2", kms_key_arn=key)
+    (kms,) = [s for s in policy["Statement"] if "kms:Decrypt" in s["Action"]]
+    assert kms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"] and kms["Resource"] == key
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}}
+    from tests.checks import lint_findings
+
+    assert lint_findings(policy, "permissions") == []
+
+
+def test_reading_an_sse_kms_bucket_grants_decrypt_only():
+    key = "arn:aws:kms:us-west-2:123456789012:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    policy = s3_policy([parse_s3_uri("s3://data/x/")], region="us-west-2", kms_key_arn=key)
+    assert [s["Action"] for s in policy["Statement"] if "kms:Decrypt" in s["Action"]] == ["kms:Decrypt"]
