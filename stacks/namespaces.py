@@ -39,7 +39,7 @@ def plan(cfg: StackConfig) -> dict[tuple[str, str], NamespaceNeeds]:
     """(cluster name, namespace) -> what goes into it, for every namespace the stack owns."""
     from stacks import topology
 
-    cluster_of = {role: cp.name for cp in topology.plan(cfg) for role in cp.roles}
+    cluster_of = topology.cluster_names(cfg)
     needs: dict[tuple[str, str], NamespaceNeeds] = {}
 
     def add(role: Role, namespace: str) -> NamespaceNeeds | None:

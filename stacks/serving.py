@@ -79,20 +79,17 @@ def check(cfg: StackConfig) -> list[ConfigError]:
         errors += _image_errors(key, cfg.region, "training", nb.image, train.instance_infos if nb.gpus else [])
 
     # A service and a notebook of one name would share Kubernetes object names in one namespace.
+    # Imported here: stacks.topology imports stacks.config, which imports this module's checks.
+    from stacks import topology
+
+    clusters = topology.cluster_names(cfg)
     for name in sorted(set(cfg.inference_services) & set(cfg.notebooks)):
         svc, nb = cfg.inference_services[name], cfg.notebooks[name]
-        if svc.namespace == nb.namespace and _cluster_of(cfg, "inference") == _cluster_of(cfg, "train"):
+        if svc.namespace == nb.namespace and clusters.get("inference") == clusters.get("train"):
             errors.append(
                 ConfigError(f"notebooks.{name}", name, "a name no inference service in the same namespace uses", f"clashes with inferenceServices.{name}")
             )
     return errors
-
-
-def _cluster_of(cfg: StackConfig, role: str) -> str | None:
-    """The name of the cluster that holds the ``role`` group, as the topology plans it."""
-    from stacks import topology
-
-    return next((cp.name for cp in topology.plan(cfg) if role in cp.roles), None)
 
 
 def _gpu_errors(key: str, gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs) -> list[ConfigError]:

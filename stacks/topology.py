@@ -41,6 +41,11 @@ def plan(cfg: StackConfig) -> list[ClusterPlan]:
     return [ClusterPlan(f"{cfg.name_prefix}-{role}", (role,)) for role in roles]
 
 
+def cluster_names(cfg: StackConfig) -> dict[Role, str]:
+    """Role -> the name of the cluster that will hold that role's group."""
+    return {role: cp.name for cp in plan(cfg) for role in cp.roles}
+
+
 @dataclass
 class Platform:
     """What the topology built, for the add-ons and workloads to attach to."""
