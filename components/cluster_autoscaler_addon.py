@@ -21,8 +21,11 @@ cluster-autoscaler builds its template node from those tags.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any, Literal
 
 import pulumi
@@ -53,10 +56,10 @@ IMAGE_REPOSITORY = "registry.k8s.io/autoscaling/cluster-autoscaler"
 # The newest cluster-autoscaler patch release per Kubernetes minor.  A
 # cluster-autoscaler minor is built against, and only supported with, the same
 # Kubernetes minor.  Sources: image promotions in kubernetes/k8s.io PR #9760
-# (2026-07-22: v1.33.6, v1.34.5, v1.35.2, v1.36.1) and PR #8815 (v1.32.5, the
-# newest 1.32 patch found).  Update here, and only here, when a patch ships.
+# (2026-07-22: v1.33.6, v1.34.5, v1.35.2, v1.36.1) and the kubernetes/autoscaler tag cluster-autoscaler-1.32.7
+# (2026-02-13, the newest 1.32 patch).  Update here, and only here, when a patch ships.
 RELEASES: dict[str, str] = {
-    "1.32": "1.32.5",
+    "1.32": "1.32.7",
     "1.33": "1.33.6",
     "1.34": "1.34.5",
     "1.35": "1.35.2",
@@ -288,57 +291,43 @@ def labels(kubernetes_version: str) -> dict[str, str]:
 
 SELECTOR = {"app.kubernetes.io/name": NAME}
 
-_READ = ["get", "list", "watch"]
+
+@cache
+def _chart_rbac() -> dict[str, Any]:
+    """Per cluster-autoscaler minor, the RBAC rules of the upstream chart for that minor (see the file's _source)."""
+    return dict(json.loads(resources.files("components.data").joinpath("cluster_autoscaler_rbac.json").read_text())["minors"])
+
+
+def chart_rbac(kubernetes_version: str) -> dict[str, Any]:
+    """The chart's rules for the cluster-autoscaler minor that runs on ``kubernetes_version``."""
+    minor = ".".join(kubernetes_version.split(".")[:2])
+    image_for(minor)  # the same refusal as the image, for a minor we pin nothing for
+    return dict(_chart_rbac()[minor])
 
 
 def cluster_role(kubernetes_version: str) -> KubeObject:
-    """The upstream chart's ClusterRole (``charts/cluster-autoscaler/templates/clusterrole.yaml``).
+    """The upstream chart's ClusterRole for this minor, as the AWS provider gets it.
 
-    Left out: the legacy ``endpoints`` leader lock (we lock with a Lease, in the
-    Role) and the ``extensions`` API group, which no supported Kubernetes serves.
+    From 1.35, dynamic resource allocation is locked on (``config/flags/flags.go``)
+    and cluster-autoscaler waits for ResourceSlice, DeviceClass and
+    ResourceClaim informers to sync before it scales anything; without the
+    ``resource.k8s.io`` rule the chart adds for 1.35 it would block forever.
     """
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": NAME, "labels": labels(kubernetes_version)},
-        "rules": [
-            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-            # Scale-down drains a node through the eviction API, so PDBs hold.
-            {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["update"]},
-            # update: cordon and the ToBeDeletedByClusterAutoscaler taint.
-            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["create", "delete", "get", "list", "update", "watch"]},
-            {
-                "apiGroups": [""],
-                "resources": ["namespaces", "pods", "services", "replicationcontrollers", "persistentvolumeclaims", "persistentvolumes"],
-                "verbs": _READ,
-            },
-            {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _READ},
-            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "patch", "watch"]},
-            {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["list", "watch"]},
-            {"apiGroups": ["apps"], "resources": ["daemonsets", "replicasets", "statefulsets"], "verbs": _READ},
-            {
-                "apiGroups": ["storage.k8s.io"],
-                "resources": ["storageclasses", "csinodes", "csidrivers", "csistoragecapacities", "volumeattachments"],
-                "verbs": _READ,
-            },
-            {"apiGroups": [""], "resources": ["configmaps"], "verbs": _READ},
-        ],
+        "rules": chart_rbac(kubernetes_version)["clusterRole"],
     }
 
 
 def role(kubernetes_version: str) -> KubeObject:
-    """Namespaced rights in kube-system only: the status ConfigMap and the leader Lease."""
+    """The chart's namespaced rights in kube-system: the status ConfigMap (the Lease is in the ClusterRole, as upstream)."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": labels(kubernetes_version)},
-        "rules": [
-            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [STATUS_CONFIG_MAP], "verbs": ["delete", "get", "update"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [LEASE_NAME], "verbs": ["get", "update"]},
-        ],
+        "rules": chart_rbac(kubernetes_version)["role"],
     }
 
 

@@ -459,13 +459,18 @@ def test_cluster_autoscaler_settings_are_chosen_for_gpu_services(stack: RenderRe
 
 
 def test_cluster_autoscaler_lease_matches_its_role_and_leader_election_is_on(stack: RenderResult):
-    for (_, dep), (_, role) in zip(ca_deployments(stack), objects_of(stack, CLUSTER_AUTOSCALER, "Role"), strict=True):
+    # As in the upstream chart (rbac.clusterScoped): the Lease in the ClusterRole, the status ConfigMap in the Role.
+    deployments, roles = ca_deployments(stack), objects_of(stack, CLUSTER_AUTOSCALER, "Role")
+    cluster_roles = objects_of(stack, CLUSTER_AUTOSCALER, "ClusterRole")
+    for (_, dep), (_, role), (_, cluster_role) in zip(deployments, roles, cluster_roles, strict=True):
         command = container(dep)["command"]
         assert "--leader-elect=true" in command and "--leader-elect-resource-lock=leases" in command
         [lease] = [a.split("=", 1)[1] for a in command if a.startswith("--leader-elect-resource-name=")]
         assert role["metadata"]["namespace"] == "kube-system"
         named = {r["resources"][0]: r["resourceNames"] for r in role["rules"] if r.get("resourceNames")}
-        assert named == {"leases": [lease], "configmaps": ["cluster-autoscaler-status"]}
+        assert named == {"configmaps": ["cluster-autoscaler-status"]}
+        leases = [r for r in cluster_role["rules"] if r["resources"] == ["leases"] and r.get("resourceNames")]
+        assert leases == [{"apiGroups": ["coordination.k8s.io"], "resourceNames": [lease], "resources": ["leases"], "verbs": ["get", "update"]}]
 
 
 def test_cluster_autoscaler_probes_its_health_check_on_8085(stack: RenderResult):
