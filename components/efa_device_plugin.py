@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.addon_registry import addon_image
 from components.device_plugin_common import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
 from components.gpu_node_group import EFA_PRESENT_LABEL
 from components.k8s_objects import KubeObject
@@ -16,13 +17,19 @@ from components.ml_cluster import MLCluster
 
 # aws/eks-charts aws-efa-k8s-device-plugin chart v0.5.30, app v0.5.20 (see
 # shared/reference/dlc-and-gpu.md section 4.5).  The image lives in the EKS
-# add-on registry, which every EKS node role may pull from.
+# add-on registry of the cluster's own region, which every EKS node role may
+# pull from (components/addon_registry.py).
 VERSION = "v0.5.20"
-IMAGE = f"602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/aws-efa-k8s-device-plugin:{VERSION}"
+REPOSITORY = "eks/aws-efa-k8s-device-plugin"
 NAME = "aws-efa-k8s-device-plugin"
 
 
-def render() -> list[KubeObject]:
+def image_for(region: str, key: str = "nodeGroups.<role>.efa") -> str:
+    """The plugin image in ``region``'s EKS add-on registry; ``ConfigError`` at ``key`` where none is known."""
+    return addon_image(region, REPOSITORY, VERSION, key=key)
+
+
+def render(region: str) -> list[KubeObject]:
     affinity = {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -32,7 +39,7 @@ def render() -> list[KubeObject]:
     }
     container = {
         "name": NAME,
-        "image": IMAGE,
+        "image": image_for(region),
         # Privileged: it opens /dev/infiniband devices on the host.
         "securityContext": {"privileged": True, "allowPrivilegeEscalation": True},
         "resources": {"requests": {"cpu": "10m", "memory": "20Mi"}, "limits": {"memory": "128Mi"}},
@@ -53,4 +60,4 @@ class EfaDevicePlugin(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, cluster: MLCluster, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mleks:addons:EfaDevicePlugin", name, None, opts)
-        register(self, name, cluster, render(), VERSION)
+        register(self, name, cluster, render(cluster.region), VERSION)

@@ -154,6 +154,16 @@ class GpuNodeGroupArgs(Model):
             if lacking:
                 capable = sorted(n for n, t in gpu_catalog.catalog().items() if t.is_nvidia_gpu and t.efa_capable)
                 raise ConfigError("efa", True, f"efa: false, or EFA-capable types only ({', '.join(capable)})", f"{lacking} have no EFA interface")
+            # One launch template serves every type of the group, so one interface
+            # layout: a p5.48xlarge (32 EFA) beside a g6e.12xlarge (1) would get 1.
+            counts = {t.instance_type: t.max_efa_interfaces for t in self.instance_infos}
+            if len(set(counts.values())) > 1:
+                raise ConfigError(
+                    "instanceTypes",
+                    self.instance_types,
+                    "EFA instance types with the same number of EFA interfaces, or one node group per type",
+                    f"the types differ in EFA interfaces ({', '.join(f'{k}={v}' for k, v in counts.items())}); the larger ones would get the fewest",
+                )
         elif self.efa_subnet_id is not None:
             raise ConfigError("efaSubnetId", self.efa_subnet_id, "no value unless efa is true", "set without efa")
         reserved = set(self.base_labels())
@@ -187,8 +197,8 @@ class GpuNodeGroupArgs(Model):
 
     @property
     def efa_interfaces(self) -> int:
-        """EFA interfaces per node: the fewest any member type supports."""
-        return min(t.max_efa_interfaces for t in self.instance_infos) if self.efa else 0
+        """EFA interfaces per node: every member type has the same number (checked above)."""
+        return self.instance_infos[0].max_efa_interfaces if self.efa else 0
 
     def base_labels(self) -> dict[str, str]:
         """Labels this component sets: role, GPU presence and GPU facts shared by every member type."""

@@ -91,22 +91,32 @@ def block_device_mappings(volume: RootVolume, ami_type: str) -> list[dict[str, A
 
 
 def efa_network_interfaces(count: int, security_group_id: pulumi.Input[str]) -> list[dict[str, Any]]:
-    """One EFA interface per network card.
+    """``count`` EFA devices laid out as current EC2 guidance says (EC2 user guide
+    ``efa-acc-inst-types``, "Maximize network bandwidth on Amazon EC2 instances
+    with multiple network cards"):
 
-    Card 0 carries the primary ENI (``efa``: IP traffic plus EFA); the other
-    cards are ``efa-only``, which saves IP addresses in the subnet, since NCCL
-    only needs their RDMA path.
+    * network card 0, device 0: an ENA interface, the node's primary (an
+      EFA-only interface cannot be the primary);
+    * network card 0, device 1: EFA-only;
+    * network cards 1 .. count-1, device 0: EFA-only.
+
+    EFA-only interfaces take no IP address from the subnet: NCCL only needs
+    their RDMA path, and on p5 that saves 31 addresses per node.  They need
+    the VPC CNI 1.18.5 or later (EKS user guide ``node-efa``).
     """
-    return [
-        {
-            "device_index": 0 if card == 0 else 1,
+
+    def interface(card: int, device: int, kind: str) -> dict[str, Any]:
+        return {
+            "device_index": device,
             "network_card_index": card,
-            "interface_type": "efa" if card == 0 else "efa-only",
+            "interface_type": kind,
             "delete_on_termination": "true",
             "security_groups": [security_group_id],
         }
-        for card in range(count)
-    ]
+
+    if count < 1:
+        return []
+    return [interface(0, 0, "interface"), interface(0, 1, "efa-only"), *(interface(card, 0, "efa-only") for card in range(1, count))]
 
 
 def launch_template_args(

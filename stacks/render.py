@@ -54,7 +54,7 @@ def _cluster(i: dict[str, Any]) -> str:
 def _launch_template(i: dict[str, Any]) -> str:
     md = i.get("metadataOptions", {})
     ebs = (i.get("blockDeviceMappings") or [{}])[0].get("ebs", {})
-    efa = len(i.get("networkInterfaces") or [])
+    efa = sum(n.get("interfaceType") in ("efa", "efa-only") for n in i.get("networkInterfaces") or [])
     return (
         f"imds-tokens={md.get('httpTokens')} hop-limit={md.get('httpPutResponseHopLimit')} "
         f"root={ebs.get('volumeSize')}GiB {ebs.get('volumeType')} {ebs.get('throughput')}MiB/s encrypted={ebs.get('encrypted')}"

@@ -272,6 +272,8 @@ def test_a_graviton_system_group_gets_the_arm_ami():
 def test_the_european_sovereign_cloud_region_is_accepted():
     cfg = unified()
     cfg["aws:region"] = "eusc-de-east-1"
+    # No EKS add-on registry is recorded for EUSC, so no EFA device plugin image either.
+    cfg["mleks:nodeGroups"]["train"]["efa"] = False
     result = offline.run("unified", config=cfg)
     assert result.of_type("eks:index:Cluster")
 

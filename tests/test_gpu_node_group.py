@@ -8,7 +8,7 @@ import pytest
 
 from components.errors import ConfigError, ConfigErrors
 from components.gpu_node_group import GpuNodeGroupArgs, cluster_autoscaler_template_tags, node_group_spec, subnets_in_zone
-from components.managed_node_group import launch_template_args, node_group_args
+from components.managed_node_group import efa_network_interfaces, launch_template_args, node_group_args
 from components.schema import parse
 from stacks import offline
 
@@ -69,9 +69,28 @@ def test_capacity_block_moves_the_instance_type_into_the_launch_template():
     assert ng["capacity_type"] == "CAPACITY_BLOCK" and "instance_types" not in ng
 
 
-def test_efa_uses_the_fewest_interfaces_of_the_member_types():
-    a = args(instanceTypes=["p5.48xlarge", "p5en.48xlarge"], efa=True)
-    assert a.efa_interfaces == 16
+def test_an_efa_group_whose_types_differ_in_efa_interfaces_is_refused_naming_instance_types():
+    # One launch template for both: the p5.48xlarge would get 16 of its 32 interfaces.
+    with pytest.raises(ConfigErrors) as info:
+        args(instanceTypes=["p5.48xlarge", "p5en.48xlarge"], efa=True)
+    [err] = info.value.errors
+    assert err.key == "instanceTypes" and err.value == ["p5.48xlarge", "p5en.48xlarge"]
+    assert "p5.48xlarge=32" in err.problem and "p5en.48xlarge=16" in err.problem
+
+
+def test_efa_types_with_the_same_interface_count_may_share_a_group():
+    assert args(instanceTypes=["p5.48xlarge", "p5e.48xlarge"], efa=True).efa_interfaces == 32
+
+
+def test_efa_interfaces_follow_the_ec2_layout_ena_primary_then_efa_only_on_every_card():
+    nics = efa_network_interfaces(4, "sg-1")
+    layout = [(n["network_card_index"], n["device_index"], n["interface_type"]) for n in nics]
+    assert layout == [(0, 0, "interface"), (0, 1, "efa-only"), (1, 0, "efa-only"), (2, 0, "efa-only"), (3, 0, "efa-only")]
+    assert sum(n["interface_type"] == "efa-only" for n in nics) == 4
+    assert [(n["network_card_index"], n["device_index"], n["interface_type"]) for n in efa_network_interfaces(1, "sg")] == [
+        (0, 0, "interface"),
+        (0, 1, "efa-only"),
+    ]
 
 
 def test_desired_size_outside_bounds_is_rejected():

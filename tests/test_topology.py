@@ -111,8 +111,14 @@ def test_efa_group_gets_every_efa_interface_a_placement_group_and_one_subnet(ren
     train = node_groups_by_cluster(result)["ml-unified"]["train"]
     lt = next(r for r in result.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.parent == train.parent)
     nics = lt.inputs["networkInterfaces"]
-    assert len(nics) == 4  # p4d.24xlarge has 4 EFA interfaces
-    assert [n["interfaceType"] for n in nics] == ["efa", "efa-only", "efa-only", "efa-only"]
+    # p4d.24xlarge has 4 EFA interfaces: an ENA primary, then EFA-only on card 0 and each other card.
+    assert [(n["networkCardIndex"], n["deviceIndex"], n["interfaceType"]) for n in nics] == [
+        (0, 0, "interface"),
+        (0, 1, "efa-only"),
+        (1, 0, "efa-only"),
+        (2, 0, "efa-only"),
+        (3, 0, "efa-only"),
+    ]
     assert lt.inputs["placement"]["groupName"]
     assert [r.name for r in result.of_type("aws:ec2/placementGroup:PlacementGroup")] == ["ml-unified-train-gpu-pg"]
     assert result.of_type("aws:ec2/placementGroup:PlacementGroup")[0].inputs["strategy"] == "cluster"
