@@ -13,8 +13,12 @@ the driver created.  An inline copy would silently fall behind the driver.
 
 The StorageClass ``gp3-encrypted``:
 
-* ``encrypted: "true"`` with the account's default EBS key (``aws/ebs``); a
-  customer managed key would also need KMS grants for the controller role;
+* ``encrypted: "true"`` with a customer managed KMS key: the cluster's own
+  (created here, rotated yearly) or one you name.  The account's default EBS
+  key may itself be a customer managed key, and CreateVolume then fails
+  without KMS grants, so the key is always explicit and the controller role
+  gets exactly the KMS statements the EKS user guide (``storage/ebs-csi``)
+  lists, on that key only;
 * ``WaitForFirstConsumer``: the volume is created in the AZ of the node the
   pod lands on (EBS volumes cannot cross AZs);
 * ``allowVolumeExpansion``: grow a notebook's disk by editing its PVC;
@@ -58,16 +62,50 @@ def managed_policy_arn(partition: str = "aws") -> str:
 def addon_configuration() -> dict[str, Any]:
     """Add-on configuration values.
 
-    The node DaemonSet must run on tainted GPU nodes, or a notebook pod there
-    could never mount its volume; say so explicitly rather than rely on the
-    add-on's default.
+    * ``tolerateAllTaints``: the node DaemonSet must run on tainted GPU nodes,
+      or a notebook pod there could never mount its volume.
+    * ``hostNetwork``: with IMDS at hop limit 1 a pod cannot reach it, and the
+      node plugin then falls back to Kubernetes metadata and "will assume one
+      ENI and one EBS volume" when it computes how many volumes the node can
+      attach (aws-ebs-csi-driver ``docs/install.md``, "Kubernetes Metadata").
+      On a p4d or p5 node the EFA interfaces take attachment slots, so the
+      limit would be too high and attachments would fail.  In the host network
+      namespace the plugin reaches IMDS at hop limit 1 (same document: "it
+      either must be run in host networking mode, or with a hop limit of at
+      least 2"), so IMDS stays closed to every workload pod.
     """
-    return {"node": {"tolerateAllTaints": True}}
+    return {"node": {"tolerateAllTaints": True, "hostNetwork": True}}
 
 
-def storage_class(tags: dict[str, str], name: str = STORAGE_CLASS) -> KubeObject:
-    """The encrypted gp3 StorageClass (pure)."""
-    parameters = {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"}
+def kms_policy(key_arn: str) -> dict[str, Any]:
+    """What the controller needs to create and attach volumes encrypted with ``key_arn``.
+
+    The two statements of the EKS user guide ``storage/ebs-csi`` ("encrypted
+    volumes with a customer managed key"), scoped to the one key.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "GrantsForEbsOnly",
+                "Effect": "Allow",
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                "Resource": [key_arn],
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            },
+            {
+                "Sid": "UseTheVolumeKey",
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": [key_arn],
+            },
+        ],
+    }
+
+
+def storage_class(tags: dict[str, str], kms_key_arn: pulumi.Input[str], name: str = STORAGE_CLASS) -> KubeObject:
+    """The encrypted gp3 StorageClass (pure; ``kms_key_arn`` may be an Output)."""
+    parameters: dict[str, Any] = {"type": "gp3", "encrypted": "true", "kmsKeyId": kms_key_arn, "csi.storage.k8s.io/fstype": "ext4"}
     # The driver tags each volume it creates with tagSpecification_<n>: "key=value".
     for i, (key, value) in enumerate(sorted(tags.items()), start=1):
         parameters[f"tagSpecification_{i}"] = f"{key}={value}"
@@ -87,8 +125,9 @@ class EbsCsiDriver(pulumi.ComponentResource):
     """The EBS CSI driver add-on and the ``gp3-encrypted`` StorageClass in one cluster.
 
     Outputs: ``storage_class_name``, ``role_arn`` (the controller's IRSA
-    role), ``addon_version``.  Attribute ``storage_class_name`` is a plain
-    string, for workloads to name in their volume claims.
+    role), ``addon_version``, ``kms_key_arn``.  Attribute
+    ``storage_class_name`` is a plain string, for workloads to name in their
+    volume claims.
     """
 
     def __init__(
@@ -96,19 +135,37 @@ class EbsCsiDriver(pulumi.ComponentResource):
         name: str,
         *,
         cluster: MLCluster,
+        kms_key_arn: str | None = None,
         addon_version: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``addon_version``: pin an add-on version such as ``v1.x.y-eksbuild.1``.
+        """``kms_key_arn``: the customer managed key that encrypts the volumes.
+        Default: a new key for this cluster, rotated yearly, kept 30 days after
+        deletion is scheduled (its volumes are retained, see above).
+        ``addon_version``: pin an add-on version such as ``v1.x.y-eksbuild.1``.
         Default: EKS's default version for the cluster's Kubernetes version at
         creation (not upgraded afterwards unless you set this)."""
         super().__init__(TOKEN, name, None, opts)
+        key: pulumi.Input[str]
+        if kms_key_arn is not None:
+            key = kms_key_arn
+        else:
+            key = aws.kms.Key(
+                f"{name}-volumes",
+                description=f"EBS volumes of workloads in {cluster.name}",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                tags=cluster.tags,
+                # Retained volumes outlive the stack; so must the key that decrypts them.
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            ).arn
         role = ServiceAccountRole.of_cluster(
             f"{name}-controller",
             cluster,
             parent=self,
             namespace=NAMESPACE,
             service_account=CONTROLLER_SERVICE_ACCOUNT,
+            policy=pulumi.Output.from_input(key).apply(kms_policy),
             managed_policy_arns=[managed_policy_arn(partition_of(cluster.region))],
         )
         self.addon = aws.eks.Addon(
@@ -126,7 +183,12 @@ class EbsCsiDriver(pulumi.ComponentResource):
             # The controller needs nodes to run on, and the role before it starts.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster.system_node_group, role]),
         )
-        self.storage_class = k8s_objects.create(storage_class(cluster.tags), cluster.k8s_opts(self, depends_on=[self.addon]), name_prefix=name)
+        # A StorageClass is only a name and parameters: it need not wait for the
+        # driver, and claims that name it wait for their pods anyway.
+        self.storage_class = k8s_objects.create(storage_class(cluster.tags, key), cluster.k8s_opts(self), name_prefix=name)
         self.storage_class_name = STORAGE_CLASS
         self.role_arn = role.role_arn
-        self.register_outputs({"storage_class_name": STORAGE_CLASS, "role_arn": role.role_arn, "addon_version": self.addon.addon_version})
+        self.kms_key_arn = pulumi.Output.from_input(key)
+        self.register_outputs(
+            {"storage_class_name": STORAGE_CLASS, "role_arn": role.role_arn, "addon_version": self.addon.addon_version, "kms_key_arn": self.kms_key_arn}
+        )

@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 from components.errors import ConfigError
 from components.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
 from components.partitions import PARTITION_PATTERN, partition_of
+from components.s3_access import check_kms_key_arn
 from components.schema import Model
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
@@ -173,8 +174,18 @@ class MLClusterArgs(Model):
     secrets_kms_key_arn: str | None = None
     """Bring your own KMS key for secrets encryption.  Default: a new key with rotation."""
 
+    volume_kms_key_arn: str | None = None
+    """The customer managed KMS key for workload EBS volumes (notebook home directories).
+    The EBS CSI controller gets the KMS grants EKS documents, on this key only.  Default: a new
+    key per cluster with rotation, kept when the stack is destroyed (so are the volumes)."""
+
     deletion_protection: bool = False
     """Refuse ``pulumi destroy`` of the cluster at the EKS API.  Default: false."""
+
+    @field_validator("secrets_kms_key_arn", "volume_kms_key_arn")
+    @classmethod
+    def _kms_keys(cls, value: str | None) -> str | None:
+        return check_kms_key_arn(value)
 
     @field_validator("kubernetes_version")
     @classmethod

@@ -162,7 +162,12 @@ def build(cfg: StackConfig, platform: Platform) -> None:
     train_cluster = platform.cluster_for("train")
     if cfg.notebooks:
         assert train_cluster is not None  # guaranteed by check()
-        storage = EbsCsiDriver(f"{train_cluster.name}-ebs-csi", cluster=train_cluster, opts=pulumi.ResourceOptions(parent=train_cluster))
+        storage = EbsCsiDriver(
+            f"{train_cluster.name}-ebs-csi",
+            cluster=train_cluster,
+            kms_key_arn=cfg.cluster.volume_kms_key_arn,
+            opts=pulumi.ResourceOptions(parent=train_cluster),
+        )
         for name, nb in cfg.notebooks.items():
             JupyterNotebook(
                 f"{train_cluster.name}-{name}",
@@ -171,7 +176,8 @@ def build(cfg: StackConfig, platform: Platform) -> None:
                 node_group=cfg.node_groups["train"],
                 region=cfg.region,
                 storage_class=storage.storage_class_name,
-                depends_on=[*platform.namespace(train_cluster, nb.namespace), storage],
+                # The StorageClass, not the driver: the claim waits for the driver by itself.
+                depends_on=[*platform.namespace(train_cluster, nb.namespace), storage.storage_class],
                 opts=pulumi.ResourceOptions(parent=train_cluster),
             )
             exported_notebooks[name] = {

@@ -428,7 +428,7 @@ def test_the_storage_class_is_encrypted_gp3_bound_where_the_pod_lands(stack: Ren
 
 
 def test_volumes_carry_the_stack_tags():
-    sc = ebs_csi_driver.storage_class({"team": "ml", "mleks/cluster": "c1"})
+    sc = ebs_csi_driver.storage_class({"team": "ml", "mleks/cluster": "c1"}, "arn:aws:kms:us-west-2:123456789012:key/k")
     assert sc["parameters"]["tagSpecification_1"] == "mleks/cluster=c1" and sc["parameters"]["tagSpecification_2"] == "team=ml"
 
 
@@ -443,6 +443,43 @@ def test_the_ebs_csi_add_on_uses_workload_identity_not_the_node_role(stack: Rend
     assert "system:serviceaccount:kube-system:ebs-csi-controller-sa" in condition.values()
     [attachment] = [c for c in children if c.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"]
     assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+
+
+def test_volumes_are_encrypted_with_the_clusters_own_key_and_the_controller_holds_exactly_the_documented_grants(stack: RenderResult):
+    [driver] = stack.of_type("mleks:addons:EbsCsiDriver")
+    [key] = [r for r in stack.descendants_of(driver.urn) if r.type == "aws:kms/key:Key"]
+    assert key.inputs["enableKeyRotation"] is True and key.retain_on_delete
+    [sc] = [o for _, o in stack.kube_objects() if o["kind"] == "StorageClass"]
+    assert sc["parameters"]["kmsKeyId"] == key.outputs.get("arn", sc["parameters"]["kmsKeyId"])
+    assert sc["parameters"]["kmsKeyId"].endswith(f"key/{key.name}")
+    [policy] = [r for r in stack.descendants_of(driver.urn) if r.type == "aws:iam/rolePolicy:RolePolicy"]
+    doc = json.loads(policy.inputs["policy"])
+    assert doc == ebs_csi_driver.kms_policy(sc["parameters"]["kmsKeyId"])
+    grants, use = doc["Statement"]
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert set(use["Action"]) == {"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"}
+
+
+def test_a_named_volume_key_replaces_the_clusters_own(rendered):
+    cfg = copy.deepcopy(offline.load_stack_file("unified"))
+    arn = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    cfg["mleks:cluster"]["volumeKmsKeyArn"] = arn
+    result = offline.run("unified", config=cfg)
+    assert not [r for r in result.of_type("aws:kms/key:Key") if r.name.endswith("-volumes")]
+    [sc] = [o for _, o in result.kube_objects() if o["kind"] == "StorageClass"]
+    assert sc["parameters"]["kmsKeyId"] == arn
+
+
+def test_the_ebs_node_plugin_runs_in_the_host_network_so_it_reads_the_attach_limit_from_imds(stack: RenderResult):
+    [addon] = stack.of_type("aws:eks/addon:Addon")
+    values = json.loads(addon.inputs["configurationValues"])
+    assert values["node"]["hostNetwork"] is True and values["node"]["tolerateAllTaints"] is True
+
+
+def test_the_storage_class_does_not_wait_for_the_driver(stack: RenderResult):
+    [(reg, _)] = [(r, o) for r, o in stack.kube_objects() if o["kind"] == "StorageClass"]
+    [addon] = stack.of_type("aws:eks/addon:Addon")
+    assert addon.urn not in reg.dependencies
     assert json.loads(addon.inputs["configurationValues"]) == {"node": {"tolerateAllTaints": True}}
 
 
