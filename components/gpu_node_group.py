@@ -322,7 +322,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             node_role_arn=cluster.node_role_arn,
             subnet_ids=subnets,
             security_group_id=cluster.cluster_security_group_id,
-            depends_on=list(cluster.node_role_attachments),
+            depends_on=cluster.node_prerequisites,
         )
         self.asg_name = asg_name_of(self.node_group)
         self.node_group_name = self.node_group.node_group_name

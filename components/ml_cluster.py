@@ -27,6 +27,7 @@ from components.managed_node_group import NodeGroupSpec, RootVolume, create_node
 from components.partitions import PARTITION_PATTERN, partition_of
 from components.s3_access import check_kms_key_arn
 from components.schema import Model
+from components.workload_identity import ServiceAccountRole
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
 SYSTEM_ROLE = "system"
@@ -269,16 +270,33 @@ def access_entries(principals: list[str], partition: str = "aws") -> dict[str, e
 
 
 def node_role_policy_arns(partition: str = "aws") -> list[str]:
-    """The AWS managed policies every EKS node needs, and no more.
+    """The AWS managed policies the kubelet needs, and no more.
 
     ``AmazonEC2ContainerRegistryPullOnly`` rather than ``...ReadOnly``: nodes
-    pull images, they never list repositories.
+    pull images, they never list repositories.  ``AmazonEKS_CNI_Policy`` is
+    not here: the VPC CNI gets it through its own service account
+    (:func:`vpc_cni_policy_arn`), so no pod on the node can borrow the right
+    to attach network interfaces and IP addresses.
     """
     return [
         f"arn:{partition}:iam::aws:policy/AmazonEKSWorkerNodePolicy",
         f"arn:{partition}:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
-        f"arn:{partition}:iam::aws:policy/AmazonEKS_CNI_Policy",
     ]
+
+
+VPC_CNI_NAMESPACE = "kube-system"
+VPC_CNI_SERVICE_ACCOUNT = "aws-node"
+"""The VPC CNI's DaemonSet runs as this service account (EKS user guide ``cni-iam-role``)."""
+
+
+def vpc_cni_policy_arn(partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::aws:policy/AmazonEKS_CNI_Policy"
+
+
+def vpc_cni_configuration() -> dict[str, str]:
+    """VPC CNI add-on values: enforce Kubernetes NetworkPolicy (off by default on EKS),
+    so the policies workloads render actually restrict traffic."""
+    return {"enableNetworkPolicy": "true"}
 
 
 _EC2_TRUST = {
@@ -370,9 +388,9 @@ class MLCluster(pulumi.ComponentResource):
             endpoint_public_access=endpoint.public,
             public_access_cidrs=endpoint.public_access_cidrs or None,
             create_oidc_provider=True,
-            # Enforce Kubernetes NetworkPolicy (off by default on EKS), so the
-            # policies workloads render actually restrict traffic.
-            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
+            # The VPC CNI is our own add-on below (its AWS rights on IRSA, not
+            # on the node role); pulumi-eks leaves EKS's default in place.
+            use_default_vpc_cni=True,
             deletion_protection=args.deletion_protection,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
@@ -385,6 +403,31 @@ class MLCluster(pulumi.ComponentResource):
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(self.cluster.kubeconfig_json.apply(str))
         self.node_role_arn = self.node_role.arn
 
+        # Made before any node exists: a node starts its aws-node pod at once,
+        # and without these rights on the pod it could never become Ready.
+        cni_role = ServiceAccountRole.of_cluster(
+            f"{name}-vpc-cni",
+            self,
+            parent=self,
+            namespace=VPC_CNI_NAMESPACE,
+            service_account=VPC_CNI_SERVICE_ACCOUNT,
+            managed_policy_arns=[vpc_cni_policy_arn(partition_of(region))],
+        )
+        self.vpc_cni = aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=self.cluster_name,
+            addon_name="vpc-cni",
+            service_account_role_arn=cni_role.role_arn,
+            configuration_values=json.dumps(vpc_cni_configuration(), sort_keys=True),
+            # Take over the self-managed copy EKS installs with the cluster.
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            opts=child,
+        )
+        self.node_prerequisites: list[pulumi.Resource] = [*attachments, self.vpc_cni]
+        """What every node group of this cluster waits for: the node role's policies and the VPC CNI."""
+
         spec = system_node_group_spec(f"{name}-system", args.system_nodes, tags)
         self.system_node_group, _, _ = create_node_group(
             spec,
@@ -394,7 +437,7 @@ class MLCluster(pulumi.ComponentResource):
             node_role_arn=self.node_role_arn,
             subnet_ids=self.private_subnet_ids,
             security_group_id=self.cluster_security_group_id,
-            depends_on=attachments,
+            depends_on=self.node_prerequisites,
         )
         self.node_role_attachments = attachments
 

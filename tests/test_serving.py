@@ -433,7 +433,7 @@ def test_volumes_carry_the_stack_tags():
 
 
 def test_the_ebs_csi_add_on_uses_workload_identity_not_the_node_role(stack: RenderResult):
-    [addon] = stack.of_type("aws:eks/addon:Addon")
+    [addon] = [a for a in stack.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"]
     assert addon.inputs["addonName"] == "aws-ebs-csi-driver"
     [account_role] = [r for r in stack.of_type("mleks:iam:ServiceAccountRole") if r.name.endswith("-ebs-csi-controller")]
     assert addon.inputs["serviceAccountRoleArn"] == account_role.outputs["role_arn"]
@@ -471,14 +471,14 @@ def test_a_named_volume_key_replaces_the_clusters_own(rendered):
 
 
 def test_the_ebs_node_plugin_runs_in_the_host_network_so_it_reads_the_attach_limit_from_imds(stack: RenderResult):
-    [addon] = stack.of_type("aws:eks/addon:Addon")
+    [addon] = [a for a in stack.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"]
     values = json.loads(addon.inputs["configurationValues"])
     assert values == {"node": {"hostNetwork": True, "tolerateAllTaints": True}}
 
 
 def test_the_storage_class_does_not_wait_for_the_driver(stack: RenderResult):
     [(reg, _)] = [(r, o) for r, o in stack.kube_objects() if o["kind"] == "StorageClass"]
-    [addon] = stack.of_type("aws:eks/addon:Addon")
+    [addon] = [a for a in stack.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"]
     assert addon.urn not in reg.dependencies
 
 
@@ -662,5 +662,6 @@ def test_servers_and_notebooks_admit_traffic_on_their_serving_port_only(rendered
 
 def test_clusters_enforce_network_policies(rendered):
     for result in rendered.values():
-        for cluster in result.of_type("eks:index:Cluster"):
-            assert cluster.inputs["vpcCniOptions"]["enableNetworkPolicy"] is True
+        addons = [a for a in result.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni"]
+        assert len(addons) == len(result.of_type("eks:index:Cluster"))
+        assert all(json.loads(a.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"} for a in addons)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from stacks.offline import Registration, RenderResult
 
 CLUSTER = "mleks:cluster:MLCluster"
@@ -171,10 +173,31 @@ def test_efa_device_plugin_exists_only_where_an_efa_group_does(rendered):
     assert efa_plugins(rendered["dedicated"]) == []
 
 
-def test_node_role_has_only_the_three_node_policies(stack):
+def test_node_role_has_only_what_the_kubelet_needs(stack):
     arns = sorted(a.inputs["policyArn"].rsplit("/", 1)[1] for a in stack.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if "node-role" in a.name)
     clusters = len(stack.of_type(CLUSTER))
-    assert arns == sorted(["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonEKS_CNI_Policy"] * clusters)
+    assert arns == sorted(["AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"] * clusters)
+
+
+def test_the_vpc_cni_gets_its_aws_rights_through_its_own_service_account(stack):
+    index = stack.by_urn()
+    addons = [a for a in stack.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni"]
+    assert len(addons) == len(stack.of_type(CLUSTER))
+    for addon in addons:
+        cluster = stack.cluster_of(addon)
+        [account_role] = [r for r in stack.children_of(cluster.urn) if r.type == "mleks:iam:ServiceAccountRole" and r.name.endswith("-vpc-cni")]
+        assert addon.inputs["serviceAccountRoleArn"] == account_role.outputs["role_arn"]
+        [role] = [c for c in stack.children_of(account_role.urn) if c.type == "aws:iam/role:Role"]
+        condition = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
+        assert "system:serviceaccount:kube-system:aws-node" in condition.values()
+        [attachment] = [c for c in stack.children_of(account_role.urn) if c.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"]
+        assert attachment.inputs["policyArn"].endswith(":iam::aws:policy/AmazonEKS_CNI_Policy")
+        assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE"
+        # Every node group of the cluster starts only once the CNI has its rights.
+        groups = [g for g in stack.of_type(NODE_GROUP) if stack.cluster_of(g) is not None and stack.cluster_of(g).urn == cluster.urn]
+        assert groups and all(addon.urn in g.dependencies for g in groups), [index[d].name for g in groups for d in g.dependencies]
+    for eks in stack.of_type("eks:index:Cluster"):
+        assert eks.inputs["useDefaultVpcCni"] is True and "vpcCniOptions" not in eks.inputs
 
 
 def test_kubeconfig_is_exported_as_a_secret(stack):
