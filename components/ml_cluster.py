@@ -331,6 +331,7 @@ class MLCluster(pulumi.ComponentResource):
         self.region = region
         self.kubernetes_version = args.kubernetes_version
         self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids)
+        self.vpc_id = pulumi.Output.from_input(vpc_id)
         tags = {**(tags or {}), "mleks/cluster": cluster_name}
         self.tags = tags
         child = pulumi.ResourceOptions(parent=self)

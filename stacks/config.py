@@ -23,6 +23,7 @@ from components.escalator_addon import EscalatorArgs
 from components.gpu_node_group import GpuNodeGroupArgs, Role
 from components.inference_service import InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebookArgs
+from components.load_balancer_controller import LoadBalancerControllerArgs
 from components.ml_cluster import MLClusterArgs
 from components.schema import ByName, Model, keyed_by, parse, raise_all
 
@@ -130,6 +131,10 @@ class StackConfig(Model):
     """Escalator (``mleks:escalator``): options per Escalator-owned node group under
     ``nodeGroups.<role>``, plus ``dryMode``, ``scanInterval``, ``logLevel``.  Default:
     Escalator's ML defaults for every group with ``autoscaler: escalator``."""
+
+    load_balancer_controller: LoadBalancerControllerArgs = Field(default_factory=LoadBalancerControllerArgs)
+    """The AWS Load Balancer Controller (``mleks:loadBalancerController``), needed by ``exposure: internal-nlb``.
+    Default: installed where a service asks for an internal NLB."""
 
     cluster_autoscaler: ClusterAutoscalerArgs | None = None
     """cluster-autoscaler tunables (``mleks:clusterAutoscaler``): expander, scale-down

@@ -24,6 +24,7 @@ from components.errors import ConfigError
 from components.gpu_node_group import GpuNodeGroupArgs
 from components.inference_service import InferenceService, InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebook, port_forward_command, token_command
+from components.load_balancer_controller import AwsLoadBalancerController
 from components.node_capacity import fit_errors, gpu_count_error
 from components.workload_common import resolve_image
 
@@ -57,6 +58,15 @@ def check(cfg: StackConfig) -> list[ConfigError]:
                 )
             )
             continue
+        if svc.exposure == "internal-nlb" and cfg.load_balancer_controller.install == "never":
+            errors.append(
+                ConfigError(
+                    f"{key}.exposure",
+                    svc.exposure,
+                    "cluster-ip, or loadBalancerController.install: auto (or always)",
+                    "an internal NLB needs the AWS Load Balancer Controller, and loadBalancerController.install is 'never'",
+                )
+            )
         gpu_errors = _gpu_errors(key, svc.gpus, svc.cpu, svc.memory, inference)
         # A pod that fits no node makes the replica bound meaningless; report the cause only.
         errors += gpu_errors or _replica_errors(key, svc, inference)
@@ -131,8 +141,24 @@ def _image_errors(key: str, region: str, job_type: str, image: Any, instance_typ
 # -- registration ------------------------------------------------------------------------------
 
 
+def _load_balancer_controllers(cfg: StackConfig, platform: Platform) -> dict[str, AwsLoadBalancerController]:
+    """The AWS Load Balancer Controller of each cluster that gets one (see LoadBalancerControllerArgs.install)."""
+    install = cfg.load_balancer_controller.install
+    inference_cluster = platform.cluster_for("inference")
+    wanted: list[str] = []
+    if install == "always":
+        wanted = list(platform.clusters)
+    elif install == "auto" and inference_cluster is not None and any(s.exposure == "internal-nlb" for s in cfg.inference_services.values()):
+        wanted = [inference_cluster.name]
+    return {
+        name: AwsLoadBalancerController(f"{name}-lb-controller", cluster=platform.clusters[name], opts=pulumi.ResourceOptions(parent=platform.clusters[name]))
+        for name in wanted
+    }
+
+
 def build(cfg: StackConfig, platform: Platform) -> None:
     """Register every inference service and notebook of the stack, and what they need."""
+    controllers = _load_balancer_controllers(cfg, platform)
     if not cfg.inference_services and not cfg.notebooks:
         return
 
@@ -140,13 +166,15 @@ def build(cfg: StackConfig, platform: Platform) -> None:
     inference_cluster = platform.cluster_for("inference")
     for name, svc in cfg.inference_services.items():
         assert inference_cluster is not None  # guaranteed by check()
+        # An internal NLB is created by the controller, so its Service comes after it.
+        controller = [controllers[inference_cluster.name].release] if svc.exposure == "internal-nlb" else []
         service = InferenceService(
             f"{inference_cluster.name}-{name}",
             svc,
             cluster=inference_cluster,
             node_group=cfg.node_groups["inference"],
             region=cfg.region,
-            depends_on=platform.namespace(inference_cluster, svc.namespace),
+            depends_on=[*platform.namespace(inference_cluster, svc.namespace), *controller],
             opts=pulumi.ResourceOptions(parent=inference_cluster),
         )
         exported_services[name] = {
