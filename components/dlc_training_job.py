@@ -69,7 +69,7 @@ from components.ml_cluster import MLCluster
 from components.node_capacity import BATCH, fit_errors, gpu_count_error, node_budget, share_requests
 from components.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
 from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
-from components.schema import Model
+from components.schema import Model, VersionText
 from components.workload_common import EnvVars, placement, resources, shared_memory_volume
 from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
@@ -168,7 +168,7 @@ class DLCTrainingJobArgs(Model):
     args: list[str] = Field(default_factory=list)
     """Arguments of the command.  Default: none (the image's CMD when ``command`` is empty too)."""
 
-    version: str | None = None
+    version: VersionText | None = None
     """Framework version of the DLC image, ``X.Y`` (newest catalogued patch) or ``X.Y.Z``.
     Required unless ``image`` is set; there is deliberately no default, because a changed
     default image would replace, and so re-run, every job."""
@@ -179,10 +179,10 @@ class DLCTrainingJobArgs(Model):
     accelerator: Literal["gpu", "cpu"] = "gpu"
     """DLC build.  Default: gpu."""
 
-    python: str | None = None
+    python: VersionText | None = None
     """Python of the image, ``3.12`` or ``py312``.  Default: any."""
 
-    cuda: str | None = None
+    cuda: VersionText | None = None
     """CUDA of the image, ``13.0`` or ``cu130``.  Default: any."""
 
     image: str | None = None

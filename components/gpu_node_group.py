@@ -20,7 +20,7 @@ from components.errors import ConfigError
 from components.gpu_catalog import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
 from components.managed_node_group import NodeGroupSpec, RootVolume, asg_name_of, create_node_group
 from components.ml_cluster import ROLE_LABEL, MLCluster
-from components.schema import Model
+from components.schema import Model, raise_all
 
 Role = Literal["train", "inference"]
 Autoscaler = Literal["escalator", "cluster-autoscaler", "none"]
@@ -126,51 +126,61 @@ class GpuNodeGroupArgs(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> GpuNodeGroupArgs:
+        # Every problem at once: each check below adds to the list instead of stopping the others.
+        errors = self._problems()
+        if errors:
+            raise_all(type(self).__name__, errors)
+        return self
+
+    def _problems(self) -> list[ConfigError]:
+        errors: list[ConfigError] = []
         if self.min_size > self.max_size:
-            raise ConfigError("maxSize", self.max_size, f"a number >= minSize ({self.min_size})", "smaller than minSize")
+            errors.append(ConfigError("maxSize", self.max_size, f"a number >= minSize ({self.min_size})", "smaller than minSize"))
         if self.desired_size is not None and not self.min_size <= self.desired_size <= self.max_size:
-            raise ConfigError("desiredSize", self.desired_size, f"a number from minSize ({self.min_size}) to maxSize ({self.max_size})", "out of bounds")
+            accepted = f"a number from minSize ({self.min_size}) to maxSize ({self.max_size})"
+            errors.append(ConfigError("desiredSize", self.desired_size, accepted, "out of bounds"))
         # gp3 allows at most 0.25 MiB/s of throughput per provisioned IOPS.
         if self.disk_throughput_mibps > self.disk_iops // 4:
-            raise ConfigError(
-                "diskThroughputMibps", self.disk_throughput_mibps, f"at most diskIops/4 = {self.disk_iops // 4} (gp3 limit)", "too high for the IOPS"
-            )
+            accepted = f"at most diskIops/4 = {self.disk_iops // 4} (gp3 limit)"
+            errors.append(ConfigError("diskThroughputMibps", self.disk_throughput_mibps, accepted, "too high for the IOPS"))
         if self.capacity_type == "capacity-block":
             if not self.capacity_reservation_id or not self.capacity_reservation_id.startswith("cr-"):
-                raise ConfigError(
-                    "capacityReservationId",
-                    self.capacity_reservation_id,
-                    "the Capacity Block reservation id (cr-...)",
-                    "required with capacityType: capacity-block",
-                )
+                accepted = "the Capacity Block reservation id (cr-...)"
+                errors.append(ConfigError("capacityReservationId", self.capacity_reservation_id, accepted, "required with capacityType: capacity-block"))
             if len(self.instance_types) != 1:
-                raise ConfigError("instanceTypes", self.instance_types, "exactly one instance type (the one reserved)", "a capacity block is for one type")
+                accepted = "exactly one instance type (the one reserved)"
+                errors.append(ConfigError("instanceTypes", self.instance_types, accepted, "a capacity block is for one type"))
         elif self.capacity_reservation_id is not None:
-            raise ConfigError(
-                "capacityReservationId", self.capacity_reservation_id, "no value unless capacityType is capacity-block", "set without a capacity block"
-            )
+            accepted = "no value unless capacityType is capacity-block"
+            errors.append(ConfigError("capacityReservationId", self.capacity_reservation_id, accepted, "set without a capacity block"))
         if self.efa:
-            lacking = [t.instance_type for t in self.instance_infos if not t.efa_capable]
-            if lacking:
-                capable = sorted(n for n, t in gpu_catalog.catalog().items() if t.is_nvidia_gpu and t.efa_capable)
-                raise ConfigError("efa", True, f"efa: false, or EFA-capable types only ({', '.join(capable)})", f"{lacking} have no EFA interface")
-            # One launch template serves every type of the group, so one interface
-            # layout: a p5.48xlarge (32 EFA) beside a g6e.12xlarge (1) would get 1.
-            counts = {t.instance_type: t.max_efa_interfaces for t in self.instance_infos}
-            if len(set(counts.values())) > 1:
-                raise ConfigError(
+            errors += self._efa_problems()
+        elif self.efa_subnet_id is not None:
+            errors.append(ConfigError("efaSubnetId", self.efa_subnet_id, "no value unless efa is true", "set without efa"))
+        reserved = set(self.base_labels())
+        for key in sorted(reserved & set(self.labels)):
+            errors.append(ConfigError(f"labels.{key}", self.labels[key], f"a label key other than {sorted(reserved)}", "this label is set by the node group"))
+        return errors
+
+    def _efa_problems(self) -> list[ConfigError]:
+        lacking = [t.instance_type for t in self.instance_infos if not t.efa_capable]
+        if lacking:
+            capable = sorted(n for n, t in gpu_catalog.catalog().items() if t.is_nvidia_gpu and t.efa_capable)
+            return [ConfigError("efa", True, f"efa: false, or EFA-capable types only ({', '.join(capable)})", f"{lacking} have no EFA interface")]
+        # One launch template serves every type of the group, so one interface
+        # layout: a p5.48xlarge (32 EFA) beside a g6e.12xlarge (1) would get 1.
+        counts = {t.instance_type: t.max_efa_interfaces for t in self.instance_infos}
+        if len(set(counts.values())) > 1:
+            detail = ", ".join(f"{k}={v}" for k, v in counts.items())
+            return [
+                ConfigError(
                     "instanceTypes",
                     self.instance_types,
                     "EFA instance types with the same number of EFA interfaces, or one node group per type",
-                    f"the types differ in EFA interfaces ({', '.join(f'{k}={v}' for k, v in counts.items())}); the larger ones would get the fewest",
+                    f"the types differ in EFA interfaces ({detail}); the larger ones would get the fewest",
                 )
-        elif self.efa_subnet_id is not None:
-            raise ConfigError("efaSubnetId", self.efa_subnet_id, "no value unless efa is true", "set without efa")
-        reserved = set(self.base_labels())
-        clash = sorted(reserved & set(self.labels))
-        if clash:
-            raise ConfigError(f"labels.{clash[0]}", self.labels[clash[0]], f"a label key other than {sorted(reserved)}", "this label is set by the node group")
-        return self
+            ]
+        return []
 
     # -- derived facts (pure) ---------------------------------------------
     @property

@@ -22,11 +22,12 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
+from components.ec2_catalog import check_cpu_instance_type
 from components.errors import ConfigError
 from components.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
 from components.partitions import PARTITION_PATTERN, partition_of
 from components.s3_access import check_kms_key_arn
-from components.schema import Model
+from components.schema import Model, VersionText, raise_all
 from components.workload_identity import ServiceAccountRole
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
@@ -142,6 +143,14 @@ class SystemNodeGroupArgs(Model):
     def _not_empty(cls, value: list[str]) -> list[str]:
         if not value:
             raise ConfigError("", value, "at least one EC2 instance type, e.g. [m7i.large]", "empty list")
+        errors = []
+        for i, name in enumerate(value):
+            try:
+                check_cpu_instance_type(name)
+            except ConfigError as err:
+                errors.append(ConfigError(f"[{i}]", name, err.accepted, err.problem))
+        if errors:
+            raise_all("instanceTypes", errors)
         # One AMI serves the whole group, so one architecture.
         if len({is_graviton(t) for t in value}) > 1:
             raise ConfigError("", value, "instance types of one architecture (all Graviton, e.g. m7g, or all x86)", "mixed architectures in one node group")
@@ -157,7 +166,7 @@ class SystemNodeGroupArgs(Model):
 class MLClusterArgs(Model):
     """Settings shared by every cluster of a stack."""
 
-    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    kubernetes_version: VersionText = DEFAULT_KUBERNETES_VERSION
     """EKS Kubernetes minor version, e.g. "1.35".  Default: 1.35 (standard support until 2027-03-27)."""
 
     endpoint: EndpointAccess = Field(default_factory=EndpointAccess)

@@ -195,3 +195,26 @@ def keyed_by(key_field: str = "name", *, null_is_empty: bool = False) -> BeforeV
 
 ByName = Annotated[dict[str, T], keyed_by("name")]
 """A config section of entries by ``name``: a mapping by name, or a list of objects with ``name``."""
+
+
+# -- versions YAML would read as numbers --------------------------------------------
+
+
+def quoted_version(value: Any) -> Any:
+    """Refuse a version that YAML read as a number: ``1.30`` arrives as ``1.3``, ``2.10`` as ``2.1``.
+
+    The value is already wrong by the time it reaches us, so no number is
+    accepted, even one that happens to survive (``1.35``).
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ConfigError(
+            "",
+            value,
+            f'the version as a quoted string, e.g. "{value}" (or "{value}0" if you meant that)',
+            "an unquoted number: YAML reads 1.30 as 1.3 and 2.10 as 2.1, so put the version in quotes",
+        )
+    return value
+
+
+VersionText = Annotated[str, BeforeValidator(quoted_version)]
+"""A config field holding a version such as ``"1.35"`` or ``"2.10"``, which must be quoted in YAML."""

@@ -27,7 +27,7 @@ from components.k8s_objects import KubeObject
 from components.ml_cluster import ROLE_LABEL
 from components.node_capacity import SERVING, share_requests
 from components.quantity import cpu_text, memory_text, parse_quantity
-from components.schema import Model
+from components.schema import Model, VersionText
 
 # DNS-1035 label (a Service name must be one), kept short so that derived
 # names (``<name>-token``, ``<name>-internal``, IAM role names) stay in limits.
@@ -90,13 +90,13 @@ class DlcImageArgs(Model):
     framework: str = "pytorch"
     """``pytorch`` or ``tensorflow``.  Default: pytorch."""
 
-    version: str
+    version: VersionText
     """Framework version, ``X.Y`` (newest patch) or ``X.Y.Z``.  No PyTorch *inference* DLC is newer than 2.6."""
 
-    python: str | None = None
+    python: VersionText | None = None
     """Python selector such as ``py312`` or ``3.12``.  Default: any."""
 
-    cuda: str | None = None
+    cuda: VersionText | None = None
     """CUDA selector such as ``cu124`` or ``12.4``.  Default: any."""
 
 

@@ -10,7 +10,7 @@ groups to one :class:`ClusterAutoscalerAddon`; a ``none`` group is in neither.
 * ``unified``: both run in the one cluster, on disjoint groups.
 
 :func:`check` runs while the stack config is parsed (from
-``StackConfig._autoscaling_cross_checks``), before any resource is registered;
+``stacks.validation``), before any resource is registered;
 :func:`build` registers the add-ons.
 """
 
@@ -25,6 +25,7 @@ from components.cluster_autoscaler_addon import ClusterAutoscalerAddon, ClusterA
 from components.errors import ConfigError
 from components.escalator_addon import EscalatorAddon, EscalatorArgs
 from components.gpu_node_group import Autoscaler
+from stacks.topology import plan
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -39,7 +40,7 @@ def owners(cfg: StackConfig) -> dict[str, Autoscaler]:
     return {role: g.owner for role, g in cfg.node_groups.items()}
 
 
-def check(cfg: StackConfig) -> list[ConfigError]:
+def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[ConfigError]:
     """Autoscaling problems that need the whole config.  Keys are relative to ``mleks:``.
 
     * every ``escalator.nodeGroups.<name>`` block names a node group that Escalator owns;
@@ -48,8 +49,6 @@ def check(cfg: StackConfig) -> list[ConfigError]:
     * per cluster, Escalator accepts its groups (min < max, options consistent
       with the group), and cluster-autoscaler has a release for the cluster's version.
     """
-    from stacks.topology import plan  # stacks.topology imports stacks.config
-
     errors: list[ConfigError] = []
     esc = cfg.escalator or EscalatorArgs()
     owner = owners(cfg)
@@ -57,6 +56,8 @@ def check(cfg: StackConfig) -> list[ConfigError]:
 
     for name in esc.node_groups:
         key = f"{escalator_addon.OPTIONS_KEY}.{name}"
+        if name in unchecked:
+            continue  # the group itself is reported; its options cannot be judged yet
         if name not in owner:
             errors.append(ConfigError(key, name, f"the name of a node group under nodeGroups: {sorted(owner)}", "no such node group"))
         elif owner[name] != "escalator":
@@ -96,11 +97,7 @@ def check(cfg: StackConfig) -> list[ConfigError]:
         ca_groups = [g for g in groups if g.owner == "cluster-autoscaler"]
         if ca_groups:
             errors.extend(cluster_autoscaler_addon.node_group_errors(ca_groups, cfg.cluster.kubernetes_version))
-    # The same cluster setting can fail for several clusters; say it once.
-    unique: dict[str, ConfigError] = {}
-    for err in errors:
-        unique.setdefault(str(err), err)
-    return list(unique.values())
+    return errors
 
 
 def build(cfg: StackConfig, platform: Platform) -> dict[str, list[pulumi.ComponentResource]]:

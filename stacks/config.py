@@ -25,13 +25,14 @@ from components.inference_service import InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebookArgs
 from components.load_balancer_controller import LoadBalancerControllerArgs
 from components.ml_cluster import MLClusterArgs
+from components.partitions import check_region
 from components.schema import ByName, Model, keyed_by, parse, raise_all
+from components.tags import tag_errors
 
 NAMESPACE = "mleks"
 Topology = Literal["dedicated", "unified"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d$")  # eu-west-1, us-gov-west-1, eusc-de-east-1
 
 
 class VpcArgs(Model):
@@ -112,7 +113,8 @@ class StackConfig(Model):
     """GPU node groups by role (``train``, ``inference``); the key is the role."""
 
     tags: dict[str, str] = Field(default_factory=dict)
-    """AWS tags on every resource that takes them."""
+    """AWS tags on every resource that takes them: at most 41 (AWS allows 50 per resource, and this
+    project and EKS add theirs), keys up to 128 and values up to 256 characters, no ``aws:`` prefix."""
 
     # A null section means none, as it always has for these two.
     inference_services: Annotated[dict[str, InferenceServiceArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
@@ -140,22 +142,18 @@ class StackConfig(Model):
     """cluster-autoscaler tunables (``mleks:clusterAutoscaler``): expander, scale-down
     timing and thresholds.  Default: the GPU-service defaults of ClusterAutoscalerArgs."""
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> StackConfig:
-        """Checks between sections (a job against its node group, ...), all reported together."""
-        # Imported here: these modules import stacks.topology, which imports this one.
-        from stacks import autoscaling, serving, training
-
-        errors = [*autoscaling.check(self), *training.check(self), *serving.check(self)]
-        if errors:
-            raise_all(type(self).__name__, errors)
-        return self
-
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ConfigError("", value, "an AWS region name such as us-west-2", "not a region name")
+        return check_region(value)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            errors = tag_errors(value)
+            if errors:
+                raise_all("tags", errors)
         return value
 
     @field_validator("name_prefix")
@@ -173,8 +171,8 @@ class StackConfig(Model):
         return value
 
 
-def config_from_pulumi() -> dict[str, Any]:
-    """The program's config as YAML would spell it: ``{"topology": ..., "region": ...}``."""
+def config_from_pulumi() -> tuple[dict[str, Any], str | None]:
+    """The program's ``mleks:`` config as YAML would spell it (``{"topology": ..., ...}``), and ``aws:region``."""
     raw: dict[str, Any] = {}
     prefix = f"{NAMESPACE}:"
     # The engine hands config to the program in memory; PULUMI_CONFIG is the
@@ -187,17 +185,14 @@ def config_from_pulumi() -> dict[str, Any]:
                 raw[key] = json.loads(value)
             except (TypeError, ValueError):
                 raw[key] = value
-    region = pulumi.Config("aws").get("region")
-    if region is not None:
-        raw["region"] = region
-    return raw
+    return raw, pulumi.Config("aws").get("region")
 
 
-def load(raw: dict[str, Any] | None = None) -> StackConfig:
-    """Parse and cross-check the stack config; raise ``ConfigErrors`` naming every bad key."""
-    data = config_from_pulumi() if raw is None else raw
-    if "region" not in data:
-        raise ConfigErrors([ConfigError("aws:region", None, "an AWS region such as us-west-2", "missing")])
+def parse_config(data: dict[str, Any]) -> StackConfig:
+    """Parse ``data`` (the ``mleks:`` keys plus ``region``); raise ``ConfigErrors`` naming every bad key.
+
+    Only the schema: checks between sections are :func:`stacks.validation.load`'s.
+    """
     try:
         return parse(StackConfig, data, prefix=f"{NAMESPACE}:")
     except ConfigErrors as errors:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pulumi
 
-from stacks import autoscaling, config, namespaces, serving, topology, training
+from stacks import autoscaling, namespaces, serving, topology, training, validation
 
 
 def main() -> None:
-    cfg = config.load()  # raises before any resource is registered
+    cfg = validation.load()  # raises, with every problem, before any resource is registered
     platform = topology.build(cfg)
     autoscaling.build(cfg, platform)
     namespaces.build(cfg, platform)  # before the workloads that live in them

@@ -27,6 +27,7 @@ from components.jupyter_notebook import JupyterNotebook, port_forward_command, t
 from components.load_balancer_controller import AwsLoadBalancerController
 from components.node_capacity import fit_errors, gpu_count_error
 from components.workload_common import resolve_image
+from stacks import topology
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -40,14 +41,19 @@ def _group_key(role: str) -> str:
     return f"nodeGroups.{role}"
 
 
-def check(cfg: StackConfig) -> list[ConfigError]:
-    """Every problem the serving and notebook config has against the rest of the stack."""
+def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[ConfigError]:
+    """Every problem the serving and notebook config has against the rest of the stack.
+
+    Workloads on a node group that did not parse (``unchecked``) are skipped: that group's error is the one to fix.
+    """
     errors: list[ConfigError] = []
     inference = cfg.node_groups.get("inference")
     train = cfg.node_groups.get("train")
 
     for name, svc in cfg.inference_services.items():
         key = f"inferenceServices.{name}"
+        if inference is None and "inference" in unchecked:
+            continue
         if inference is None:
             errors.append(
                 ConfigError(
@@ -74,6 +80,8 @@ def check(cfg: StackConfig) -> list[ConfigError]:
 
     for name, nb in cfg.notebooks.items():
         key = f"notebooks.{name}"
+        if train is None and "train" in unchecked:
+            continue
         if train is None:
             errors.append(
                 ConfigError(
@@ -89,9 +97,6 @@ def check(cfg: StackConfig) -> list[ConfigError]:
         errors += _image_errors(key, cfg.region, "training", nb.image, train.instance_infos if nb.gpus else [])
 
     # A service and a notebook of one name would share Kubernetes object names in one namespace.
-    # Imported here: stacks.topology imports stacks.config, which imports this module's checks.
-    from stacks import topology
-
     clusters = topology.cluster_names(cfg)
     for name in sorted(set(cfg.inference_services) & set(cfg.notebooks)):
         svc, nb = cfg.inference_services[name], cfg.notebooks[name]

@@ -24,7 +24,7 @@ from components.escalator_config import EscalatorNodeGroupOptions, config_checks
 from components.gpu_node_group import GpuNodeGroupArgs
 from components.ml_cluster import supported_kubernetes_versions
 from components.workload_identity import ROLE_ARN_ANNOTATION
-from stacks import config, offline
+from stacks import offline, validation
 from stacks.offline import Registration, RenderResult
 from tests.checks import iam_documents, kube_version, lint_findings, schema_errors
 
@@ -124,7 +124,7 @@ def unified() -> dict[str, Any]:
 
 
 def as_raw(stack_config: dict[str, Any]) -> dict[str, Any]:
-    """A stack file's config as :func:`stacks.config.load` takes it."""
+    """A stack file's config as :func:`stacks.validation.load` takes it."""
     raw = {k.removeprefix("mleks:"): v for k, v in stack_config.items() if k.startswith("mleks:")}
     raw["region"] = stack_config["aws:region"]
     return raw
@@ -483,7 +483,7 @@ def test_cluster_autoscaler_probes_its_health_check_on_8085(stack: RenderResult)
 
 def test_cluster_autoscaler_rejects_a_provision_time_shorter_than_its_loop():
     with pytest.raises(ConfigErrors) as info:
-        config.load({**as_raw(unified()), "clusterAutoscaler": {"maxNodeProvisionTime": "5s"}})
+        validation.load({**as_raw(unified()), "clusterAutoscaler": {"maxNodeProvisionTime": "5s"}})
     assert [e.key for e in info.value.errors] == ["mleks:clusterAutoscaler.maxNodeProvisionTime"]
 
 
@@ -566,12 +566,12 @@ def test_bad_autoscaling_input_fails_before_registration_naming_the_key(mutate: 
     assert words in str(info.value.errors[0])
     # The same error comes from parsing alone.
     with pytest.raises(ConfigErrors) as again:
-        config.load(as_raw(cfg))
+        validation.load(as_raw(cfg))
     assert [str(e) for e in again.value.errors] == [str(e) for e in info.value.errors]
 
 
 def test_example_stack_configs_parse_with_their_autoscaling_settings():
     for name in ("unified", "dedicated"):
-        cfg = config.load(as_raw(offline.load_stack_file(name)))
+        cfg = validation.load(as_raw(offline.load_stack_file(name)))
         assert cfg.escalator is not None and cfg.escalator.node_groups
         assert cfg.cluster_autoscaler is not None

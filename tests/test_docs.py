@@ -69,11 +69,11 @@ def test_the_readme_python_example_runs_under_the_mock_engine():
 def test_the_readme_training_job_example_is_valid_config():
     import yaml
 
-    from stacks import config, offline
+    from stacks import offline, validation
 
     (snippet,) = [b for b in _code_blocks("yaml") if "mleks:trainingJobs" in b]
     raw = {k.split(":", 1)[1]: v for k, v in offline.load_stack_file("unified").items() if k.startswith("mleks:")}
     raw["region"] = "us-west-2"
     raw["trainingJobs"] = yaml.safe_load(snippet)["mleks:trainingJobs"]
-    cfg = config.load(raw)
+    cfg = validation.load(raw)
     assert list(cfg.training_jobs) == ["gpu-smoke"]

@@ -24,7 +24,7 @@ from components.node_capacity import node_budget
 from components.quantity import cpu_millis, memory_bytes
 from components.s3_access import S3Location, s3_policy
 from components.workload_common import namespace_object
-from stacks import config, offline
+from stacks import offline, validation
 from tests.checks import kube_version, lint_findings, schema_errors
 
 # Known-good URIs, written out by hand from components/data/dlc_images.tsv
@@ -66,7 +66,7 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def _raw(stack: str) -> dict[str, Any]:
-    """The stack file as ``config.load`` takes it: keys without ``mleks:``, plus ``region``."""
+    """The stack file as ``validation.load`` takes it: keys without ``mleks:``, plus ``region``."""
     cfg = offline.load_stack_file(stack)
     raw = {k.removeprefix("mleks:"): copy.deepcopy(v) for k, v in cfg.items() if k.startswith("mleks:")}
     raw["region"] = cfg["aws:region"]
@@ -75,7 +75,7 @@ def _raw(stack: str) -> dict[str, Any]:
 
 def _refused(raw: dict[str, Any]) -> list[ConfigError]:
     with pytest.raises(ConfigErrors) as info:
-        config.load(raw)
+        validation.load(raw)
     return info.value.errors
 
 
@@ -171,7 +171,7 @@ def test_gpu_limits_are_present_and_equal_to_requests(stack: offline.RenderResul
 
 
 def test_requests_fit_the_smallest_train_instance(stack: offline.RenderResult) -> None:
-    cfg = config.load(_raw(stack.stack))
+    cfg = validation.load(_raw(stack.stack))
     smallest = cfg.node_groups["train"].smallest_instance
     for job in _jobs(stack).values():
         requests = _container(job)["resources"]["requests"]
@@ -184,7 +184,7 @@ def test_requests_fit_the_smallest_train_instance(stack: offline.RenderResult) -
 
 
 def test_a_whole_node_job_requests_most_of_the_node_so_escalator_sees_it(stack: offline.RenderResult) -> None:
-    cfg = config.load(_raw(stack.stack))
+    cfg = validation.load(_raw(stack.stack))
     smallest = cfg.node_groups["train"].smallest_instance
     for job in _jobs(stack).values():
         requests = _container(job)["resources"]["requests"]
@@ -466,7 +466,7 @@ def test_job_policy_uses_the_regions_partition() -> None:
     assert plan.image.uri == "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/pytorch:2.13.0-cu133-amzn2023"
 
 
-# --- bad input: refused by config.load, before any resource is registered ---------------------
+# --- bad input: refused by validation.load, before any resource is registered ---------------------
 
 
 def test_more_pods_than_the_train_group_has_nodes_is_refused_naming_the_key() -> None:
@@ -538,7 +538,7 @@ def test_an_explicit_image_is_used_as_given() -> None:
     raw = _raw("dedicated")
     del raw["trainingJobs"][0]["version"]
     raw["trainingJobs"][0]["image"] = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trainer:1.0"
-    cfg = config.load(raw)
+    cfg = validation.load(raw)
     plan = plan_job(cfg.training_jobs["gpu-smoke"], cfg.node_groups["train"], cfg.region)
     assert plan.image.uri == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trainer:1.0"
 

@@ -1,0 +1,70 @@
+"""AWS tags: the limits AWS enforces, checked before anything is created.
+
+Limits from the EC2 user guide, "Tag restrictions" (``Using_Tags``), which
+every service these stacks use follows: at most 50 user tags per resource,
+keys of 1-128 and values of 0-256 characters, made of letters, digits,
+spaces and ``+ - = . _ : / @``, and no key starting with ``aws:`` (reserved,
+and tags with it do not count towards the 50).
+
+The 50 is per resource, so the tags this project and AWS services add to the
+same resources count too; a stack file may carry only what is left.
+"""
+
+from __future__ import annotations
+
+import re
+
+from components.errors import ConfigError
+
+MAX_TAGS_PER_RESOURCE = 50
+MAX_KEY_LENGTH = 128
+MAX_VALUE_LENGTH = 256
+
+PROJECT_TAG_KEYS = ("mleks/cluster", "mleks/role", "mleks/autoscaler", "Name")
+"""What this project adds: the cluster on everything, role and owner on node groups, Name on instances and volumes."""
+
+SERVICE_TAG_KEYS = (
+    "eks:cluster-name",
+    "eks:nodegroup-name",
+    "kubernetes.io/cluster/<cluster>",
+    "k8s.io/cluster-autoscaler/enabled",
+    "k8s.io/cluster-autoscaler/<cluster>",
+)
+"""The most any AWS service adds to a resource that also carries ours (EKS on a managed node
+group's instances; the EBS CSI driver adds as many to the volumes it creates)."""
+
+MAX_USER_TAGS = MAX_TAGS_PER_RESOURCE - len(PROJECT_TAG_KEYS) - len(SERVICE_TAG_KEYS)
+
+_ALLOWED = re.compile(r"[\w\s+\-=.:/@]*")
+
+
+def tag_errors(tags: dict[str, object]) -> list[ConfigError]:
+    """Every problem with ``tags``; keys relative to the tag map (``<tag key>``, or empty for the whole map)."""
+    errors: list[ConfigError] = []
+    if len(tags) > MAX_USER_TAGS:
+        errors.append(
+            ConfigError(
+                "",
+                f"{len(tags)} tags",
+                f"at most {MAX_USER_TAGS} tags: AWS allows {MAX_TAGS_PER_RESOURCE} per resource, and this project ({len(PROJECT_TAG_KEYS)})"
+                f" and EKS ({len(SERVICE_TAG_KEYS)}) add theirs to the same resources",
+                "too many tags",
+            )
+        )
+    reserved = {k.lower() for k in PROJECT_TAG_KEYS}
+    for key, value in tags.items():
+        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+            errors.append(ConfigError(key, key, f"a key of 1 to {MAX_KEY_LENGTH} characters", f"{len(key)} characters"))
+        elif key.lower().startswith("aws:"):
+            errors.append(ConfigError(key, key, "a key that does not start with aws: (AWS reserves it)", "a reserved prefix"))
+        elif key.lower() in reserved:
+            errors.append(ConfigError(key, value, f"a key other than {list(PROJECT_TAG_KEYS)}", "this project sets that tag itself"))
+        elif not _ALLOWED.fullmatch(key):
+            errors.append(ConfigError(key, key, "letters, digits, spaces and + - = . _ : / @", "a character AWS does not allow in a tag key"))
+        if not isinstance(value, str):
+            errors.append(ConfigError(key, value, f'a string; quote it in YAML, e.g. "{value}"', "not a string"))
+        elif len(value) > MAX_VALUE_LENGTH:
+            errors.append(ConfigError(key, value, f"a value of at most {MAX_VALUE_LENGTH} characters", f"{len(value)} characters"))
+        elif not _ALLOWED.fullmatch(value):
+            errors.append(ConfigError(key, value, "letters, digits, spaces and + - = . _ : / @", "a character AWS does not allow in a tag value"))
+    return errors
