@@ -23,7 +23,7 @@ from importlib import resources
 from typing import Literal
 
 from components import gpu_catalog
-from components.errors import ConfigError
+from components.errors import ConfigError, ConfigWarning
 
 FRAMEWORKS = ("pytorch", "tensorflow")
 ACCELERATORS = ("gpu", "cpu")
@@ -52,6 +52,9 @@ _REPOSITORIES: dict[str, tuple[str, str, gpu_catalog.Architecture]] = {
 }
 
 Severity = Literal["error", "warning"]
+
+OWN_IMAGE_ADVICE = "consider an image of your own"
+"""The advice of an end-of-patch warning; callers add the key that sets an image."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ class ResolvedImage:
     cuda: str | None
     python: str | None
     end_of_patch: datetime.date | None
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ConfigWarning, ...] = ()
+    """Keyed by this module's arguments (``version``, ``accelerator``, ``image_override``); callers re-key them."""
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
@@ -199,14 +203,14 @@ def _image_volta_issue(image: DlcImage) -> tuple[Severity, str] | None:
     return volta_issue(image.framework, image.version, image.cuda) if image.cuda else None
 
 
-def _check_volta(image: DlcImage, volta_types: list[str]) -> list[str]:
+def _check_volta(image: DlcImage, volta_types: list[str]) -> list[ConfigWarning]:
     """Raise if ``image`` cannot run on the Volta types; else the warnings."""
     issue = _image_volta_issue(image)
     if issue is None:
         return []
     severity, reason = issue
     if severity == "warning":
-        return [f"{image.repository}:{image.tag} on {volta_types}: {reason}"]
+        return [ConfigWarning("version", image.version, f"{image.repository}:{image.tag} on {volta_types}: {reason}")]
     runnable = []
     for other in _eks_images(image.framework, image.job_type, image.accelerator, image.arch):
         other_issue = _image_volta_issue(other)
@@ -401,9 +405,9 @@ def _override(image: str, region: str) -> ResolvedImage:
             "empty" if not image.strip() else "not an image reference",
         )
     account = re.match(r"(\d{12})\.dkr\.ecr\.", host) if host else None
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ConfigWarning, ...] = ()
     if match["tag"] is None and match["digest"] is None:
-        warnings = (f"image_override {image!r} has no tag or digest, so every node pulls whatever ':latest' is then",)
+        warnings = (ConfigWarning("image_override", image, "no tag or digest, so every node pulls whatever ':latest' is then"),)
     return ResolvedImage(
         uri=image,
         repository=path,
@@ -469,23 +473,24 @@ def resolve_dlc_image(
 
     today = today or datetime.date.today()
     image = _select(framework, version, job_type, accelerator, group_arch, arch_reason, python, cuda, today)
-    warnings: list[str] = []
+    warnings: list[ConfigWarning] = []
 
     volta = [t.instance_type for t in types if t.is_volta]
     if volta:
         warnings += _check_volta(image, volta)
 
     if accelerator == "cpu" and any(t.is_nvidia_gpu for t in types):
-        warnings.append(f"a CPU image on GPU instance types {names} leaves their GPUs unused")
+        warnings.append(ConfigWarning("accelerator", accelerator, f"a CPU image on GPU instance types {names} leaves their GPUs unused"))
 
     if _past_end_of_patch(image, today):
         newest = _eks_images(framework, job_type, accelerator, group_arch)[-1]
         what = _describe(framework, job_type, accelerator, group_arch)
         if newest == image:
-            advice = f"no newer {what} EC2 image exists; consider image_override"
+            advice = f"no newer {what} EC2 image exists; {OWN_IMAGE_ADVICE}"
         else:
             advice = f"the newest {what} EC2 image is {newest.version} (end of patch {newest.end_of_patch})"
-        warnings.append(f"{image.repository}:{image.tag} reached end of patch on {image.end_of_patch} and gets no more security fixes; {advice}")
+        message = f"{image.repository}:{image.tag} reached end of patch on {image.end_of_patch} and gets no more security fixes; {advice}"
+        warnings.append(ConfigWarning("version", version, message))
 
     return ResolvedImage(
         uri=registry.image_uri(image.repository, image.tag),

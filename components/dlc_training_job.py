@@ -61,7 +61,8 @@ import pulumi
 from pydantic import Field, field_validator, model_validator
 
 from components import dlc_catalog, k8s_objects
-from components.errors import ConfigError
+from components.dlc_catalog import OWN_IMAGE_ADVICE
+from components.errors import ConfigError, ConfigWarning
 from components.gpu_catalog import InstanceType
 from components.gpu_node_group import GpuNodeGroupArgs
 from components.k8s_objects import KubeObject
@@ -350,7 +351,8 @@ class JobPlan:
     efa_devices: int
     env: dict[str, str]
     policy: dict[str, Any] | None
-    warnings: tuple[str, ...]
+    warnings: tuple[ConfigWarning, ...]
+    """Keyed by the job's own keys (``version``, ``image``, ``ttlSecondsAfterFinished``...)."""
 
     @property
     def name(self) -> str:
@@ -426,17 +428,27 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
     use_efa = args.efa if args.efa is not None else (args.nodes > 1 and group.efa)
     efa_devices = max(1, group.efa_interfaces * gpus // instance.accelerator_count) if use_efa else 0
 
-    warnings = list(image.warnings)
+    warnings = [
+        w.rekeyed("image") if w.key == "image_override" else ConfigWarning(w.key, w.value, w.message.replace(OWN_IMAGE_ADVICE, f"{OWN_IMAGE_ADVICE} (image)"))
+        for w in image.warnings
+    ]
     gpu_share = gpus / instance.accelerator_count
     if max(cpu / budget.cpu_millis, memory / budget.memory_bytes) < gpu_share / 2:
         warnings.append(
-            f"job {args.name}: cpu and memory requests are under half the pod's GPU share of a node; Escalator counts only"
-            " CPU and memory, so it may not add nodes for this job"
+            ConfigWarning(
+                "cpu" if args.cpu is not None else "memory",
+                args.cpu if args.cpu is not None else args.memory,
+                "cpu and memory requests are under half the pod's GPU share of a node; Escalator counts only"
+                " CPU and memory, so it may not add nodes for this job",
+            )
         )
     if args.ttl_seconds_after_finished is not None:
         warnings.append(
-            f"job {args.name}: ttlSecondsAfterFinished is set; once Kubernetes deletes the finished job,"
-            " the next `pulumi up --refresh` re-creates it and it runs again"
+            ConfigWarning(
+                "ttlSecondsAfterFinished",
+                args.ttl_seconds_after_finished,
+                "once Kubernetes deletes the finished job, the next `pulumi up --refresh` re-creates it and it runs again",
+            )
         )
 
     plan_env = _env(args, gpus, region, use_efa, group)
@@ -624,7 +636,8 @@ class DLCTrainingJob(pulumi.ComponentResource):
     ``node_group`` is the train group's args (its instance types fix the image
     architecture and the resource checks); ``region`` picks the DLC registry.
     ``depends_on`` is typically the job's Namespace.  Bad args raise
-    ``ConfigError`` before anything is registered.
+    ``ConfigError`` before anything is registered.  ``config_key``: where the
+    job sits in your config (``mleks:trainingJobs.smoke``), for warnings.
 
     Outputs: ``image`` (the resolved URI), ``job_name``, ``namespace``,
     ``service_account``, ``role_arn`` (or ``None`` without S3 access),
@@ -640,13 +653,14 @@ class DLCTrainingJob(pulumi.ComponentResource):
         node_group: GpuNodeGroupArgs,
         region: str,
         depends_on: list[pulumi.Resource] | None = None,
+        config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         plan = plan_job(args, node_group, region)
         super().__init__(TYPE, name, None, opts)
         self.plan = plan
         for warning in plan.warnings:
-            pulumi.log.warn(warning, resource=self)
+            pulumi.log.warn(str(warning.under(config_key)), resource=self)
 
         role_arn: pulumi.Output[str] | None = None
         if plan.policy is not None:

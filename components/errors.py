@@ -7,6 +7,7 @@ parsed, before any resource is registered.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -46,3 +47,29 @@ class ConfigErrors(ValueError):
     def __str__(self) -> str:
         lines = "\n".join(f"  - {e}" for e in self.errors)
         return f"{len(self.errors)} problem(s) in the configuration:\n{lines}"
+
+
+@dataclass(frozen=True)
+class ConfigWarning:
+    """Accepted input that deserves a second look: it names the key a user sets and the value given.
+
+    ``str()`` reads ``<key> = <value>: <message>``; the Pulumi CLI (and the
+    offline render) print it after ``warning:``.
+    """
+
+    key: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value!r}: {self.message}" if self.key else self.message
+
+    def under(self, prefix: str | None) -> ConfigWarning:
+        """The same warning keyed under ``prefix`` (``prefix.key``); unchanged for ``None``."""
+        if not prefix:
+            return self
+        sep = "" if not self.key or self.key.startswith("[") or prefix.endswith(":") else "."
+        return ConfigWarning(f"{prefix}{sep}{self.key}", self.value, self.message)
+
+    def rekeyed(self, key: str) -> ConfigWarning:
+        return ConfigWarning(key, self.value, self.message)

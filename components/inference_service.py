@@ -517,13 +517,14 @@ class InferenceService(pulumi.ComponentResource):
         node_group: GpuNodeGroupArgs,
         region: str,
         depends_on: Sequence[pulumi.Resource] = (),
+        config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TOKEN, name, None, opts)
         self.args = args
         resolved = resolve_image(args.image, region=region, job_type="inference", instance_types=node_group.instance_infos)
         for warning in resolved.warnings:
-            pulumi.log.warn(f"inference service {args.name}: {warning}", resource=self)
+            pulumi.log.warn(str(warning.under(config_key)), resource=self)
 
         role_arn: pulumi.Output[str] | None = None
         policy = model_policy(args, region)

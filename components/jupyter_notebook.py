@@ -284,6 +284,7 @@ class JupyterNotebook(pulumi.ComponentResource):
         region: str,
         storage_class: str,
         depends_on: Sequence[pulumi.Resource] = (),
+        config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(TOKEN, name, None, opts)
@@ -293,7 +294,7 @@ class JupyterNotebook(pulumi.ComponentResource):
         instance_types = node_group.instance_infos if (node_group is not None and args.gpus) else []
         resolved = resolve_image(args.image, region=region, job_type="training", instance_types=instance_types)
         for warning in resolved.warnings:
-            pulumi.log.warn(f"notebook {args.name}: {warning}", resource=self)
+            pulumi.log.warn(str(warning.under(config_key)), resource=self)
 
         # Generated once and kept in the stack state: the same token on every
         # run, rotated only by replacing this resource (pulumi up --replace).

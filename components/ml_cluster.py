@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
 from components.ec2_catalog import check_cpu_instance_type
-from components.errors import ConfigError
+from components.errors import ConfigError, ConfigWarning
 from components.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
 from components.partitions import PARTITION_PATTERN, partition_of
 from components.s3_access import check_kms_key_arn
@@ -62,6 +62,27 @@ def kubernetes_version_status(version: str, today: datetime.date | None = None) 
     if today <= datetime.date.fromisoformat(row["end_of_extended_support"]):
         return "extended"
     return "unsupported"
+
+
+def control_plane_price(status: Literal["standard", "extended"]) -> float:
+    """US dollars per cluster-hour of the EKS control plane (``eks_versions.json``, EKS pricing page)."""
+    return float(json.loads(resources.files("components.data").joinpath("eks_versions.json").read_text())["control_plane_usd_per_hour"][status])
+
+
+def extended_support_warning(version: str, today: datetime.date | None = None) -> ConfigWarning | None:
+    """A warning, keyed ``kubernetesVersion``, when ``version`` is in extended support (and so costs more)."""
+    if kubernetes_version_status(version, today) != "extended":
+        return None
+    standard, extended = control_plane_price("standard"), control_plane_price("extended")
+    extra = extended - standard
+    ends = _versions()[version]["end_of_extended_support"]
+    current = [v for v in supported_kubernetes_versions(today) if kubernetes_version_status(v, today) == "standard"]
+    return ConfigWarning(
+        "kubernetesVersion",
+        version,
+        f"in EKS extended support until {ends}: the control plane costs ${extended:.2f} per hour instead of ${standard:.2f}"
+        f" (+${extra:.2f} an hour, about ${extra * 730:.0f} a month per cluster); versions in standard support: {current}",
+    )
 
 
 def supported_kubernetes_versions(today: datetime.date | None = None) -> list[str]:
@@ -332,9 +353,14 @@ class MLCluster(pulumi.ComponentResource):
         vpc_id: pulumi.Input[str],
         private_subnet_ids: pulumi.Input[Sequence[str]],
         tags: dict[str, str] | None = None,
+        config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``config_key``: where ``args`` sit in your config (``mleks:cluster``), for warnings."""
         super().__init__("mleks:cluster:MLCluster", name, None, opts)
+        support = extended_support_warning(args.kubernetes_version)
+        if support is not None:
+            pulumi.log.warn(str(support.under(config_key)), resource=self)
         self.args = args
         self.name = name
         self.region = region

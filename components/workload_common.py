@@ -12,6 +12,7 @@ pods is in :mod:`components.node_capacity`, S3 access in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from typing import Annotated, Any, Protocol
 from pydantic import AfterValidator, model_validator
 
 from components import dlc_catalog
-from components.errors import ConfigError
+from components.dlc_catalog import OWN_IMAGE_ADVICE
+from components.errors import ConfigError, ConfigWarning
 from components.gpu_catalog import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
 from components.gpu_node_group import GPU_TOLERATION
 from components.k8s_objects import KubeObject
@@ -157,14 +159,15 @@ def resolve_image(
     if image.uri is not None:
         try:
             # framework/version are ignored when image_override is given.
-            return dlc_catalog.resolve_dlc_image("pytorch", "", region=region, image_override=image.uri)
+            resolved = dlc_catalog.resolve_dlc_image("pytorch", "", region=region, image_override=image.uri)
         except ConfigError as err:
             raise ConfigError("image.uri", err.value, err.accepted, err.problem) from None
+        return dataclasses.replace(resolved, warnings=tuple(w.rekeyed("image.uri") for w in resolved.warnings))
     assert image.dlc is not None
     dlc = image.dlc
     gpu = any(t.is_nvidia_gpu for t in instance_types)
     try:
-        return dlc_catalog.resolve_dlc_image(
+        resolved = dlc_catalog.resolve_dlc_image(
             dlc.framework,
             dlc.version,
             region=region,
@@ -175,13 +178,20 @@ def resolve_image(
             instance_types=instance_types,
         )
     except ConfigError as err:
-        key = f"image.dlc.{_DLC_KEYS[err.key]}" if err.key in _DLC_KEYS else "image.dlc"
+        key = _dlc_key(err.key)
         accepted = err.accepted
         if dlc.framework == "pytorch" and job_type == "inference":
             accepted = f"{accepted}. Note: {pytorch_inference_note()}"
         else:
             accepted = f"{accepted}; or set image.uri to any image you trust"
         raise ConfigError(key, err.value, accepted, err.problem) from None
+    warnings = (ConfigWarning(_dlc_key(w.key), w.value, w.message.replace(OWN_IMAGE_ADVICE, f"{OWN_IMAGE_ADVICE} (image.uri)")) for w in resolved.warnings)
+    return dataclasses.replace(resolved, warnings=tuple(warnings))
+
+
+def _dlc_key(catalog_key: str) -> str:
+    """The user's key for a key of :func:`dlc_catalog.resolve_dlc_image`."""
+    return f"image.dlc.{_DLC_KEYS[catalog_key]}" if catalog_key in _DLC_KEYS else "image.dlc"
 
 
 # -- GPU placement and requests ----------------------------------------------------

@@ -69,7 +69,8 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
                     f"nodeGroups.{name} has autoscaler {owner[name]!r}, so Escalator would never read these options",
                 )
             )
-    if cfg.escalator is not None and not escalator_roles:
+    # A group that did not parse may be the one these settings are for.
+    if cfg.escalator is not None and not escalator_roles and not unchecked:
         errors.append(
             ConfigError(
                 ESCALATOR_KEY,
@@ -78,7 +79,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
                 "no node group is scaled by Escalator",
             )
         )
-    if cfg.cluster_autoscaler is not None and "cluster-autoscaler" not in owner.values():
+    if cfg.cluster_autoscaler is not None and "cluster-autoscaler" not in owner.values() and not unchecked:
         errors.append(
             ConfigError(
                 CLUSTER_AUTOSCALER_KEY,

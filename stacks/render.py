@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -169,12 +170,29 @@ def write(result: offline.RenderResult, out_dir: Path) -> list[Path]:
     return written
 
 
+class _Diagnostics(logging.Formatter):
+    """``warning: <message>``, as the Pulumi CLI prints the program's diagnostics."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _print_diagnostics() -> None:
+    # The mock engine logs the program's pulumi.log calls to the root logger.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Diagnostics())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name: a stacks/Pulumi.<stack>.yaml file, e.g. unified or dedicated")
     parser.add_argument("--out", type=Path, default=offline.PROJECT_ROOT / "render-out", help="output folder (default: render-out/)")
     parser.add_argument("--quiet", action="store_true", help="do not print the resource tree")
     args = parser.parse_args(argv)
+    _print_diagnostics()
     try:
         result = offline.run(args.stack)
     except (ConfigErrors, ConfigError) as err:

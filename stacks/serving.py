@@ -180,6 +180,7 @@ def build(cfg: StackConfig, platform: Platform) -> None:
             node_group=cfg.node_groups["inference"],
             region=cfg.region,
             depends_on=[*platform.namespace(inference_cluster, svc.namespace), *controller],
+            config_key=f"mleks:inferenceServices.{name}",
             opts=pulumi.ResourceOptions(parent=inference_cluster),
         )
         exported_services[name] = {
@@ -211,6 +212,7 @@ def build(cfg: StackConfig, platform: Platform) -> None:
                 storage_class=storage.storage_class_name,
                 # The StorageClass, not the driver: the claim waits for the driver by itself.
                 depends_on=[*platform.namespace(train_cluster, nb.namespace), storage.storage_class],
+                config_key=f"mleks:notebooks.{name}",
                 opts=pulumi.ResourceOptions(parent=train_cluster),
             )
             exported_notebooks[name] = {

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_awsx as awsx
 
+from components import efa_device_plugin
 from components.efa_device_plugin import EfaDevicePlugin
+from components.errors import ConfigError
 from components.gpu_node_group import GpuNodeGroup, Role
 from components.ml_cluster import MLCluster
 from components.nvidia_device_plugin import NvidiaDevicePlugin
@@ -39,6 +41,18 @@ def plan(cfg: StackConfig) -> list[ClusterPlan]:
     if cfg.topology == "unified":
         return [ClusterPlan(cfg.name_prefix, roles)]
     return [ClusterPlan(f"{cfg.name_prefix}-{role}", (role,)) for role in roles]
+
+
+def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[ConfigError]:
+    """What the add-ons the topology installs need from the rest of the config (keys relative to ``mleks:``)."""
+    errors: list[ConfigError] = []
+    for role, group in cfg.node_groups.items():
+        if group.efa:
+            try:
+                efa_device_plugin.image_for(cfg.region, key=f"nodeGroups.{role}.efa")
+            except ConfigError as err:
+                errors.append(err)
+    return errors
 
 
 def cluster_names(cfg: StackConfig) -> dict[Role, str]:
@@ -104,6 +118,7 @@ def build(cfg: StackConfig) -> Platform:
             vpc_id=vpc_id,
             private_subnet_ids=private_subnets,
             tags=cfg.tags,
+            config_key="mleks:cluster",
         )
         platform.clusters[cp.name] = cluster
         for role in cp.roles:

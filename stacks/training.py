@@ -69,6 +69,7 @@ def build(cfg: StackConfig, platform: Platform) -> dict[str, DLCTrainingJob]:
                 node_group=group,
                 region=cfg.region,
                 depends_on=platform.namespace(cluster, args.namespace),
+                config_key=f"mleks:{KEY}.{args.name}",
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
             built[args.name] = job
@@ -82,7 +83,7 @@ def build(cfg: StackConfig, platform: Platform) -> dict[str, DLCTrainingJob]:
                 "requests": {"cpu": plan.cpu, "memory": plan.memory},
                 "efaPerPod": plan.efa_devices,
                 "masterAddr": plan.master_addr,
-                "warnings": list(plan.warnings),
+                "warnings": [str(w) for w in plan.warnings],
             }
     pulumi.export("trainingJobs", exported)
     return built

@@ -25,7 +25,7 @@ from pydantic.alias_generators import to_snake
 
 from components.errors import ConfigError, ConfigErrors
 from components.schema import keyed_entries
-from stacks import autoscaling, serving, training
+from stacks import autoscaling, serving, topology, training
 from stacks.config import NAMESPACE, StackConfig, config_from_pulumi, parse_config
 
 # Sections whose entries are named by a key, and the field the key fills.
@@ -40,7 +40,7 @@ def cross_check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> li
     Keys come back relative to ``mleks:``; the same problem reported for two
     clusters is said once.
     """
-    errors = [*autoscaling.check(cfg, unchecked), *training.check(cfg, unchecked), *serving.check(cfg, unchecked)]
+    errors = [*topology.check(cfg, unchecked), *autoscaling.check(cfg, unchecked), *training.check(cfg, unchecked), *serving.check(cfg, unchecked)]
     unique: dict[str, ConfigError] = {}
     for err in errors:
         unique.setdefault(str(err), err)
@@ -150,6 +150,8 @@ def _as_written(err: ConfigError, data: dict[str, Any]) -> ConfigError:
     """``err`` showing the value at its key in the stack file, where that is plainer than the parsed one."""
     if err.key == "aws:region":
         found, raw = (True, data.get("region")) if "region" in data else (False, None)
+    elif err.key == f"{NAMESPACE}:region":
+        return err  # data["region"] is aws:region's value, not this one
     elif err.key.startswith(NAMESPACE + ":"):
         found, raw = _lookup(data, err.key[len(NAMESPACE) + 1 :])
     else:

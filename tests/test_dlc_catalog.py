@@ -380,8 +380,8 @@ def test_current_version_has_no_warnings() -> None:
 def test_past_end_of_patch_warns_and_names_the_newest() -> None:
     image = _resolve(version="2.9")
     assert len(image.warnings) == 1
-    assert "end of patch on 2026-10-15" in image.warnings[0]
-    assert "2.13.0" in image.warnings[0]
+    assert "end of patch on 2026-10-15" in image.warnings[0].message
+    assert "2.13.0" in image.warnings[0].message
 
 
 def test_end_of_patch_is_relative_to_today() -> None:
@@ -392,14 +392,14 @@ def test_end_of_patch_is_relative_to_today() -> None:
 def test_end_of_patch_defaults_to_the_real_date() -> None:
     # 2.6 training reached end of patch on 2026-01-29, before this was written.
     image = resolve_dlc_image("pytorch", "2.6", region="us-west-2")
-    assert any("2026-01-29" in w for w in image.warnings)
+    assert any("2026-01-29" in w.message for w in image.warnings)
 
 
 def test_inference_2_6_warns_that_no_newer_image_exists() -> None:
     image = _resolve(version="2.6", job_type="inference")
     assert len(image.warnings) == 1
-    assert "2026-06-30" in image.warnings[0]
-    assert "no newer pytorch inference gpu amd64 EC2 image" in image.warnings[0]
+    assert "2026-06-30" in image.warnings[0].message
+    assert "no newer pytorch inference gpu amd64 EC2 image" in image.warnings[0].message
 
 
 @pytest.mark.parametrize(("version", "cuda"), [("2.8", "cu129"), ("2.7", "cu128")])
@@ -407,7 +407,7 @@ def test_cuda_12_8_or_12_9_on_volta_warns(version: str, cuda: str) -> None:
     image = _resolve(version=version, instance_types=_types("p3dn.24xlarge"), today=datetime.date(2026, 1, 1))
     assert image.cuda == cuda
     assert len(image.warnings) == 1
-    assert "Volta" in image.warnings[0] and "p3dn.24xlarge" in image.warnings[0]
+    assert "Volta" in image.warnings[0].message and "p3dn.24xlarge" in image.warnings[0].message
 
 
 def test_cuda_12_6_on_volta_does_not_warn() -> None:
@@ -417,7 +417,7 @@ def test_cuda_12_6_on_volta_does_not_warn() -> None:
 def test_cpu_image_on_gpu_instances_warns() -> None:
     image = _resolve(accelerator="cpu", instance_types=_types("g5.xlarge"))
     assert image.uri.endswith("/pytorch:2.13.0-cpu-amzn2023")
-    assert len(image.warnings) == 1 and "g5.xlarge" in image.warnings[0]
+    assert len(image.warnings) == 1 and "g5.xlarge" in image.warnings[0].message
 
 
 # --- image_override -----------------------------------------------------------------
@@ -455,4 +455,4 @@ def test_image_override_parses_other_registries(reference: str, repository: str,
 def test_image_override_without_tag_warns_about_latest() -> None:
     image = _resolve(image_override="pytorch/pytorch")
     assert image.repository == "pytorch/pytorch"
-    assert len(image.warnings) == 1 and ":latest" in image.warnings[0]
+    assert len(image.warnings) == 1 and ":latest" in image.warnings[0].message

@@ -390,7 +390,7 @@ def test_every_option_renders_valid_objects() -> None:
     assert {"name": "shared-1", "mountPath": "/home/shared", "readOnly": True, "subPath": "u1"} in _container(job)["volumeMounts"]
     assert job["spec"]["ttlSecondsAfterFinished"] == 3600 and job["spec"]["activeDeadlineSeconds"] == 86400
     assert job["metadata"]["labels"]["team"] == "research"
-    assert any("ttlSecondsAfterFinished" in w for w in plan.warnings)
+    assert any(w.key == "ttlSecondsAfterFinished" and "re-creates" in w.message for w in plan.warnings)
 
 
 def test_default_dev_shm_never_exceeds_a_small_memory_request() -> None:
@@ -405,7 +405,7 @@ def test_backoff_limit_defaults_to_three_retries_per_node() -> None:
 
 def test_small_requests_warn_that_escalator_may_not_scale_up() -> None:
     plan = plan_job(_args(cpu="1", memory="4Gi"), P4D, "us-west-2")
-    assert any("Escalator" in w for w in plan.warnings)
+    assert any("Escalator" in w.message for w in plan.warnings)
     assert not plan_job(_args(), P4D, "us-west-2").warnings
 
 
