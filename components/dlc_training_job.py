@@ -71,7 +71,7 @@ from components.node_capacity import BATCH, fit_errors, gpu_count_error, node_bu
 from components.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
 from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from components.schema import Model, VersionText
-from components.workload_common import EnvVars, placement, resources, shared_memory_volume
+from components.workload_common import EnvVars, container_security_context, placement, pod_security_context, resources, shared_memory_volume
 from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 TYPE = "mleks:training:DLCTrainingJob"
@@ -547,8 +547,14 @@ def _container(plan: JobPlan) -> dict[str, Any]:
         "image": plan.image.uri,
         "imagePullPolicy": "IfNotPresent",
         "env": env,
-        "resources": resources(plan.cpu, plan.memory, plan.gpus, plan.efa_devices),
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "resources": resources(plan.cpu, plan.memory, plan.gpus, plan.efa_devices, guaranteed=True),
+        # DLC training images run as root and write where root owns (TEMP=/tmp,
+        # ~/.cache, pip installs), so neither non-root nor a read-only root;
+        # every capability is dropped all the same.  IPC_LOCK only with EFA:
+        # libfabric registers (pins) host and GPU buffers with the adapter,
+        # which needs it whenever the locked-memory limit the container runtime
+        # hands down is below what NCCL registers.
+        "securityContext": container_security_context(False, add=("IPC_LOCK",) if plan.efa_devices else ()),
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             *(
@@ -574,6 +580,7 @@ def render_job(plan: JobPlan) -> KubeObject:
         # Service environment variables (<SVC>_PORT...) could clash with the
         # rendezvous variables and are never needed.
         "enableServiceLinks": False,
+        "securityContext": pod_security_context(None, None, None),
         # Escalator counts a pod towards the train group only when it selects
         # the group's label by nodeSelector (or required affinity).
         **placement("train", plan.gpus),

@@ -270,6 +270,11 @@ class InferenceServiceArgs(Model):
     fs_group: int | None = Field(default=None, ge=0)
     """Group that owns mounted volumes.  Default: none."""
 
+    read_only_root_filesystem: bool = False
+    """Mount the image read-only (an 8Gi emptyDir serves /tmp).  Default: false, because vLLM, Triton and
+    TorchServe write caches and logs under the image's own paths (~/.cache, /logs); turn it on for an
+    image known to write only to /tmp and its volumes."""
+
     termination_grace_period_seconds: int = Field(default=60, ge=10, le=3600)
     """Time to finish in-flight requests on shutdown.  Default: 60."""
 

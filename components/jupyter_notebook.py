@@ -132,6 +132,10 @@ class JupyterNotebookArgs(Model):
     fs_group: int = Field(default=100, ge=0)
     """Group that owns the volume.  Default: 100."""
 
+    read_only_root_filesystem: bool = False
+    """Mount the image read-only (an 8Gi emptyDir serves /tmp).  Default: false, because in Jupyter Docker
+    Stacks images ``pip``/``conda install`` write into /opt/conda, which users expect to work."""
+
     await_timeout_seconds: int = Field(default=1800, ge=300, le=7200)
     """How long ``pulumi up`` waits for the notebook to be ready (a GPU node may have to start).  Default: 1800."""
 

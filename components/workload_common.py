@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -217,17 +218,20 @@ def proportional_requests(instance: InstanceType, gpus: int) -> tuple[str, str]:
     return cpu_text(cpu), memory_text(memory)
 
 
-def resources(cpu: str, memory: str, gpus: int, efa_devices: int = 0) -> dict[str, Any]:
+def resources(cpu: str, memory: str, gpus: int, efa_devices: int = 0, *, guaranteed: bool = False) -> dict[str, Any]:
     """Requests and limits.  Memory limit = request: no overcommit, no surprise
     OOM kill from a neighbour, and a runaway training pod is OOM-killed (a
     counted failure) instead of pressuring the node into evicting it (ignored,
-    retried forever).  No CPU limit: throttling a model server, a notebook or
-    data loaders buys nothing.  GPUs and EFA devices, extended resources, must
-    have request = limit."""
+    retried forever).  CPU limit only when ``guaranteed``: a training pod gets
+    the Guaranteed QoS class (every request equals its limit), so the node
+    evicts it last and the kubelet's static CPU manager may pin its cores;
+    throttling a model server or a notebook buys nothing.  GPUs and EFA
+    devices, extended resources, must have request = limit."""
     extended = {NVIDIA_GPU_RESOURCE: str(gpus)} if gpus else {}
     if efa_devices:
         extended[EFA_RESOURCE] = str(efa_devices)
-    return {"requests": {"cpu": cpu, "memory": memory, **extended}, "limits": {"memory": memory, **extended}}
+    limits = {"cpu": cpu, "memory": memory, **extended} if guaranteed else {"memory": memory, **extended}
+    return {"requests": {"cpu": cpu, "memory": memory, **extended}, "limits": limits}
 
 
 def shared_memory_volume(size: str) -> dict[str, Any]:
@@ -255,15 +259,30 @@ def pod_security_context(run_as_user: int | None, run_as_group: int | None, fs_g
     return ctx
 
 
-def container_security_context(non_root: bool) -> dict[str, Any]:
-    """No privilege escalation ever.  Capabilities are dropped only for a
-    non-root process: a root server that writes into directories owned by
-    its image's service user relies on root's default capabilities."""
-    ctx: dict[str, Any] = {"allowPrivilegeEscalation": False}
+def container_security_context(non_root: bool, *, read_only_root: bool = False, add: Sequence[str] = ()) -> dict[str, Any]:
+    """Every capability dropped and no privilege escalation, whoever the process runs as.
+
+    A root process without capabilities can still write what root owns (DLC
+    images keep everything under root-owned paths and ``TEMP=/tmp``); what it
+    loses is the power to bypass file permissions, change owners, load
+    modules or open raw sockets, which no workload here needs.  ``add`` names
+    capabilities a feature needs back; each caller says why.
+    """
+    ctx: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"], **({"add": sorted(add)} if add else {})},
+    }
     if non_root:
-        ctx["capabilities"] = {"drop": ["ALL"]}
         ctx["runAsNonRoot"] = True
     return ctx
+
+
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}}
+"""``/tmp`` for a container with a read-only root filesystem."""
+
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
 
 
 def runs_as_non_root(run_as_user: int | None) -> bool:
@@ -292,6 +311,8 @@ class Workload(Protocol):
     def run_as_group(self) -> int | None: ...
     @property
     def fs_group(self) -> int | None: ...
+    @property
+    def read_only_root_filesystem(self) -> bool: ...
 
 
 def workload_labels(name: str, component: str) -> dict[str, str]:
@@ -364,8 +385,8 @@ def server_container(
         "env": env,
         "resources": resources(*requests, workload.gpus),
         **probes,
-        "securityContext": container_security_context(runs_as_non_root(workload.run_as_user)),
-        "volumeMounts": volume_mounts,
+        "securityContext": container_security_context(runs_as_non_root(workload.run_as_user), read_only_root=workload.read_only_root_filesystem),
+        "volumeMounts": [*volume_mounts, *([TMP_MOUNT] if workload.read_only_root_filesystem else [])],
     }
     if workload.command is not None:
         container["command"] = list(workload.command)
@@ -384,7 +405,7 @@ def pod_spec(workload: Workload, role: str, containers: list[dict[str, Any]], vo
         **placement(role, workload.gpus),
         "securityContext": pod_security_context(workload.run_as_user, workload.run_as_group, workload.fs_group),
         "containers": containers,
-        "volumes": volumes,
+        "volumes": [*volumes, *([TMP_VOLUME] if workload.read_only_root_filesystem else [])],
     }
 
 

@@ -119,3 +119,41 @@ def test_every_iam_role_name_fits_iams_limit_even_with_the_longest_names_the_con
 def test_short_role_names_keep_pulumi_autonaming(stack: RenderResult):
     # Setting a name on a role that already exists would replace it.
     assert all(not r.inputs.get("name") for r in stack.of_type("aws:iam/role:Role"))
+
+
+WORKLOAD_KINDS = ("Job", "Deployment", "StatefulSet")
+
+
+def _workload_pods(stack: RenderResult):
+    for _, obj in stack.kube_objects():
+        if obj["kind"] in WORKLOAD_KINDS:
+            yield obj, obj["spec"]["template"]["spec"]
+
+
+def test_every_workload_pod_runs_under_the_runtime_seccomp_profile_without_privileges(stack: RenderResult):
+    pods = list(_workload_pods(stack))
+    assert pods
+    for obj, pod in pods:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for c in [*pod.get("initContainers", []), *pod["containers"]]:
+            ctx = c["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False and not ctx.get("privileged"), name
+            assert ctx["capabilities"]["drop"] == ["ALL"], name
+
+
+def test_capabilities_come_back_only_for_efa_and_only_ipc_lock(stack: RenderResult):
+    for obj, pod in _workload_pods(stack):
+        for c in pod["containers"]:
+            added = c["securityContext"]["capabilities"].get("add", [])
+            efa = "vpc.amazonaws.com/efa" in c["resources"].get("limits", {})
+            assert added == (["IPC_LOCK"] if efa else []), obj["metadata"]["name"]
+
+
+def test_training_pods_get_the_guaranteed_qos_class(stack: RenderResult):
+    jobs = [pod for obj, pod in _workload_pods(stack) if obj["kind"] == "Job"]
+    assert jobs
+    for pod in jobs:
+        for c in [*pod.get("initContainers", []), *pod["containers"]]:
+            requests, limits = c["resources"]["requests"], c["resources"]["limits"]
+            assert requests["cpu"] == limits["cpu"] and requests["memory"] == limits["memory"]

@@ -257,10 +257,23 @@ def test_pulumi_waits_long_enough_for_a_gpu_node_from_zero_or_not_at_all():
     assert skipped["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
 
 
-def test_the_default_service_leaves_the_user_to_the_image_and_drops_nothing_it_needs_as_root():
+def test_the_default_service_leaves_the_user_to_the_image_but_drops_every_capability():
     pod = pod_of(one(render_service(service_args()), "Deployment"))
     assert "runAsUser" not in pod["securityContext"] and pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False}
+    assert pod["containers"][0]["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_a_read_only_root_filesystem_gets_a_writable_tmp():
+    pod = pod_of(one(render_service(service_args(readOnlyRootFilesystem=True)), "Deployment"))
+    container = pod["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}} in pod["volumes"]
 
 
 def test_a_service_given_a_uid_runs_non_root_with_no_capabilities():
@@ -367,7 +380,13 @@ def test_the_notebook_runs_as_jovyan_without_privileges_in_a_restricted_namespac
         "runAsNonRoot": True,
     }
     container = pod["containers"][0]["securityContext"]
-    assert container == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+    assert container == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
     assert pod["automountServiceAccountToken"] is False
     [namespace] = stack_objects(stack, "Namespace", "notebooks")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
