@@ -522,9 +522,13 @@ class InferenceService(pulumi.ComponentResource):
         node_group: GpuNodeGroupArgs,
         region: str,
         depends_on: Sequence[pulumi.Resource] = (),
+        load_balancer_controller: pulumi.Resource | None = None,
         config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``load_balancer_controller``: what the internal NLB Service waits for (an
+        :class:`~components.load_balancer_controller.AwsLoadBalancerController`'s release); only that
+        Service waits, so the server's pods start while the controller is still being installed."""
         super().__init__(TOKEN, name, None, opts)
         self.args = args
         resolved = resolve_image(args.image, region=region, job_type="inference", instance_types=node_group.instance_infos)
@@ -541,9 +545,9 @@ class InferenceService(pulumi.ComponentResource):
         account = k8s_objects.create(objects[0], cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name)
         created = {}
         for obj in objects[1:]:
-            created[(obj["kind"], obj["metadata"]["name"])] = k8s_objects.create(
-                obj, cluster.k8s_opts(self, depends_on=[*depends_on, account]), name_prefix=name
-            )
+            nlb = obj["kind"] == "Service" and obj["spec"].get("type") == "LoadBalancer" and load_balancer_controller is not None
+            after = [*depends_on, account, *([load_balancer_controller] if nlb and load_balancer_controller is not None else [])]
+            created[(obj["kind"], obj["metadata"]["name"])] = k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=after), name_prefix=name)
 
         internal_hostname: pulumi.Output[Any] | None = None
         nlb = created.get(("Service", f"{args.name}-internal"))

@@ -354,9 +354,13 @@ class MLCluster(pulumi.ComponentResource):
         private_subnet_ids: pulumi.Input[Sequence[str]],
         tags: dict[str, str] | None = None,
         config_key: str | None = None,
+        node_dependencies: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``config_key``: where ``args`` sit in your config (``mleks:cluster``), for warnings."""
+        """``config_key``: where ``args`` sit in your config (``mleks:cluster``), for warnings.
+        ``node_dependencies``: what every node group must wait for beyond the cluster, such as the
+        NAT routes nodes need to pull images (:attr:`components.network.MLVpc.egress`); the
+        control plane itself waits only for the subnets."""
         super().__init__("mleks:cluster:MLCluster", name, None, opts)
         support = extended_support_warning(args.kubernetes_version)
         if support is not None:
@@ -461,8 +465,8 @@ class MLCluster(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        self.node_prerequisites: list[pulumi.Resource] = [*attachments, self.vpc_cni]
-        """What every node group of this cluster waits for: the node role's policies and the VPC CNI."""
+        self.node_prerequisites: list[pulumi.Resource] = [*attachments, self.vpc_cni, *node_dependencies]
+        """What every node group of this cluster waits for: the node role's policies, the VPC CNI and egress."""
 
         spec = system_node_group_spec(f"{name}-system", args.system_nodes, tags)
         self.system_node_group, _, _ = create_node_group(

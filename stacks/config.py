@@ -8,13 +8,12 @@ bad value and says what is accepted.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from typing import Annotated, Any, Literal
 
 import pulumi
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from components.cluster_autoscaler_addon import ClusterAutoscalerArgs
 from components.dlc_training_job import DLCTrainingJobArgs
@@ -25,6 +24,7 @@ from components.inference_service import InferenceServiceArgs
 from components.jupyter_notebook import JupyterNotebookArgs
 from components.load_balancer_controller import LoadBalancerControllerArgs
 from components.ml_cluster import MLClusterArgs
+from components.network import VpcArgs
 from components.partitions import check_region
 from components.schema import ByName, Model, keyed_by, parse, raise_all
 from components.tags import tag_errors
@@ -33,60 +33,6 @@ NAMESPACE = "mleks"
 Topology = Literal["dedicated", "unified"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
-
-
-class VpcArgs(Model):
-    """The network.  Either create one (default) or bring an existing VPC.
-
-    A created VPC has a private and a public subnet in each AZ; nodes only
-    ever run in the private ones.
-    """
-
-    id: str | None = None
-    """An existing VPC id (``vpc-...``).  Default: create a VPC."""
-
-    private_subnet_ids: list[str] = Field(default_factory=list)
-    """With ``id``: private subnets for nodes, in at least two AZs."""
-
-    public_subnet_ids: list[str] = Field(default_factory=list)
-    """With ``id``: public subnets, only needed for internet-facing load balancers."""
-
-    cidr_block: str = "10.0.0.0/16"
-    """CIDR of a created VPC.  Default: 10.0.0.0/16."""
-
-    availability_zone_count: int = Field(default=3, ge=2, le=6)
-    """AZs of a created VPC.  Default: 3 (EKS needs at least 2)."""
-
-    nat_gateways: Literal["single", "one-per-az"] = "single"
-    """NAT gateways of a created VPC: ``single`` (cheaper) or ``one-per-az`` (survives an AZ loss).  Default: single."""
-
-    @field_validator("cidr_block")
-    @classmethod
-    def _cidr(cls, value: str) -> str:
-        try:
-            net = ipaddress.ip_network(value, strict=True)
-        except ValueError:
-            raise ConfigError("", value, "an IPv4 CIDR block between /16 and /24, e.g. 10.0.0.0/16", "not a CIDR block") from None
-        if not 16 <= net.prefixlen <= 24:
-            raise ConfigError("", value, "a prefix length from /16 to /24", "the VPC would be too large or too small for EKS pods")
-        return value
-
-    @model_validator(mode="after")
-    def _existing_or_new(self) -> VpcArgs:
-        if self.id is None:
-            for key, ids in (("privateSubnetIds", self.private_subnet_ids), ("publicSubnetIds", self.public_subnet_ids)):
-                if ids:
-                    raise ConfigError(key, ids, "no subnet ids unless vpc.id names an existing VPC", "subnets given without a VPC id")
-            return self
-        if not self.id.startswith("vpc-"):
-            raise ConfigError("id", self.id, "an existing VPC id such as vpc-0abc1234", "not a VPC id")
-        if len(self.private_subnet_ids) < 2:
-            raise ConfigError("privateSubnetIds", self.private_subnet_ids, "at least two private subnet ids (subnet-...) in different AZs", "EKS needs two AZs")
-        for key, ids in (("privateSubnetIds", self.private_subnet_ids), ("publicSubnetIds", self.public_subnet_ids)):
-            for i, sid in enumerate(ids):
-                if not sid.startswith("subnet-"):
-                    raise ConfigError(f"{key}[{i}]", sid, "a subnet id such as subnet-0abc1234", "not a subnet id")
-        return self
 
 
 class StackConfig(Model):

@@ -130,7 +130,7 @@ class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         name, inputs = args.name, dict(args.inputs)
         rid = f"{name}-id"
-        # Remote components (awsx, pulumi-eks) have outputs whose names clash
+        # Remote components (pulumi-eks) have outputs whose names clash
         # with their inputs but not their types; echo inputs for custom
         # resources only.
         state = dict(inputs) if args.custom else {}
@@ -173,16 +173,10 @@ class _Mocks(pulumi.runtime.Mocks):
                 }
             )
             return f"{cluster_name}-id", state
-        if t == "awsx:ec2:Vpc":
-            azs = inputs.get("availabilityZoneNames") or [f"{self.region}{s}" for s in "abc"][: int(inputs.get("numberOfAvailabilityZones") or 3)]
-            state.update(
-                {
-                    "vpcId": f"vpc-{name}",
-                    "privateSubnetIds": [f"subnet-{name}-private-{az}" for az in azs],
-                    "publicSubnetIds": [f"subnet-{name}-public-{az}" for az in azs],
-                    "isolatedSubnetIds": [],
-                }
-            )
+        if t == "aws:ec2/subnet:Subnet":
+            # Ids end with the AZ, so the getSubnets mock below can filter by zone.
+            return f"subnet-{name}-{inputs.get('availabilityZone')}", state
+        if t == "aws:ec2/vpc:Vpc":
             return f"vpc-{name}", state
         if t == "aws:eks/nodeGroup:NodeGroup":
             asg = f"eks-{name}-asg"
@@ -223,14 +217,14 @@ class _Mocks(pulumi.runtime.Mocks):
         if tok == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
         if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{s}" for s in "abc"]
-            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 4)]}, []
+            names = [f"{self.region}{s}" for s in "abcdef"]
+            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 7)]}, []
         if tok == "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation":
             # Every mocked Capacity Block is in the region's second AZ.
             rid = args.args.get("id", "cr-x")
             return {"id": rid, "availabilityZone": f"{self.region}b", "reservationType": "capacity-block"}, []
         if tok == "aws:ec2/getSubnets:getSubnets":
-            # Mocked subnet ids end with their AZ (see awsx:ec2:Vpc above).
+            # Mocked subnet ids end with their AZ (see aws:ec2/subnet:Subnet above).
             filters = {f["name"]: list(f["values"]) for f in args.args.get("filters", [])}
             ids = [s for s in filters.get("subnet-id", []) if any(s.endswith(az) for az in filters.get("availability-zone", []))]
             return {"id": self.region, "ids": ids}, []

@@ -172,14 +172,15 @@ def build(cfg: StackConfig, platform: Platform) -> None:
     for name, svc in cfg.inference_services.items():
         assert inference_cluster is not None  # guaranteed by check()
         # An internal NLB is created by the controller, so its Service comes after it.
-        controller = [controllers[inference_cluster.name].release] if svc.exposure == "internal-nlb" else []
+        controller = controllers[inference_cluster.name].release if svc.exposure == "internal-nlb" else None
         service = InferenceService(
             f"{inference_cluster.name}-{name}",
             svc,
             cluster=inference_cluster,
             node_group=cfg.node_groups["inference"],
             region=cfg.region,
-            depends_on=[*platform.namespace(inference_cluster, svc.namespace), *controller],
+            depends_on=platform.namespace(inference_cluster, svc.namespace),
+            load_balancer_controller=controller,
             config_key=f"mleks:inferenceServices.{name}",
             opts=pulumi.ResourceOptions(parent=inference_cluster),
         )

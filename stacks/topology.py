@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_awsx as awsx
 
 from components import efa_device_plugin
 from components.efa_device_plugin import EfaDevicePlugin
 from components.errors import ConfigError
 from components.gpu_node_group import GpuNodeGroup, Role
 from components.ml_cluster import MLCluster
+from components.network import MLVpc
 from components.nvidia_device_plugin import NvidiaDevicePlugin
 from stacks.config import StackConfig
 
@@ -83,32 +83,17 @@ class Platform:
         return [g for g in self.node_groups.values() if g.cluster is cluster]
 
 
-def _network(cfg: StackConfig) -> tuple[pulumi.Input[str], pulumi.Input[Sequence[str]]]:
-    """An existing VPC, or a new one made by awsx (subnets, routes, NAT and tags done right)."""
+def _network(cfg: StackConfig) -> tuple[pulumi.Input[str], pulumi.Input[Sequence[str]], list[pulumi.Resource]]:
+    """An existing VPC, or a new :class:`MLVpc`: its id, private subnet ids, and what nodes wait for (egress)."""
     if cfg.vpc.id:
-        return cfg.vpc.id, cfg.vpc.private_subnet_ids
-    vpc = awsx.ec2.Vpc(
-        f"{cfg.name_prefix}-vpc",
-        cidr_block=cfg.vpc.cidr_block,
-        number_of_availability_zones=cfg.vpc.availability_zone_count,
-        enable_dns_hostnames=True,
-        nat_gateways=awsx.ec2.NatGatewayConfigurationArgs(
-            strategy=awsx.ec2.NatGatewayStrategy.SINGLE if cfg.vpc.nat_gateways == "single" else awsx.ec2.NatGatewayStrategy.ONE_PER_AZ
-        ),
-        subnet_specs=[
-            # The role tags tell the AWS load balancer controller where internal
-            # and internet-facing load balancers may go.
-            awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.PRIVATE, tags={**cfg.tags, "kubernetes.io/role/internal-elb": "1"}),
-            awsx.ec2.SubnetSpecArgs(type=awsx.ec2.SubnetType.PUBLIC, tags={**cfg.tags, "kubernetes.io/role/elb": "1"}),
-        ],
-        tags=cfg.tags,
-    )
-    return vpc.vpc_id, vpc.private_subnet_ids
+        return cfg.vpc.id, cfg.vpc.private_subnet_ids, []
+    vpc = MLVpc(f"{cfg.name_prefix}-vpc", cfg.vpc, tags=cfg.tags)
+    return vpc.vpc_id, vpc.private_subnet_ids, vpc.egress
 
 
 def build(cfg: StackConfig) -> Platform:
     platform = Platform(cfg)
-    vpc_id, private_subnets = _network(cfg)
+    vpc_id, private_subnets, egress = _network(cfg)
     for cp in plan(cfg):
         cluster = MLCluster(
             cp.name,
@@ -119,6 +104,7 @@ def build(cfg: StackConfig) -> Platform:
             private_subnet_ids=private_subnets,
             tags=cfg.tags,
             config_key="mleks:cluster",
+            node_dependencies=egress,
         )
         platform.clusters[cp.name] = cluster
         for role in cp.roles:

@@ -150,7 +150,7 @@ def test_an_existing_vpc_is_used_instead_of_creating_one():
     cfg = unified()
     cfg["mleks:vpc"] = {"id": "vpc-0abc", "privateSubnetIds": ["subnet-a", "subnet-b"]}
     result = offline.run("unified", config=cfg)
-    assert result.of_type("awsx:ec2:Vpc") == []
+    assert result.of_type("mleks:network:MLVpc") == [] and result.of_type("aws:ec2/vpc:Vpc") == []
     cluster = result.of_type("eks:index:Cluster")[0]
     assert cluster.inputs["vpcId"] == "vpc-0abc" and cluster.inputs["privateSubnetIds"] == ["subnet-a", "subnet-b"]
 

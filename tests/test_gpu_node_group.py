@@ -128,11 +128,11 @@ def _train_node_group_subnets(cfg: dict) -> list[str]:
 
 def test_a_capacity_block_group_launches_only_into_subnets_in_the_reservations_zone():
     # The mocked Capacity Block is in us-west-2b; subnets of other AZs would make launches fail.
-    assert _train_node_group_subnets(_capacity_block_train_group(efa=False)) == ["subnet-ml-unified-vpc-private-us-west-2b"]
+    assert _train_node_group_subnets(_capacity_block_train_group(efa=False)) == ["subnet-ml-unified-vpc-private-2-us-west-2b"]
 
 
 def test_an_efa_capacity_block_group_picks_its_one_subnet_in_the_reservations_zone():
-    assert _train_node_group_subnets(_capacity_block_train_group()) == ["subnet-ml-unified-vpc-private-us-west-2b"]
+    assert _train_node_group_subnets(_capacity_block_train_group()) == ["subnet-ml-unified-vpc-private-2-us-west-2b"]
 
 
 def test_a_capacity_block_in_a_zone_without_a_cluster_subnet_is_refused():

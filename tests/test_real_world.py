@@ -76,7 +76,7 @@ def test_every_component_registers_its_outputs(stack: RenderResult):
 
 def test_every_resource_sits_under_one_of_our_components(stack: RenderResult):
     index = stack.by_urn()
-    top_level_allowed = {"mleks:cluster:MLCluster", "awsx:ec2:Vpc"}
+    top_level_allowed = {"mleks:cluster:MLCluster"}
     for reg in stack.resources:
         parent = index.get(reg.parent)
         if parent is None:
