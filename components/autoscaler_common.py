@@ -189,6 +189,16 @@ def metrics_service(name: str, labels: dict[str, str], selector: dict[str, str],
     }
 
 
+def metrics_port_only(name: str, labels: dict[str, str], selector: dict[str, str], port: int) -> KubeObject:
+    """Ingress to the controller's pods on the metrics (and probe) port only: it serves nothing else."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+        "spec": {"podSelector": {"matchLabels": dict(selector)}, "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": port, "protocol": "TCP"}]}]},
+    }
+
+
 def asg_arn(partition: str, region: str, account_id: str, asg_name: str) -> str:
     """The ARN of an Auto Scaling group by name; the group id part is a wildcard.
 

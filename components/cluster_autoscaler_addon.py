@@ -38,6 +38,7 @@ from components.autoscaler_common import (
     cluster_role_binding,
     controller_deployment,
     deploy_with_irsa,
+    metrics_port_only,
     metrics_service,
     pod_disruption_budget,
     require_valid_groups,
@@ -372,6 +373,7 @@ def render(*, command: pulumi.Input[list[str]], kubernetes_version: str, region:
         deployment(command=command, kubernetes_version=kubernetes_version, region=region),
         pod_disruption_budget(NAME, meta_labels, SELECTOR),
         metrics_service(NAME, meta_labels, SELECTOR, HTTP_PORT, "http"),
+        metrics_port_only(NAME, meta_labels, SELECTOR, HTTP_PORT),
     ]
 
 

@@ -40,6 +40,9 @@ def daemonset(name: str, version: str, *, pod: dict[str, Any], update_strategy: 
                 "metadata": {"labels": labels},
                 "spec": {
                     "priorityClassName": "system-node-critical",
+                    # A device plugin talks to the kubelet's socket, never to the API server.
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "tolerations": [GPU_TOLERATION, {"key": "CriticalAddonsOnly", "operator": "Exists"}],
                     **pod,
                 },

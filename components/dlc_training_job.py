@@ -622,9 +622,24 @@ def render_job(plan: JobPlan) -> KubeObject:
     }
 
 
+def render_network_policy(plan: JobPlan) -> KubeObject:
+    """Ingress to the job's pods from the job's own pods only (any port: NCCL opens ephemeral
+    ones for its bootstrap and socket transport); a single-node job admits nothing at all."""
+    own = {"matchLabels": {JOB_LABEL: plan.name}}
+    spec: dict[str, Any] = {"podSelector": own, "policyTypes": ["Ingress"]}
+    if plan.multi_node:
+        spec["ingress"] = [{"from": [{"podSelector": own}]}]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": plan.name, "namespace": plan.namespace, "labels": labels_of(plan)},
+        "spec": spec,
+    }
+
+
 def render(plan: JobPlan, role_arn: pulumi.Input[str] | None = None) -> list[KubeObject]:
-    """The job's Kubernetes objects: ServiceAccount, headless Service (multi-node), Job."""
-    objs = [render_service_account(plan, role_arn)]
+    """The job's Kubernetes objects: ServiceAccount, NetworkPolicy, headless Service (multi-node), Job."""
+    objs = [render_service_account(plan, role_arn), render_network_policy(plan)]
     if plan.multi_node:
         objs.append(render_headless_service(plan))
     objs.append(render_job(plan))

@@ -40,6 +40,7 @@ from components.autoscaler_common import (
     cluster_role_binding,
     controller_deployment,
     deploy_with_irsa,
+    metrics_port_only,
     metrics_service,
     pod_disruption_budget,
     require_valid_groups,
@@ -303,6 +304,7 @@ def render(args: EscalatorArgs, *, config_yaml: pulumi.Input[str], checksum: pul
         deployment(args, region=region, checksum=checksum),
         pod_disruption_budget(NAME, labels(), SELECTOR),
         metrics_service(NAME, labels(), SELECTOR, METRICS_PORT, "metrics"),
+        metrics_port_only(NAME, labels(), SELECTOR, METRICS_PORT),
     ]
 
 

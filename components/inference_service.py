@@ -368,7 +368,9 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
         volume_mounts=[{"name": "dshm", "mountPath": "/dev/shm"}],
     )
     volumes: list[dict[str, Any]] = [shared_memory_volume(args.shared_memory)]
-    pod = pod_spec(args, ROLE, [container], volumes, terminationGracePeriodSeconds=args.termination_grace_period_seconds)
+    # No Kubernetes API token: a model server never calls the API.  IRSA still works, because
+    # EKS's pod identity webhook projects its own web-identity token into the pod.
+    pod = pod_spec(args, ROLE, [container], volumes, terminationGracePeriodSeconds=args.termination_grace_period_seconds, automountServiceAccountToken=False)
     if fetch:
         assert args.model is not None
         container["volumeMounts"].append({"name": "model", "mountPath": args.model.mount_path, "readOnly": True})
@@ -393,7 +395,7 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
 
 def render_service_account(args: InferenceServiceArgs, role_arn: pulumi.Input[str] | None) -> KubeObject:
     meta = object_meta(args, labels(args), annotations={ROLE_ARN_ANNOTATION: role_arn} if role_arn is not None else None)
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}
 
 
 def render_service(args: InferenceServiceArgs) -> KubeObject:

@@ -47,7 +47,15 @@ def render() -> list[KubeObject]:
         "volumeMounts": [KUBELET_SOCKETS_MOUNT],
     }
     pod = {"affinity": gpu_node_affinity(), "containers": [container], "volumes": [KUBELET_SOCKETS]}
-    return [daemonset(NAME, VERSION, pod=pod, update_strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}})]
+    plugin = daemonset(NAME, VERSION, pod=pod, update_strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}})
+    # It serves the kubelet over a Unix socket and nothing over the network.
+    no_ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": NAME, "namespace": plugin["metadata"]["namespace"], "labels": plugin["metadata"]["labels"]},
+        "spec": {"podSelector": {"matchLabels": plugin["spec"]["selector"]["matchLabels"]}, "policyTypes": ["Ingress"]},
+    }
+    return [plugin, no_ingress]
 
 
 class NvidiaDevicePlugin(pulumi.ComponentResource):

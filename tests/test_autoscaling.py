@@ -193,8 +193,11 @@ def test_a_group_owned_by_none_is_in_no_autoscaler_and_keeps_its_desired_size_ma
 @pytest.mark.parametrize(
     ("type_", "kinds"),
     [
-        (ESCALATOR, {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}),
-        (CLUSTER_AUTOSCALER, {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "PodDisruptionBudget", "Service"}),
+        (ESCALATOR, {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy"}),
+        (
+            CLUSTER_AUTOSCALER,
+            {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy"},
+        ),
     ],
 )
 def test_autoscaler_objects_pass_the_kubernetes_schema_of_their_cluster_strictly(stack: RenderResult, type_: str, kinds: set[str]):

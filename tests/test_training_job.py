@@ -381,7 +381,7 @@ def test_every_option_renders_valid_objects() -> None:
     )
     plan = plan_job(args, P4D, "us-west-2")
     objects = render(plan, "arn:aws:iam::123456789012:role/x")
-    assert [o["kind"] for o in objects] == ["ServiceAccount", "Service", "Job"]
+    assert [o["kind"] for o in objects] == ["ServiceAccount", "NetworkPolicy", "Service", "Job"]
     for obj in objects:
         assert schema_errors(obj, "1.35.0") == []
     job = objects[-1]
@@ -586,3 +586,13 @@ def test_the_real_program_refuses_a_bad_job_before_registering_anything(monkeypa
     assert [e.key for e in info.value.errors] == ["mleks:trainingJobs.nccl-allreduce.nodes"]
     # topology.build registers the first resource; it was never reached.
     assert built == []
+
+
+def test_a_jobs_pods_admit_traffic_only_from_the_same_jobs_pods(rendered):
+    objects = {
+        o["metadata"]["name"]: o for _, o in rendered["unified"].kube_objects() if o["kind"] == "NetworkPolicy" and o["metadata"]["namespace"] == "ml-training"
+    }
+    multi, single = objects["nccl-allreduce"]["spec"], objects["gpu-smoke"]["spec"]
+    own = {"matchLabels": {"mleks.io/training-job": "nccl-allreduce"}}
+    assert multi["podSelector"] == own and multi["ingress"] == [{"from": [{"podSelector": own}]}]
+    assert single["policyTypes"] == ["Ingress"] and "ingress" not in single  # nothing may connect to a one-pod job
