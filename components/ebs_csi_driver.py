@@ -41,7 +41,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import k8s_objects
+from components import k8s_objects, kms
 from components.k8s_objects import KubeObject
 from components.ml_cluster import MLCluster
 from components.partitions import partition_of
@@ -146,19 +146,15 @@ class EbsCsiDriver(pulumi.ComponentResource):
         Default: EKS's default version for the cluster's Kubernetes version at
         creation (not upgraded afterwards unless you set this)."""
         super().__init__(TOKEN, name, None, opts)
-        key: pulumi.Input[str]
-        if kms_key_arn is not None:
-            key = kms_key_arn
-        else:
-            key = aws.kms.Key(
-                f"{name}-volumes",
-                description=f"EBS volumes of workloads in {cluster.name}",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
-                tags=cluster.tags,
-                # Retained volumes outlive the stack; so must the key that decrypts them.
-                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
-            ).arn
+        key = kms.key_arn(
+            f"{name}-volumes",
+            given=kms_key_arn,
+            description=f"EBS volumes of workloads in {cluster.name}",
+            tags=cluster.tags,
+            parent=self,
+            # Retained volumes outlive the stack; so must the key that decrypts them.
+            retain_on_delete=True,
+        )
         role = ServiceAccountRole.of_cluster(
             f"{name}-controller",
             cluster,

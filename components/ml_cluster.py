@@ -22,6 +22,7 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
+from components import kms
 from components.ec2_catalog import check_cpu_instance_type
 from components.errors import ConfigError, ConfigWarning
 from components.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
@@ -375,19 +376,13 @@ class MLCluster(pulumi.ComponentResource):
         self.tags = tags
         child = pulumi.ResourceOptions(parent=self)
 
-        key_arn: pulumi.Input[str]
-        if args.secrets_kms_key_arn:
-            key_arn = args.secrets_kms_key_arn
-        else:
-            key = aws.kms.Key(
-                f"{name}-secrets",
-                description=f"EKS secrets envelope encryption for {cluster_name}",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
-                tags=tags,
-                opts=child,
-            )
-            key_arn = key.arn
+        key_arn = kms.key_arn(
+            f"{name}-secrets",
+            given=args.secrets_kms_key_arn,
+            description=f"EKS secrets envelope encryption for {cluster_name}",
+            tags=tags,
+            parent=self,
+        )
 
         # Created before the cluster so EKS writes into a log group that
         # expires, instead of creating one that keeps logs forever.

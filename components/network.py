@@ -151,18 +151,20 @@ class MLVpc(pulumi.ComponentResource):
         public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, tags=named("public"), opts=child)
         aws.ec2.Route(f"{name}-public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0", gateway_id=igw.id, opts=child)
 
-        public, private, nat_ids = [], [], []
-        for i in range(count):
-            az = _zone_output(zones, i, count)
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{i + 1}",
+        def make_subnet(kind: str, i: int, cidr: str, role_tag: str) -> aws.ec2.Subnet:
+            return aws.ec2.Subnet(
+                f"{name}-{kind}-{i + 1}",
                 vpc_id=vpc.id,
-                cidr_block=plan.public[i],
-                availability_zone=az,
+                cidr_block=cidr,
+                availability_zone=_zone_output(zones, i, count),
                 map_public_ip_on_launch=False,
-                tags={**named(f"public-{i + 1}"), PUBLIC_ELB_TAG: "1"},
+                tags={**named(f"{kind}-{i + 1}"), role_tag: "1"},
                 opts=child,
             )
+
+        public, private, nat_ids = [], [], []
+        for i in range(count):
+            subnet = make_subnet("public", i, plan.public[i], PUBLIC_ELB_TAG)
             aws.ec2.RouteTableAssociation(f"{name}-public-{i + 1}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child)
             public.append(subnet)
             if i == 0 or args.nat_gateways == "one-per-az":
@@ -177,15 +179,7 @@ class MLVpc(pulumi.ComponentResource):
                 nat_ids.append(nat.id)
         self.egress: list[pulumi.Resource] = []
         for i in range(count):
-            az = _zone_output(zones, i, count)
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{i + 1}",
-                vpc_id=vpc.id,
-                cidr_block=plan.private[i],
-                availability_zone=az,
-                tags={**named(f"private-{i + 1}"), INTERNAL_ELB_TAG: "1"},
-                opts=child,
-            )
+            subnet = make_subnet("private", i, plan.private[i], INTERNAL_ELB_TAG)
             table = aws.ec2.RouteTable(f"{name}-private-{i + 1}", vpc_id=vpc.id, tags=named(f"private-{i + 1}"), opts=child)
             route = aws.ec2.Route(
                 f"{name}-private-{i + 1}-default",
