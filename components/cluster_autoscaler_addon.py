@@ -10,7 +10,7 @@ never ``--node-group-auto-discovery``.  EKS tags every managed node group's
 ASG with the default discovery tags, so auto-discovery would also claim the
 groups Escalator scales, and the two would fight over their size.
 
-Scale from zero works because :class:`~components.gpu_node_group.GpuNodeGroup`
+Scale from zero works because :class:`~mleks.gpu_node_group.GpuNodeGroup`
 tags each cluster-autoscaler group's ASG with ``k8s.io/cluster-autoscaler/node-template/*``
 (labels, the GPU taint, ``nvidia.com/gpu`` count): with no node to copy,
 cluster-autoscaler builds its template node from those tags.
@@ -31,7 +31,9 @@ from typing import Any, Literal
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
-from components.autoscaler_common import (
+from mleks.errors import ConfigError
+from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
+from mleks.manifests.controllers import (
     NAMESPACE,
     account_and_partition,
     asg_arn,
@@ -44,12 +46,10 @@ from components.autoscaler_common import (
     require_valid_groups,
     service_account,
 )
-from components.errors import ConfigError
-from components.escalator_config import parse_go_duration, require_duration
-from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
-from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster
-from components.schema import Model
+from mleks.manifests.escalator_config import parse_go_duration, require_duration
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.ml_cluster import MLCluster
+from mleks.validation.schema import Model
 
 NAME = "cluster-autoscaler"
 IMAGE_REPOSITORY = "registry.k8s.io/autoscaling/cluster-autoscaler"
@@ -296,7 +296,7 @@ SELECTOR = {"app.kubernetes.io/name": NAME}
 @cache
 def _chart_rbac() -> dict[str, Any]:
     """Per cluster-autoscaler minor, the RBAC rules of the upstream chart for that minor (see the file's _source)."""
-    return dict(json.loads(resources.files("components.data").joinpath("cluster_autoscaler_rbac.json").read_text())["minors"])
+    return dict(json.loads(resources.files("mleks.catalogs.data").joinpath("cluster_autoscaler_rbac.json").read_text())["minors"])
 
 
 def chart_rbac(kubernetes_version: str) -> dict[str, Any]:

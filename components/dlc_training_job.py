@@ -14,7 +14,7 @@ train node group (the train cluster in ``dedicated``, the one cluster in
   memory requests only, never GPUs, so a pod asking for 8 GPUs and 1 CPU would
   look like 1% of a node and Escalator would not scale up for it.  The default
   is ``gpus / gpus-per-node`` of an estimate of what a node can give pods
-  (:mod:`components.node_capacity`); explicit values are checked against the
+  (:mod:`mleks.manifests.node_capacity`); explicit values are checked against the
   same estimate.
   A memory-backed ``/dev/shm`` serves PyTorch data-loader workers.
 * **Failure handling**: ``restartPolicy: Never``, a ``backoffLimit``, and a
@@ -22,7 +22,7 @@ train node group (the train cluster in ``dedicated``, the one cluster in
   preemption: pod condition ``DisruptionTarget``) so they never use up the
   retries, and fails the job at once on exit codes that mean the command itself
   is wrong (2: usage error, 126: not executable, 127: not found).
-* **Credentials** through IRSA only (:class:`~components.workload_identity.ServiceAccountRole`):
+* **Credentials** through IRSA only (:class:`~mleks.workload_identity.ServiceAccountRole`):
   read on the S3 data prefixes, read and write on the checkpoint prefix, and
   nothing else.  The pod never mounts a Kubernetes API token.
 * **Multi-node** (``nodes > 1``): an Indexed Job (completions = parallelism =
@@ -60,19 +60,20 @@ from typing import Any, Literal
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
-from components import dlc_catalog, k8s_objects
-from components.dlc_catalog import OWN_IMAGE_ADVICE
-from components.errors import ConfigError, ConfigWarning
-from components.gpu_catalog import InstanceType
-from components.gpu_node_group import GpuNodeGroupArgs
-from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster
-from components.node_capacity import BATCH, fit_errors, gpu_count_error, node_budget, share_requests
-from components.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
-from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
-from components.schema import Model, VersionText
-from components.workload_common import EnvVars, container_security_context, placement, pod_security_context, resources, shared_memory_volume
-from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+from mleks.catalogs import dlc as dlc_catalog
+from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
+from mleks.catalogs.gpu import InstanceType
+from mleks.errors import ConfigError, ConfigWarning
+from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
+from mleks.manifests import k8s_objects
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.manifests.node_capacity import BATCH, fit_errors, gpu_count_error, node_budget, share_requests
+from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
+from mleks.manifests.workloads import EnvVars, container_security_context, placement, pod_security_context, resources, shared_memory_volume
+from mleks.ml_cluster import MLCluster
+from mleks.validation.schema import Model, VersionText
+from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 TYPE = "mleks:training:DLCTrainingJob"
 DEFAULT_NAMESPACE = "ml-training"

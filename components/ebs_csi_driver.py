@@ -41,11 +41,12 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import k8s_objects, kms
-from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster
-from components.partitions import partition_of
-from components.workload_identity import ServiceAccountRole
+from mleks.catalogs.partitions import partition_of
+from mleks.infra import kms
+from mleks.manifests import k8s_objects
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.ml_cluster import MLCluster
+from mleks.workload_identity import ServiceAccountRole
 
 TOKEN = "mleks:addons:EbsCsiDriver"
 ADDON_NAME = "aws-ebs-csi-driver"

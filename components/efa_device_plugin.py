@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pulumi
 
-from components.addon_registry import addon_image
-from components.device_plugin_common import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
-from components.gpu_node_group import EFA_PRESENT_LABEL
-from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster
+from mleks.catalogs.addon_registry import addon_image
+from mleks.gpu_node_group import EFA_PRESENT_LABEL
+from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.ml_cluster import MLCluster
 
 # aws/eks-charts aws-efa-k8s-device-plugin chart v0.5.30, app v0.5.20 (see
 # shared/reference/dlc-and-gpu.md section 4.5).  The image lives in the EKS

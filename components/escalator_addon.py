@@ -33,7 +33,9 @@ from typing import Any
 import pulumi
 from pydantic import Field, field_validator
 
-from components.autoscaler_common import (
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
+from mleks.manifests.controllers import (
     NAMESPACE,
     account_and_partition,
     asg_arn,
@@ -46,8 +48,7 @@ from components.autoscaler_common import (
     require_valid_groups,
     service_account,
 )
-from components.errors import ConfigError, ConfigErrors
-from components.escalator_config import (
+from mleks.manifests.escalator_config import (
     ESCALATOR_VERSION,
     EscalatorGroup,
     EscalatorNodeGroupOptions,
@@ -56,10 +57,9 @@ from components.escalator_config import (
     render_config_yaml,
     require_duration,
 )
-from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
-from components.k8s_objects import KubeObject
-from components.ml_cluster import ROLE_LABEL, MLCluster
-from components.schema import Model
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.ml_cluster import ROLE_LABEL, MLCluster
+from mleks.validation.schema import Model
 
 NAME = "escalator"
 IMAGE = f"ghcr.io/atlassian/escalator:{ESCALATOR_VERSION}"
@@ -89,7 +89,7 @@ class EscalatorArgs(Model):
     node_groups: dict[str, EscalatorNodeGroupOptions] = Field(default_factory=dict)
     """Escalator options per node group, keyed by the group's role (``train``), with
     Escalator's own snake_case keys.  A group left out gets the ML defaults of
-    :class:`~components.escalator_config.EscalatorNodeGroupOptions`.  Default: none."""
+    :class:`~mleks.manifests.escalator_config.EscalatorNodeGroupOptions`.  Default: none."""
 
     dry_mode: bool = False
     """Pass ``--drymode``: Escalator logs what it would do and changes nothing.  Turn it

@@ -15,12 +15,12 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator, model_validator
 
-from components import gpu_catalog
-from components.errors import ConfigError
-from components.gpu_catalog import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
-from components.managed_node_group import NodeGroupSpec, RootVolume, asg_name_of, create_node_group
-from components.ml_cluster import ROLE_LABEL, MLCluster
-from components.schema import Model, raise_all
+from mleks.catalogs import gpu as gpu_catalog
+from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
+from mleks.errors import ConfigError
+from mleks.infra.managed_node_group import NodeGroupSpec, RootVolume, asg_name_of, create_node_group
+from mleks.ml_cluster import ROLE_LABEL, MLCluster
+from mleks.validation.schema import Model, raise_all
 
 Role = Literal["train", "inference"]
 Autoscaler = Literal["escalator", "cluster-autoscaler", "none"]

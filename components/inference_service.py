@@ -6,7 +6,7 @@ What it renders, in the service's namespace:
   and nothing else (when a model location is given);
 * a Deployment on ``role=inference`` nodes: GPU toleration, GPU request =
   limit, CPU/memory at 75% of the GPU share of what a node can give pods
-  (:mod:`components.node_capacity`), startup/readiness/liveness
+  (:mod:`mleks.manifests.node_capacity`), startup/readiness/liveness
   probes, rolling updates with ``maxUnavailable: 0``;
 * a ClusterIP Service, a HorizontalPodAutoscaler (autoscaling/v2) and a
   PodDisruptionBudget;
@@ -43,16 +43,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
-from components import k8s_objects
-from components.errors import ConfigError
-from components.gpu_catalog import InstanceType
-from components.gpu_node_group import GpuNodeGroupArgs
-from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster, check_cidr_blocks
-from components.quantity import CpuQuantity, MemoryQuantity, parse_quantity
-from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
-from components.schema import Model
-from components.workload_common import (
+from mleks.catalogs.gpu import InstanceType
+from mleks.errors import ConfigError
+from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
+from mleks.manifests import k8s_objects
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, parse_quantity
+from mleks.manifests.workloads import (
     MANAGED_BY,
     EnvVars,
     ImageArgs,
@@ -72,7 +70,9 @@ from components.workload_common import (
     shared_memory_volume,
     workload_labels,
 )
-from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+from mleks.ml_cluster import MLCluster, check_cidr_blocks
+from mleks.validation.schema import Model
+from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 TOKEN = "mleks:serving:InferenceService"
 ROLE = "inference"
@@ -529,7 +529,7 @@ class InferenceService(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``load_balancer_controller``: what the internal NLB Service waits for (an
-        :class:`~components.load_balancer_controller.AwsLoadBalancerController`'s release); only that
+        :class:`~mleks.load_balancer_controller.AwsLoadBalancerController`'s release); only that
         Service waits, so the server's pods start while the controller is still being installed."""
         super().__init__(TOKEN, name, None, opts)
         self.args = args

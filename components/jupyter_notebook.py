@@ -9,7 +9,7 @@ What it renders, in the notebook's namespace:
   with the Kubernetes API);
 * a StatefulSet of one replica (zero when ``stopped: true``) whose home
   directory is a PersistentVolumeClaim from a volumeClaimTemplate on the
-  encrypted gp3 StorageClass of :mod:`components.ebs_csi_driver`;
+  encrypted gp3 StorageClass of :mod:`mleks.ebs_csi_driver`;
 * a ClusterIP Service.  There is no LoadBalancer, NodePort or Ingress: users
   reach it with ``kubectl port-forward`` (see docs/serving.md).
 
@@ -38,15 +38,13 @@ import pulumi
 import pulumi_random as random
 from pydantic import Field, field_validator, model_validator
 
-from components import k8s_objects
-from components.errors import ConfigError
-from components.gpu_catalog import InstanceType
-from components.gpu_node_group import GpuNodeGroupArgs
-from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster
-from components.quantity import CpuQuantity, MemoryQuantity, storage_size
-from components.schema import Model
-from components.workload_common import (
+from mleks.catalogs.gpu import InstanceType
+from mleks.errors import ConfigError
+from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.manifests import k8s_objects
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, storage_size
+from mleks.manifests.workloads import (
     MANAGED_BY,
     EnvVars,
     ImageArgs,
@@ -65,6 +63,8 @@ from components.workload_common import (
     shared_memory_volume,
     workload_labels,
 )
+from mleks.ml_cluster import MLCluster
+from mleks.validation.schema import Model
 
 TOKEN = "mleks:notebooks:JupyterNotebook"
 ROLE = "train"
@@ -271,7 +271,7 @@ class JupyterNotebook(pulumi.ComponentResource):
 
     ``node_group`` is the train group's args (required when ``gpus > 0``);
     ``storage_class`` names an existing StorageClass (normally
-    :class:`~components.ebs_csi_driver.EbsCsiDriver`'s), and ``depends_on``
+    :class:`~mleks.ebs_csi_driver.EbsCsiDriver`'s), and ``depends_on``
     should include whatever provides it.
 
     Outputs: ``service_name``, ``namespace``, ``token_secret_name``,

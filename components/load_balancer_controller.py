@@ -40,11 +40,11 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.addon_registry import registry_host
-from components.ml_cluster import ROLE_LABEL, SYSTEM_ROLE, MLCluster
-from components.partitions import partition_of
-from components.schema import Model
-from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+from mleks.catalogs.addon_registry import registry_host
+from mleks.catalogs.partitions import partition_of
+from mleks.ml_cluster import ROLE_LABEL, SYSTEM_ROLE, MLCluster
+from mleks.validation.schema import Model
+from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 TOKEN = "mleks:addons:AwsLoadBalancerController"
 NAMESPACE = "kube-system"
@@ -90,7 +90,7 @@ RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory"
 @cache
 def iam_policy(partition: str) -> dict[str, Any]:
     """The upstream IAM policy of the pinned release for ``partition``."""
-    folder = resources.files("components.data").joinpath("aws_load_balancer_controller")
+    folder = resources.files("mleks.catalogs.data").joinpath("aws_load_balancer_controller")
     return dict(json.loads(folder.joinpath(_POLICY_FILES[partition]).read_text()))
 
 

@@ -1,20 +1,16 @@
 """MLCluster: a private, encrypted EKS control plane with a CPU system node group.
 
-GPU node groups (:class:`~components.gpu_node_group.GpuNodeGroup`) attach to
+GPU node groups (:class:`~mleks.gpu_node_group.GpuNodeGroup`) attach to
 it; add-ons and workloads use its Kubernetes provider and OIDC issuer.
 """
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import ipaddress
 import json
 import re
 from collections.abc import Sequence
-from functools import cache
-from importlib import resources
-from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -22,14 +18,15 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
-from components import kms
-from components.ec2_catalog import check_cpu_instance_type
-from components.errors import ConfigError, ConfigWarning
-from components.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
-from components.partitions import PARTITION_PATTERN, partition_of
-from components.s3_access import check_kms_key_arn
-from components.schema import Model, VersionText, raise_all
-from components.workload_identity import ServiceAccountRole
+from mleks.catalogs.ec2 import check_cpu_instance_type
+from mleks.catalogs.eks_versions import extended_support_warning, kubernetes_version_status, supported_kubernetes_versions
+from mleks.catalogs.partitions import PARTITION_PATTERN, partition_of
+from mleks.errors import ConfigError
+from mleks.infra import kms
+from mleks.infra.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
+from mleks.infra.s3_access import check_kms_key_arn
+from mleks.validation.schema import Model, VersionText, raise_all
+from mleks.workload_identity import ServiceAccountRole
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
 SYSTEM_ROLE = "system"
@@ -44,50 +41,6 @@ CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager",
 # a session is a temporary principal, not an identity (EKS API reference).
 _IAM_PRINCIPAL = re.compile(rf"^arn:({PARTITION_PATTERN}):iam::\d{{12}}:(role|user)/[\w+=,.@/-]+$")
 _STS_SESSION = re.compile(rf"^arn:({PARTITION_PATTERN}):sts::(\d{{12}}):assumed-role/([\w+=,.@-]+)/")
-
-
-@cache
-def _versions() -> dict[str, dict[str, str]]:
-    raw = json.loads(resources.files("components.data").joinpath("eks_versions.json").read_text())
-    return dict(raw["versions"])
-
-
-def kubernetes_version_status(version: str, today: datetime.date | None = None) -> Literal["standard", "extended", "unsupported"]:
-    """Where ``version`` stands in the EKS support calendar on ``today``."""
-    today = today or datetime.date.today()
-    row = _versions().get(version)
-    if row is None:
-        return "unsupported"
-    if today <= datetime.date.fromisoformat(row["end_of_standard_support"]):
-        return "standard"
-    if today <= datetime.date.fromisoformat(row["end_of_extended_support"]):
-        return "extended"
-    return "unsupported"
-
-
-def control_plane_price(status: Literal["standard", "extended"]) -> float:
-    """US dollars per cluster-hour of the EKS control plane (``eks_versions.json``, EKS pricing page)."""
-    return float(json.loads(resources.files("components.data").joinpath("eks_versions.json").read_text())["control_plane_usd_per_hour"][status])
-
-
-def extended_support_warning(version: str, today: datetime.date | None = None) -> ConfigWarning | None:
-    """A warning, keyed ``kubernetesVersion``, when ``version`` is in extended support (and so costs more)."""
-    if kubernetes_version_status(version, today) != "extended":
-        return None
-    standard, extended = control_plane_price("standard"), control_plane_price("extended")
-    extra = extended - standard
-    ends = _versions()[version]["end_of_extended_support"]
-    current = [v for v in supported_kubernetes_versions(today) if kubernetes_version_status(v, today) == "standard"]
-    return ConfigWarning(
-        "kubernetesVersion",
-        version,
-        f"in EKS extended support until {ends}: the control plane costs ${extended:.2f} per hour instead of ${standard:.2f}"
-        f" (+${extra:.2f} an hour, about ${extra * 730:.0f} a month per cluster); versions in standard support: {current}",
-    )
-
-
-def supported_kubernetes_versions(today: datetime.date | None = None) -> list[str]:
-    return [v for v in sorted(_versions(), key=lambda s: tuple(map(int, s.split(".")))) if kubernetes_version_status(v, today) != "unsupported"]
 
 
 def check_cidr_blocks(value: list[str], accepted: str, *, ipv4_only: bool = False) -> list[str]:
@@ -360,7 +313,7 @@ class MLCluster(pulumi.ComponentResource):
     ) -> None:
         """``config_key``: where ``args`` sit in your config (``mleks:cluster``), for warnings.
         ``node_dependencies``: what every node group must wait for beyond the cluster, such as the
-        NAT routes nodes need to pull images (:attr:`components.network.MLVpc.egress`); the
+        NAT routes nodes need to pull images (:attr:`mleks.network.MLVpc.egress`); the
         control plane itself waits only for the subnets."""
         super().__init__("mleks:cluster:MLCluster", name, None, opts)
         support = extended_support_warning(args.kubernetes_version)

@@ -31,8 +31,8 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator, model_validator
 
-from components.errors import ConfigError
-from components.schema import Model
+from mleks.errors import ConfigError
+from mleks.validation.schema import Model
 
 TOKEN = "mleks:network:MLVpc"
 MIN_PREFIX, MAX_PREFIX = 16, 22

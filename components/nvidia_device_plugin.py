@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pulumi
 
-from components.device_plugin_common import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
-from components.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL
-from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster
+from mleks.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL
+from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.ml_cluster import MLCluster
 
 # Pinned upstream release (NVIDIA/k8s-device-plugin v0.20.0, 2026-08-19; see
 # shared/reference/dlc-and-gpu.md section 4.4).

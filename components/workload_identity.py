@@ -23,7 +23,7 @@ import pulumi
 import pulumi_aws as aws
 
 if TYPE_CHECKING:
-    from components.ml_cluster import MLCluster
+    from mleks.ml_cluster import MLCluster
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 

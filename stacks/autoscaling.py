@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
-from components import cluster_autoscaler_addon, escalator_addon
-from components.cluster_autoscaler_addon import ClusterAutoscalerAddon, ClusterAutoscalerArgs
-from components.errors import ConfigError
-from components.escalator_addon import EscalatorAddon, EscalatorArgs
-from components.gpu_node_group import Autoscaler
+from mleks import cluster_autoscaler_addon, escalator_addon
+from mleks.cluster_autoscaler_addon import ClusterAutoscalerAddon, ClusterAutoscalerArgs
+from mleks.errors import ConfigError
+from mleks.escalator_addon import EscalatorAddon, EscalatorArgs
+from mleks.gpu_node_group import Autoscaler
 from stacks.topology import plan
 
 if TYPE_CHECKING:

@@ -15,19 +15,19 @@ from typing import Annotated, Any, Literal
 import pulumi
 from pydantic import Field, field_validator
 
-from components.cluster_autoscaler_addon import ClusterAutoscalerArgs
-from components.dlc_training_job import DLCTrainingJobArgs
-from components.errors import ConfigError, ConfigErrors
-from components.escalator_addon import EscalatorArgs
-from components.gpu_node_group import GpuNodeGroupArgs, Role
-from components.inference_service import InferenceServiceArgs
-from components.jupyter_notebook import JupyterNotebookArgs
-from components.load_balancer_controller import LoadBalancerControllerArgs
-from components.ml_cluster import MLClusterArgs
-from components.network import VpcArgs
-from components.partitions import check_region
-from components.schema import ByName, Model, keyed_by, parse, raise_all
-from components.tags import tag_errors
+from mleks.catalogs.partitions import check_region
+from mleks.cluster_autoscaler_addon import ClusterAutoscalerArgs
+from mleks.dlc_training_job import DLCTrainingJobArgs
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.escalator_addon import EscalatorArgs
+from mleks.gpu_node_group import GpuNodeGroupArgs, Role
+from mleks.inference_service import InferenceServiceArgs
+from mleks.jupyter_notebook import JupyterNotebookArgs
+from mleks.load_balancer_controller import LoadBalancerControllerArgs
+from mleks.ml_cluster import MLClusterArgs
+from mleks.network import VpcArgs
+from mleks.validation.schema import ByName, Model, keyed_by, parse, raise_all
+from mleks.validation.tags import tag_errors
 
 NAMESPACE = "mleks"
 Topology = Literal["dedicated", "unified"]

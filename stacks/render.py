@@ -1,218 +1,26 @@
-"""Render a stack offline: ``python -m stacks.render unified [--out DIR]``.
+"""Render one of this repository's stacks offline: ``python -m stacks.render unified [--out DIR] [--quiet]``.
 
-Runs the real program under Pulumi's mock engine (no AWS account, no
-credentials, no Pulumi CLI), then
-
-* prints a resource tree: type, name and the settings a reviewer checks;
-* writes ``<out>/<stack>/plan.json``: every resource's type, name, parent,
-  inputs, dependencies and options;
-* writes ``<out>/<stack>/kubernetes/<cluster>.yaml``: every Kubernetes object,
-  per cluster, as the manifests the provider would apply.
-
-The same config always gives byte-identical files, so two renders diff
-cleanly in a pull request.
+A thin alias of ``mleks render --stack <stack> .`` for this repo (see :mod:`mleks.cli`),
+kept so the README's command works without installing the package.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from components.errors import ConfigError, ConfigErrors
-from stacks import offline
-
-Summary = Callable[[dict[str, Any]], str]
-
-
-def _join(values: Any) -> str:
-    return ",".join(str(v) for v in values or [])
-
-
-def _node_group(i: dict[str, Any]) -> str:
-    sc = i.get("scalingConfig", {})
-    taints = _join(f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in i.get("taints") or [])
-    role = (i.get("labels") or {}).get("role", "?")
-    types = _join(i.get("instanceTypes")) or "(from launch template)"
-    return f"role={role} {types} ami={i.get('amiType')} {i.get('capacityType')} size={sc.get('minSize')}..{sc.get('maxSize')} taints=[{taints}]"
-
-
-def _cluster(i: dict[str, Any]) -> str:
-    public = _join(i.get("publicAccessCidrs")) if i.get("endpointPublicAccess") else "off"
-    return (
-        f"k8s={i.get('version')} auth={i.get('authenticationMode')} private-endpoint={i.get('endpointPrivateAccess')} "
-        f"public-endpoint={public} logs={_join(i.get('enabledClusterLogTypes'))} "
-        f"secrets-kms={'yes' if i.get('encryptionConfigKeyArn') else 'no'} oidc={i.get('createOidcProvider')}"
-    )
-
-
-def _launch_template(i: dict[str, Any]) -> str:
-    md = i.get("metadataOptions", {})
-    ebs = (i.get("blockDeviceMappings") or [{}])[0].get("ebs", {})
-    efa = sum(n.get("interfaceType") in ("efa", "efa-only") for n in i.get("networkInterfaces") or [])
-    return (
-        f"imds-tokens={md.get('httpTokens')} hop-limit={md.get('httpPutResponseHopLimit')} "
-        f"root={ebs.get('volumeSize')}GiB {ebs.get('volumeType')} {ebs.get('throughput')}MiB/s encrypted={ebs.get('encrypted')}"
-        + (f" efa-interfaces={efa}" if efa else "")
-    )
-
-
-def _kube(i: dict[str, Any]) -> str:
-    meta = i.get("metadata") or {}
-    ns = meta.get("namespace")
-    text = f"{i.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}"
-    # Workloads show their image, so a reviewer sees what a resolved DLC tag became.
-    containers = (((i.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    if containers:
-        text += f" image={containers[0].get('image')}"
-    return text
-
-
-SUMMARIES: dict[str, Summary] = {
-    "eks:index:Cluster": _cluster,
-    "aws:eks/nodeGroup:NodeGroup": _node_group,
-    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
-    "aws:ec2/vpc:Vpc": lambda i: f"cidr={i.get('cidrBlock')}",
-    "aws:ec2/subnet:Subnet": lambda i: f"{i.get('cidrBlock')} {i.get('availabilityZone')}",
-    "aws:kms/key:Key": lambda i: f"rotation={i.get('enableKeyRotation')}",
-    "aws:cloudwatch/logGroup:LogGroup": lambda i: f"{i.get('name')} retention={i.get('retentionInDays')}d",
-    "aws:iam/role:Role": lambda i: str(i.get("description", "")),
-    "aws:autoscaling/tag:Tag": lambda i: f"{(i.get('tag') or {}).get('key')}={(i.get('tag') or {}).get('value')}",
-    "aws:eks/addon:Addon": lambda i: f"{i.get('addonName')} {i.get('addonVersion') or ''}".strip(),
-}
-
-
-def summary(reg: offline.Registration) -> str:
-    if reg.type.startswith("kubernetes:") and reg.custom:
-        return _kube(reg.inputs)
-    fn = SUMMARIES.get(reg.type)
-    text = fn(reg.inputs) if fn else ""
-    if reg.ignore_changes:
-        text += f" ignore-changes={_join(reg.ignore_changes)}"
-    return text.strip()
-
-
-def tree_lines(result: offline.RenderResult) -> list[str]:
-    """The resource tree, children under parents, siblings sorted by type then name."""
-    by_parent: dict[str, list[offline.Registration]] = {}
-    known = {r.urn for r in result.resources}
-    for reg in result.resources:
-        parent = reg.parent if reg.parent in known else ""
-        by_parent.setdefault(parent, []).append(reg)
-    lines: list[str] = []
-
-    def walk(parent: str, depth: int) -> None:
-        for reg in sorted(by_parent.get(parent, []), key=lambda r: (r.type, r.name)):
-            detail = summary(reg)
-            lines.append(f"{'  ' * depth}{reg.type}  {reg.name}" + (f"  [{detail}]" if detail else ""))
-            walk(reg.urn, depth + 1)
-
-    walk("", 0)
-    return lines
-
-
-def plan_document(result: offline.RenderResult) -> dict[str, Any]:
-    resources = []
-    for reg in result.resources:
-        entry: dict[str, Any] = {
-            "urn": reg.urn,
-            "type": reg.type,
-            "name": reg.name,
-            "parent": reg.parent,
-            "custom": reg.custom,
-            "inputs": reg.inputs,
-            "dependencies": reg.dependencies,
-        }
-        options = {
-            "provider": reg.provider,
-            "ignoreChanges": reg.ignore_changes,
-            "replaceOnChanges": reg.replace_on_changes,
-            "deleteBeforeReplace": reg.delete_before_replace,
-            "protect": reg.protect,
-            "retainOnDelete": reg.retain_on_delete,
-        }
-        entry["options"] = {k: v for k, v in options.items() if v}
-        resources.append(entry)
-    return {"stack": result.stack, "resourceCount": len(resources), "outputs": result.outputs, "resources": resources}
-
-
-def kube_documents(result: offline.RenderResult) -> dict[str, list[dict[str, Any]]]:
-    """Kubernetes manifests grouped by the cluster they are applied to."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for reg, obj in result.kube_objects():
-        cluster = result.cluster_of(reg)
-        key = cluster.name if cluster else "unknown-cluster"
-        out.setdefault(key, []).append(obj)
-    for objs in out.values():
-        objs.sort(key=lambda o: (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-    return out
-
-
-def write(result: offline.RenderResult, out_dir: Path) -> list[Path]:
-    target = out_dir / result.stack
-    kube_dir = target / "kubernetes"
-    kube_dir.mkdir(parents=True, exist_ok=True)
-    for stale in kube_dir.glob("*.yaml"):
-        stale.unlink()
-    written = []
-    plan_path = target / "plan.json"
-    plan_path.write_text(json.dumps(plan_document(result), indent=2, sort_keys=True) + "\n")
-    written.append(plan_path)
-    for cluster, objs in sorted(kube_documents(result).items()):
-        path = kube_dir / f"{cluster}.yaml"
-        path.write_text(yaml.safe_dump_all(objs, sort_keys=True, default_flow_style=False))
-        written.append(path)
-    return written
-
-
-class _Diagnostics(logging.Formatter):
-    """``warning: <message>``, as the Pulumi CLI prints the program's diagnostics."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
-
-
-def _print_diagnostics() -> None:
-    # The mock engine logs the program's pulumi.log calls to the root logger.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Diagnostics())
-    root = logging.getLogger()
-    root.handlers = [handler]
-    root.setLevel(logging.WARNING)
+from mleks.cli import render
+from stacks.offline import PROJECT_ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name: a stacks/Pulumi.<stack>.yaml file, e.g. unified or dedicated")
-    parser.add_argument("--out", type=Path, default=offline.PROJECT_ROOT / "render-out", help="output folder (default: render-out/)")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "render-out", help="output folder (default: render-out/)")
     parser.add_argument("--quiet", action="store_true", help="do not print the resource tree")
     args = parser.parse_args(argv)
-    _print_diagnostics()
-    try:
-        result = offline.run(args.stack)
-    except (ConfigErrors, ConfigError) as err:
-        print(f"error: stack {args.stack!r}: {err}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        print("\n".join(tree_lines(result)))
-        print()
-    paths = write(result, args.out)
-    kinds: dict[str, int] = {}
-    for reg in result.resources:
-        kinds[reg.type] = kinds.get(reg.type, 0) + 1
-    print(f"stack {args.stack}: {len(result.resources)} resources, {sum(1 for _ in result.kube_objects())} Kubernetes objects")
-    for path in paths:
-        print(f"  wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
-    return 0
+    return render(PROJECT_ROOT, stack=args.stack, out=args.out, quiet=args.quiet)
 
 
 if __name__ == "__main__":

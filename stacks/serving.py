@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from components.ebs_csi_driver import EbsCsiDriver
-from components.errors import ConfigError
-from components.gpu_node_group import GpuNodeGroupArgs
-from components.inference_service import InferenceService, InferenceServiceArgs
-from components.jupyter_notebook import JupyterNotebook, port_forward_command, token_command
-from components.load_balancer_controller import AwsLoadBalancerController
-from components.node_capacity import fit_errors, gpu_count_error
-from components.workload_common import resolve_image
+from mleks.ebs_csi_driver import EbsCsiDriver
+from mleks.errors import ConfigError
+from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.inference_service import InferenceService, InferenceServiceArgs
+from mleks.jupyter_notebook import JupyterNotebook, port_forward_command, token_command
+from mleks.load_balancer_controller import AwsLoadBalancerController
+from mleks.manifests.node_capacity import fit_errors, gpu_count_error
+from mleks.manifests.workloads import resolve_image
 from stacks import topology
 
 if TYPE_CHECKING:

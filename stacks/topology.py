@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components import efa_device_plugin
-from components.efa_device_plugin import EfaDevicePlugin
-from components.errors import ConfigError
-from components.gpu_node_group import GpuNodeGroup, Role
-from components.ml_cluster import MLCluster
-from components.network import MLVpc
-from components.nvidia_device_plugin import NvidiaDevicePlugin
+from mleks import efa_device_plugin
+from mleks.efa_device_plugin import EfaDevicePlugin
+from mleks.errors import ConfigError
+from mleks.gpu_node_group import GpuNodeGroup, Role
+from mleks.ml_cluster import MLCluster
+from mleks.network import MLVpc
+from mleks.nvidia_device_plugin import NvidiaDevicePlugin
 from stacks.config import StackConfig
 
 ROLE_ORDER: tuple[Role, ...] = ("train", "inference")

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from components.dlc_training_job import (
+from mleks.dlc_training_job import (
     DLCTrainingJob,
     DLCTrainingJobArgs,
     plan_job,
 )
-from components.errors import ConfigError
+from mleks.errors import ConfigError
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig

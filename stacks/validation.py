@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic.alias_generators import to_snake
 
-from components.errors import ConfigError, ConfigErrors
-from components.schema import keyed_entries
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.validation.schema import keyed_entries
 from stacks import autoscaling, serving, topology, training
 from stacks.config import NAMESPACE, StackConfig, config_from_pulumi, parse_config
 

@@ -82,7 +82,7 @@ UPSTREAM_LBC_ACCEPTED = (
 
 
 def _is_upstream_lbc_policy(doc: dict[str, Any]) -> bool:
-    from components.load_balancer_controller import _POLICY_FILES, iam_policy
+    from mleks.load_balancer_controller import _POLICY_FILES, iam_policy
 
     return any(doc == iam_policy(partition) for partition in _POLICY_FILES)
 

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from components import efa_device_plugin
-from components.addon_registry import registries
-from components.errors import ConfigError
+from mleks import efa_device_plugin
+from mleks.catalogs.addon_registry import registries
+from mleks.errors import ConfigError
 from stacks import offline
 
 # One region per partition the table covers, and a commercial region with its own account.

@@ -15,18 +15,19 @@ from typing import Any
 import pytest
 import yaml
 
-from components import cluster_autoscaler_addon as ca_addon
-from components import escalator_addon
-from components.autoscaler_common import asg_arn
-from components.errors import ConfigErrors
-from components.escalator_addon import EscalatorArgs
-from components.escalator_config import EscalatorNodeGroupOptions, config_checksum, validate_with_escalator_rules
-from components.gpu_node_group import GpuNodeGroupArgs
-from components.ml_cluster import supported_kubernetes_versions
-from components.workload_identity import ROLE_ARN_ANNOTATION
+from mleks import cluster_autoscaler_addon as ca_addon
+from mleks import escalator_addon
+from mleks.catalogs.eks_versions import supported_kubernetes_versions
+from mleks.errors import ConfigErrors
+from mleks.escalator_addon import EscalatorArgs
+from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.manifests.controllers import asg_arn
+from mleks.manifests.escalator_config import EscalatorNodeGroupOptions, config_checksum
+from mleks.workload_identity import ROLE_ARN_ANNOTATION
 from stacks import offline, validation
 from stacks.offline import Registration, RenderResult
 from tests.checks import iam_documents, kube_version, lint_findings, schema_errors
+from tests.escalator_oracle import validate_with_escalator_rules
 
 ESCALATOR = "mleks:addons:EscalatorAddon"
 CLUSTER_AUTOSCALER = "mleks:addons:ClusterAutoscalerAddon"

@@ -13,10 +13,10 @@ from importlib import resources
 
 import pytest
 
-from components import cluster_autoscaler_addon as ca
+from mleks import cluster_autoscaler_addon as ca
 from stacks import offline
 
-DATA = json.loads(resources.files("components.data").joinpath("cluster_autoscaler_rbac.json").read_text())
+DATA = json.loads(resources.files("mleks.catalogs.data").joinpath("cluster_autoscaler_rbac.json").read_text())
 DRA = {"apiGroups": ["resource.k8s.io"], "resources": ["resourceslices", "deviceclasses", "resourceclaims"], "verbs": ["watch", "list", "get"]}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components.errors import ConfigErrors
+from mleks.errors import ConfigErrors
 from stacks import offline
 
 
@@ -279,7 +279,7 @@ def test_the_european_sovereign_cloud_region_is_accepted():
 
 
 def test_access_entries_follow_their_principal_when_the_list_changes():
-    from components.ml_cluster import access_entries
+    from mleks.ml_cluster import access_entries
 
     a, b = "arn:aws:iam::123456789012:role/Admins", "arn:aws:iam::123456789012:role/OnCall"
     assert access_entries([a, b]).keys() >= access_entries([b]).keys()

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from components import tags as tag_limits
-from components.errors import ConfigErrors
-from components.ml_cluster import extended_support_warning
+from mleks.catalogs.eks_versions import extended_support_warning
+from mleks.errors import ConfigErrors
+from mleks.validation import tags as tag_limits
 from stacks import offline
 
 
@@ -56,7 +56,7 @@ def test_an_unknown_mleks_key_is_refused_with_the_known_ones():
 
 @pytest.mark.parametrize("region", ["cn-north-1", "us-gov-west-1", "us-isob-east-1", "eusc-de-east-1", "mx-central-1"])
 def test_every_partitions_regions_are_known(region: str):
-    from components.partitions import check_region
+    from mleks.catalogs.partitions import check_region
 
     assert check_region(region) == region
 

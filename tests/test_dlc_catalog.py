@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from components import dlc_catalog, gpu_catalog
-from components.dlc_catalog import latest_version, resolve_dlc_image, volta_issue
-from components.errors import ConfigError
+from mleks.catalogs import dlc as dlc_catalog
+from mleks.catalogs import gpu as gpu_catalog
+from mleks.catalogs.dlc import latest_version, resolve_dlc_image, volta_issue
+from mleks.errors import ConfigError
 
 TODAY = datetime.date(2026, 11, 28)
 

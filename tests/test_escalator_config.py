@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.errors import ConfigError, ConfigErrors
-from components.escalator_config import (
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.manifests.escalator_config import (
     ENTRY_KEYS,
     EscalatorGroup,
     EscalatorNodeGroupOptions,
@@ -19,9 +19,9 @@ from components.escalator_config import (
     config_checksum,
     parse_go_duration,
     render_config_yaml,
-    validate_with_escalator_rules,
 )
-from components.schema import parse
+from mleks.validation.schema import parse
+from tests.escalator_oracle import validate_with_escalator_rules
 
 PREFIX = "escalator.nodeGroups.train"
 SECOND = 1_000_000_000

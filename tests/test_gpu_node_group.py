@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from components.errors import ConfigError, ConfigErrors
-from components.gpu_node_group import GpuNodeGroupArgs, cluster_autoscaler_template_tags, node_group_spec, subnets_in_zone
-from components.managed_node_group import efa_network_interfaces, launch_template_args, node_group_args
-from components.schema import parse
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.gpu_node_group import GpuNodeGroupArgs, cluster_autoscaler_template_tags, node_group_spec, subnets_in_zone
+from mleks.infra.managed_node_group import efa_network_interfaces, launch_template_args, node_group_args
+from mleks.validation.schema import parse
 from stacks import offline
 
 

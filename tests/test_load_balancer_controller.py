@@ -8,8 +8,8 @@ import json
 import pytest
 from parliament import analyze_policy_string
 
-from components import load_balancer_controller as lbc
-from components.errors import ConfigErrors
+from mleks import load_balancer_controller as lbc
+from mleks.errors import ConfigErrors
 from stacks import offline
 from stacks.offline import RenderResult
 from tests.checks import UPSTREAM_LBC_ACCEPTED, lint_findings

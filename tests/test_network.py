@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from components.network import subnet_plan
+from mleks.network import subnet_plan
 from stacks import critical_path, offline
 from stacks.offline import RenderResult
 
@@ -65,7 +65,7 @@ def test_the_longest_creation_chain_is_within_a_tenth_of_the_floor(rendered, sta
 def test_a_vpc_too_small_for_a_public_subnet_per_az_is_refused():
     cfg = copy.deepcopy(offline.load_stack_file("unified"))
     cfg["mleks:vpc"]["cidrBlock"] = "10.0.0.0/24"
-    from components.errors import ConfigErrors
+    from mleks.errors import ConfigErrors
 
     with pytest.raises(ConfigErrors) as info:
         offline.run("unified", config=cfg)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.gpu_catalog import catalog, supported_gpu_types
-from components.node_capacity import BATCH, ESCALATOR_SCALE_UP_PERCENT, SERVING, RequestShare, fit_errors, gpu_count_error, node_budget, share_requests
+from mleks.catalogs.gpu import catalog, supported_gpu_types
+from mleks.manifests.node_capacity import BATCH, ESCALATOR_SCALE_UP_PERCENT, SERVING, RequestShare, fit_errors, gpu_count_error, node_budget, share_requests
 
 # Every way to fill a node with equal GPU pods: (type, GPUs per pod).
 FULL_NODES = [

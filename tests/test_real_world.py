@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from components.workload_identity import AUTONAME_SUFFIX, IAM_ROLE_NAME_MAX
+from mleks.workload_identity import AUTONAME_SUFFIX, IAM_ROLE_NAME_MAX
 from stacks import offline
 from stacks.offline import RenderResult
 from tests.checks import iam_documents, kube_version, lint_findings, schema_errors

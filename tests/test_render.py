@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from mleks import cli
+from mleks.testing.render import tree_lines
 from stacks import render
 
 
@@ -40,29 +42,29 @@ def test_kubernetes_objects_are_written_per_cluster(tmp_path: Path):
 
 
 def test_tree_nests_gpu_groups_under_their_cluster(rendered):
-    lines = render.tree_lines(rendered["unified"])
+    lines = tree_lines(rendered["unified"])
     cluster_line = next(i for i, line in enumerate(lines) if line.startswith("mleks:cluster:MLCluster  ml-unified"))
     train_line = next(i for i, line in enumerate(lines) if "mleks:nodegroup:GpuNodeGroup  ml-unified-train-gpu" in line)
     assert train_line > cluster_line and lines[train_line].startswith("  ")
 
 
-def test_bad_config_exits_2_with_the_message(tmp_path: Path, monkeypatch, capsys):
+def test_bad_config_exits_2_with_the_message(tmp_path: Path, capsys):
     stacks_dir = tmp_path / "stacks"
     stacks_dir.mkdir()
     (stacks_dir / "Pulumi.broken.yaml").write_text("config:\n  aws:region: us-west-2\n  mleks:topology: hybrid\n")
-    (tmp_path / "Pulumi.yaml").write_text("name: mleks\n")
-    monkeypatch.setattr("stacks.offline.PROJECT_ROOT", tmp_path)
-    assert render.main(["broken", "--out", str(tmp_path / "out")]) == 2
+    (tmp_path / "Pulumi.yaml").write_text("name: mleks\nruntime: python\nstackConfigDir: stacks\n")
+    (tmp_path / "__main__.py").write_text("from stacks.program import main\n\nmain()\n")
+    assert cli.main(["render", "--stack", "broken", "--out", str(tmp_path / "out"), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "mleks:topology = 'hybrid'" in err and "mleks:nodeGroups" in err
 
 
 def test_an_unknown_stack_exits_2_listing_the_available_ones(capsys):
     assert render.main(["nosuch", "--quiet"]) == 2
-    assert "available stacks" in capsys.readouterr().err
+    assert "stacks with a file: ['dedicated', 'unified']" in capsys.readouterr().err
 
 
 def test_tree_shows_the_resolved_image_of_each_training_job(rendered):
-    lines = render.tree_lines(rendered["unified"])
+    lines = tree_lines(rendered["unified"])
     job = next(line for line in lines if "Job ml-training/gpu-smoke" in line)
     assert "image=763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch:2.13.0-cu133-amzn2023" in job

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.errors import ConfigError
-from components.partitions import partition_of
-from components.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
+from mleks.catalogs.partitions import partition_of
+from mleks.errors import ConfigError
+from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from tests.checks import lint_findings
 
 KEY_ID = "0d6b5f3e-1a2b-4c3d-9e8f-0123456789ab"
@@ -82,8 +82,8 @@ def test_with_a_key_every_statement_it_needs_and_only_through_s3() -> None:
 
 
 def test_every_partition_has_a_dns_suffix_matching_our_ecr_hosts():
-    from components import dlc_catalog
-    from components.partitions import service_host
+    from mleks.catalogs import dlc as dlc_catalog
+    from mleks.catalogs.partitions import service_host
 
     for region, registry in dlc_catalog.registries().items():
         assert registry.ecr_host == service_host("ecr", region), region

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from components import ebs_csi_driver, inference_service, jupyter_notebook
-from components.errors import ConfigError, ConfigErrors
-from components.gpu_catalog import catalog
-from components.inference_service import InferenceServiceArgs
-from components.jupyter_notebook import JupyterNotebookArgs
-from components.quantity import parse_quantity, storage_size
-from components.s3_access import parse_s3_uri, s3_policy
-from components.schema import keyed_entries, parse
-from components.workload_common import proportional_requests
+from mleks import ebs_csi_driver, inference_service, jupyter_notebook
+from mleks.catalogs.gpu import catalog
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.inference_service import InferenceServiceArgs
+from mleks.infra.s3_access import parse_s3_uri, s3_policy
+from mleks.jupyter_notebook import JupyterNotebookArgs
+from mleks.manifests.quantity import parse_quantity, storage_size
+from mleks.manifests.workloads import proportional_requests
+from mleks.validation.schema import keyed_entries, parse
 from stacks import offline
 from stacks.offline import Registration, RenderResult
 from tests.checks import iam_documents, lint_findings, schema_errors
@@ -652,7 +652,7 @@ def test_storage_sizes_must_fit_gp3():
 
 
 def test_a_service_account_role_needs_an_inline_or_a_managed_policy():
-    from components.workload_identity import ServiceAccountRole
+    from mleks.workload_identity import ServiceAccountRole
 
     with pytest.raises(ValueError, match="inline policy, managed_policy_arns, or both"):
         ServiceAccountRole("x", oidc_provider_arn="arn", oidc_issuer="issuer", namespace="ns", service_account="sa")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from components import gpu_catalog
-from components.dlc_training_job import (
+from mleks.catalogs import gpu as gpu_catalog
+from mleks.dlc_training_job import (
     COMPLETION_INDEX_ANNOTATION,
     TYPE,
     DLCTrainingJobArgs,
@@ -18,12 +18,12 @@ from components.dlc_training_job import (
     plan_job,
     render,
 )
-from components.errors import ConfigError, ConfigErrors
-from components.gpu_node_group import GpuNodeGroupArgs
-from components.node_capacity import node_budget
-from components.quantity import cpu_millis, memory_bytes
-from components.s3_access import S3Location, s3_policy
-from components.workload_common import namespace_object
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.infra.s3_access import S3Location, s3_policy
+from mleks.manifests.node_capacity import node_budget
+from mleks.manifests.quantity import cpu_millis, memory_bytes
+from mleks.manifests.workloads import namespace_object
 from stacks import offline, validation
 from tests.checks import kube_version, lint_findings, schema_errors
 

@@ -7,7 +7,7 @@ behind the rules below are collected in ``shared/reference/dlc-and-gpu.md``
 sections 1 and 3.
 
 Everything here is a plain function over that data, so tests call it without
-the Pulumi engine.  Bad input raises :class:`~components.errors.ConfigError`
+the Pulumi engine.  Bad input raises :class:`~mleks.errors.ConfigError`
 whose ``key`` is the argument name (``version``, ``region``, ...); the caller
 prefixes the config path.
 """
@@ -22,8 +22,8 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-from components import gpu_catalog
-from components.errors import ConfigError, ConfigWarning
+from mleks.catalogs import gpu as gpu_catalog
+from mleks.errors import ConfigError, ConfigWarning
 
 FRAMEWORKS = ("pytorch", "tensorflow")
 ACCELERATORS = ("gpu", "cpu")
@@ -113,7 +113,7 @@ class ResolvedImage:
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
-    text = resources.files("components.data").joinpath(name).read_text()
+    text = resources.files("mleks.catalogs.data").joinpath(name).read_text()
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
 

@@ -2,7 +2,7 @@
 
 Data: ``components/data/ec2_instance_types.txt`` (botocore's EC2 API model, source
 and date in the file).  GPU and other accelerated types are in
-:mod:`components.gpu_catalog`.
+:mod:`mleks.catalogs.gpu`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import difflib
 from functools import cache
 from importlib import resources
 
-from components import gpu_catalog
-from components.errors import ConfigError
+from mleks.catalogs import gpu as gpu_catalog
+from mleks.errors import ConfigError
 
 
 @cache
 def instance_types() -> frozenset[str]:
-    text = resources.files("components.data").joinpath("ec2_instance_types.txt").read_text()
+    text = resources.files("mleks.catalogs.data").joinpath("ec2_instance_types.txt").read_text()
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 

@@ -38,9 +38,9 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-from components.errors import ConfigError
-from components.gpu_catalog import InstanceType
-from components.quantity import cpu_millis, cpu_text, memory_bytes, memory_text
+from mleks.catalogs.gpu import InstanceType
+from mleks.errors import ConfigError
+from mleks.manifests.quantity import cpu_millis, cpu_text, memory_bytes, memory_text
 
 _MIB = 2**20
 _GIB = 2**30

@@ -1,7 +1,7 @@
 """The EKS managed node group and launch template shared by every node group.
 
-Both the CPU system group of :class:`~components.ml_cluster.MLCluster` and
-each :class:`~components.gpu_node_group.GpuNodeGroup` are an
+Both the CPU system group of :class:`~mleks.ml_cluster.MLCluster` and
+each :class:`~mleks.gpu_node_group.GpuNodeGroup` are an
 ``aws.eks.NodeGroup`` with a launch template of ours.  We own the launch
 template (rather than letting pulumi-eks generate one) so that what matters
 for security and cost is visible in ``pulumi preview`` and pinned by tests:

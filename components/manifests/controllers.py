@@ -1,7 +1,7 @@
 """Pieces both autoscaler add-ons share: placement, hardening, IAM ARNs, small objects.
 
-:class:`~components.escalator_addon.EscalatorAddon` and
-:class:`~components.cluster_autoscaler_addon.ClusterAutoscalerAddon` are two
+:class:`~mleks.escalator_addon.EscalatorAddon` and
+:class:`~mleks.cluster_autoscaler_addon.ClusterAutoscalerAddon` are two
 controllers with the same shape: a leader-elected Deployment of two replicas on
 the system nodes, an IRSA service account, a PodDisruptionBudget and a metrics
 Service.  What they have in common lives here, so the two stay alike.
@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
-from components import k8s_objects
-from components.errors import ConfigError, ConfigErrors
-from components.k8s_objects import KubeObject
-from components.ml_cluster import ROLE_LABEL, SYSTEM_ROLE, MLCluster
-from components.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.manifests import k8s_objects
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.ml_cluster import ROLE_LABEL, SYSTEM_ROLE, MLCluster
+from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 if TYPE_CHECKING:
-    from components.gpu_node_group import GpuNodeGroup
+    from mleks.gpu_node_group import GpuNodeGroup
 
 NAMESPACE = "kube-system"
 

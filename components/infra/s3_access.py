@@ -2,7 +2,7 @@
 
 Training jobs read data prefixes and write one checkpoint prefix; inference
 services read one model prefix.  Both give a pod exactly that through its IRSA
-role (:class:`~components.workload_identity.ServiceAccountRole`), with the
+role (:class:`~mleks.workload_identity.ServiceAccountRole`), with the
 policy :func:`s3_policy` writes from the locations :func:`parse_s3_uri` reads.
 Everything here is a plain function, so tests call it without the engine.
 """
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.errors import ConfigError
-from components.partitions import PARTITION_PATTERN, partition_of, service_host
+from mleks.catalogs.partitions import PARTITION_PATTERN, partition_of, service_host
+from mleks.errors import ConfigError
 
 # Region name prefixes and their partitions, most specific first (``us-iso-``
 # would also match ``us-isob-``).  Every other region is in ``aws``.

@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-from components.errors import ConfigError
+from mleks.errors import ConfigError
 
 Architecture = Literal["amd64", "arm64"]
 
@@ -67,7 +67,7 @@ class InstanceType:
 @cache
 def catalog() -> dict[str, InstanceType]:
     """All known accelerated instance types, by name."""
-    raw = json.loads(resources.files("components.data").joinpath("gpu_instances.json").read_text())
+    raw = json.loads(resources.files("mleks.catalogs.data").joinpath("gpu_instances.json").read_text())
     out: dict[str, InstanceType] = {}
     for row in raw["instance_types"]:
         out[row["instance_type"]] = InstanceType(

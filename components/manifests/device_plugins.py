@@ -12,10 +12,10 @@ from typing import Any
 
 import pulumi
 
-from components import k8s_objects
-from components.gpu_node_group import GPU_TOLERATION
-from components.k8s_objects import KubeObject
-from components.ml_cluster import MLCluster
+from mleks.gpu_node_group import GPU_TOLERATION
+from mleks.manifests import k8s_objects
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.ml_cluster import MLCluster
 
 NAMESPACE = "kube-system"
 

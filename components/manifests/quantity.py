@@ -11,7 +11,7 @@ The grammar is the one in ``k8s.io/apimachinery/pkg/api/resource/quantity.go``::
 
 A quantity the API server would reject, or one that makes no sense for the
 field (a 10-byte disk, a negative CPU), fails at config load with a
-:class:`~components.errors.ConfigError` instead of during ``pulumi up``.
+:class:`~mleks.errors.ConfigError` instead of during ``pulumi up``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-from components.errors import ConfigError
+from mleks.errors import ConfigError
 
 _QUANTITY = re.compile(r"^(?P<sign>[+-]?)(?P<number>\d+\.?\d*|\.\d+)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|[numkMGTPE])?$")
 

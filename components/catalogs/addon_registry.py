@@ -18,14 +18,14 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from components.errors import ConfigError
-from components.partitions import service_host
+from mleks.catalogs.partitions import service_host
+from mleks.errors import ConfigError
 
 
 @cache
 def registries() -> dict[str, str]:
     """Region -> the account of its EKS add-on registry."""
-    rows = resources.files("components.data").joinpath("eks_addon_registries.tsv").read_text().splitlines()
+    rows = resources.files("mleks.catalogs.data").joinpath("eks_addon_registries.tsv").read_text().splitlines()
     data = [line.split("\t") for line in rows if line and not line.startswith("#")]
     header, body = data[0], data[1:]
     assert header == ["region", "account"], header

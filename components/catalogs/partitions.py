@@ -12,7 +12,7 @@ import difflib
 from functools import cache
 from importlib import resources
 
-from components.errors import ConfigError
+from mleks.errors import ConfigError
 
 PARTITIONS = (
     ("cn-", "aws-cn"),
@@ -58,7 +58,7 @@ def service_host(service: str, region: str) -> str:
 @cache
 def regions() -> dict[str, str]:
     """Every AWS region and its partition (``components/data/aws_regions.tsv``, from botocore's endpoint data)."""
-    lines = resources.files("components.data").joinpath("aws_regions.tsv").read_text().splitlines()
+    lines = resources.files("mleks.catalogs.data").joinpath("aws_regions.tsv").read_text().splitlines()
     rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
     assert rows[0] == ["region", "partition", "description"], rows[0]
     return {region: partition for region, partition, _ in rows[1:]}

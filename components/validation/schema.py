@@ -9,7 +9,7 @@ Every argument model in this package subclasses :class:`Model`:
 * models are frozen, so a validated value cannot be changed afterwards.
 
 :func:`parse` turns pydantic's ``ValidationError`` into our
-:class:`~components.errors.ConfigErrors`, whose messages name the full key path,
+:class:`~mleks.errors.ConfigErrors`, whose messages name the full key path,
 the bad value and what is accepted.
 
 :func:`keyed_entries` (and the :data:`ByName` field type) reads the config
@@ -28,7 +28,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails
 
-from components.errors import ConfigError, ConfigErrors
+from mleks.errors import ConfigError, ConfigErrors
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")

@@ -6,8 +6,8 @@ by reference); GPU placement, resources and ``/dev/shm``; pod and container
 security contexts; the objects of a long-running server (labels, metadata,
 Service, container, pod); namespaces with Pod Security labels; and the
 annotations that tell ``pulumi up`` how long to wait.  What a node can give
-pods is in :mod:`components.node_capacity`, S3 access in
-:mod:`components.s3_access`.
+pods is in :mod:`mleks.manifests.node_capacity`, S3 access in
+:mod:`mleks.infra.s3_access`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, model_validator
 
-from components import dlc_catalog
-from components.dlc_catalog import OWN_IMAGE_ADVICE
-from components.errors import ConfigError, ConfigWarning
-from components.gpu_catalog import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
-from components.gpu_node_group import GPU_TOLERATION
-from components.k8s_objects import KubeObject
-from components.ml_cluster import ROLE_LABEL
-from components.node_capacity import SERVING, share_requests
-from components.quantity import cpu_text, memory_text, parse_quantity
-from components.schema import Model, VersionText
+from mleks.catalogs import dlc as dlc_catalog
+from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
+from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
+from mleks.errors import ConfigError, ConfigWarning
+from mleks.gpu_node_group import GPU_TOLERATION
+from mleks.manifests.k8s_objects import KubeObject
+from mleks.manifests.node_capacity import SERVING, share_requests
+from mleks.manifests.quantity import cpu_text, memory_text, parse_quantity
+from mleks.ml_cluster import ROLE_LABEL
+from mleks.validation.schema import Model, VersionText
 
 # DNS-1035 label (a Service name must be one), kept short so that derived
 # names (``<name>-token``, ``<name>-internal``, IAM role names) stay in limits.
@@ -213,7 +213,7 @@ def placement(role: str, gpus: int) -> dict[str, Any]:
 
 def proportional_requests(instance: InstanceType, gpus: int) -> tuple[str, str]:
     """Default CPU and memory requests of a long-running pod with ``gpus`` of ``instance``'s
-    GPUs: 75% of their share of what a node can give pods (see :mod:`components.node_capacity`)."""
+    GPUs: 75% of their share of what a node can give pods (see :mod:`mleks.manifests.node_capacity`)."""
     cpu, memory = share_requests(instance, gpus, SERVING)
     return cpu_text(cpu), memory_text(memory)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from components.errors import ConfigError
+from mleks.errors import ConfigError
 
 MAX_TAGS_PER_RESOURCE = 50
 MAX_KEY_LENGTH = 128

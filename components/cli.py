@@ -1,0 +1,79 @@
+"""The ``mleks`` command: ``mleks render [--stack NAME] [--out DIR] [--quiet] [PROGRAM_DIR]``.
+
+``render`` runs a Pulumi Python program (default: the current folder) offline
+under :mod:`mleks.testing`'s mocks with its stack's config, prints the resource
+tree and writes ``<out>/<stack>/plan.json`` and ``<out>/<stack>/kubernetes/<cluster>.yaml``.
+No AWS account, credentials, network or Pulumi CLI is used, and the same
+program and config always give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mleks.errors import ConfigError, ConfigErrors
+
+
+class _Diagnostics(logging.Formatter):
+    """``warning: <message>``, as the Pulumi CLI prints a program's diagnostics."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _print_diagnostics() -> None:
+    # The mock engine logs the program's pulumi.log calls to the root logger.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Diagnostics())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+def render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: bool) -> int:
+    # Imported here: the Pulumi SDKs are heavy, and `mleks --help` should not wait for them.
+    from mleks.testing.program import Project
+    from mleks.testing.render import tree_lines, write
+
+    _print_diagnostics()
+    try:
+        project = Project.load(program_dir)
+        name = stack or project.default_stack()
+        result = project.run(name)
+    except (ConfigErrors, ConfigError) as err:
+        print(f"error: stack {stack!r}: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not quiet:
+        print("\n".join(tree_lines(result)))
+        print()
+    paths = write(result, out if out is not None else project.directory / "render-out")
+    print(f"stack {name}: {len(result.resources)} resources, {len(result.kube_objects())} Kubernetes objects")
+    for path in paths:
+        print(f"  wrote {_shown(path)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mleks", description="Tools for Pulumi programs built with mleks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cmd = commands.add_parser("render", help="run a Pulumi program offline and write its plan and Kubernetes YAML")
+    cmd.add_argument("program_dir", nargs="?", type=Path, default=Path.cwd(), help="folder with Pulumi.yaml (default: the current one)")
+    cmd.add_argument("--stack", help="stack name, i.e. a Pulumi.<stack>.yaml (default: the only one)")
+    cmd.add_argument("--out", type=Path, help="output folder (default: <program_dir>/render-out)")
+    cmd.add_argument("--quiet", action="store_true", help="do not print the resource tree")
+    args = parser.parse_args(argv)
+    return render(args.program_dir, stack=args.stack, out=args.out, quiet=args.quiet)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
