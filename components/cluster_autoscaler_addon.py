@@ -31,6 +31,7 @@ from typing import Any, Literal
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
+from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError
 from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from mleks.manifests.controllers import (
@@ -48,7 +49,6 @@ from mleks.manifests.controllers import (
 )
 from mleks.manifests.escalator_config import parse_go_duration, require_duration
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import MLCluster
 from mleks.validation.schema import Model
 
 NAME = "cluster-autoscaler"
@@ -402,13 +402,15 @@ class ClusterAutoscalerAddon(pulumi.ComponentResource):
         name: str,
         args: ClusterAutoscalerArgs,
         *,
-        cluster: MLCluster,
+        cluster: EksCluster,
         node_groups: Sequence[GpuNodeGroup],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         group_args = [g.args for g in node_groups]
         require_valid_groups(node_group_errors(group_args, cluster.kubernetes_version), node_groups, cluster, "cluster-autoscaler")
         super().__init__("mleks:addons:ClusterAutoscalerAddon", name, None, opts)
+        for group in node_groups:
+            group.watched_by.add("cluster-autoscaler")
 
         asg_names: pulumi.Output[list[str]] = pulumi.Output.all(*[g.asg_name for g in node_groups])
         node_group_names: pulumi.Output[list[str]] = pulumi.Output.all(*[g.node_group_name for g in node_groups])

@@ -63,6 +63,7 @@ from pydantic import Field, field_validator, model_validator
 from mleks.catalogs import dlc as dlc_catalog
 from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
 from mleks.catalogs.gpu import InstanceType
+from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError, ConfigWarning
 from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
@@ -71,7 +72,6 @@ from mleks.manifests.k8s_objects import KubeObject
 from mleks.manifests.node_capacity import BATCH, fit_errors, gpu_count_error, node_budget, share_requests
 from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
 from mleks.manifests.workloads import EnvVars, container_security_context, placement, pod_security_context, resources, shared_memory_volume
-from mleks.ml_cluster import MLCluster
 from mleks.validation.schema import Model, VersionText
 from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
@@ -672,7 +672,7 @@ class DLCTrainingJob(pulumi.ComponentResource):
         name: str,
         args: DLCTrainingJobArgs,
         *,
-        cluster: MLCluster,
+        cluster: EksCluster,
         node_group: GpuNodeGroupArgs,
         region: str,
         depends_on: list[pulumi.Resource] | None = None,
@@ -690,7 +690,8 @@ class DLCTrainingJob(pulumi.ComponentResource):
             role = ServiceAccountRole.of_cluster(f"{name}-irsa", cluster, parent=self, namespace=plan.namespace, service_account=plan.name, policy=plan.policy)
             role_arn = role.role_arn
 
-        deps = list(depends_on or [])
+        # DLC training images run as root, so the namespace cannot be restricted on their account.
+        deps = unique([*cluster.namespace(plan.namespace, non_root=False), *(depends_on or [])])
         created: list[pulumi.Resource] = []
         for obj in render(plan, role_arn):
             extra = job_resource_options() if obj["kind"] == "Job" else {}

@@ -42,10 +42,10 @@ import pulumi
 import pulumi_aws as aws
 
 from mleks.catalogs.partitions import partition_of
+from mleks.cluster_base import EksCluster
 from mleks.infra import kms
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import MLCluster
 from mleks.workload_identity import ServiceAccountRole
 
 TOKEN = "mleks:addons:EbsCsiDriver"
@@ -135,7 +135,7 @@ class EbsCsiDriver(pulumi.ComponentResource):
         self,
         name: str,
         *,
-        cluster: MLCluster,
+        cluster: EksCluster,
         kms_key_arn: str | None = None,
         addon_version: str | None = None,
         opts: pulumi.ResourceOptions | None = None,

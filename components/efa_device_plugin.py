@@ -10,10 +10,10 @@ from __future__ import annotations
 import pulumi
 
 from mleks.catalogs.addon_registry import addon_image
+from mleks.cluster_base import EksCluster
 from mleks.gpu_node_group import EFA_PRESENT_LABEL
 from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import MLCluster
 
 # aws/eks-charts aws-efa-k8s-device-plugin chart v0.5.30, app v0.5.20 (see
 # shared/reference/dlc-and-gpu.md section 4.5).  The image lives in the EKS
@@ -58,6 +58,7 @@ def render(region: str) -> list[KubeObject]:
 class EfaDevicePlugin(pulumi.ComponentResource):
     """The AWS EFA device plugin DaemonSet, scoped to EFA-enabled nodes of one cluster."""
 
-    def __init__(self, name: str, *, cluster: MLCluster, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, *, cluster: EksCluster, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mleks:addons:EfaDevicePlugin", name, None, opts)
+        cluster.device_plugin_added("efa", self)
         register(self, name, cluster, render(cluster.region), VERSION)

@@ -33,6 +33,7 @@ from typing import Any
 import pulumi
 from pydantic import Field, field_validator
 
+from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from mleks.manifests.controllers import (
@@ -58,7 +59,7 @@ from mleks.manifests.escalator_config import (
     require_duration,
 )
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import ROLE_LABEL, MLCluster
+from mleks.ml_cluster import ROLE_LABEL
 from mleks.validation.schema import Model
 
 NAME = "escalator"
@@ -334,13 +335,15 @@ class EscalatorAddon(pulumi.ComponentResource):
         name: str,
         args: EscalatorArgs,
         *,
-        cluster: MLCluster,
+        cluster: EksCluster,
         node_groups: Sequence[GpuNodeGroup],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         group_args = [g.args for g in node_groups]
         require_valid_groups(node_group_errors(args, group_args), node_groups, cluster, "Escalator")
         super().__init__("mleks:addons:EscalatorAddon", name, None, opts)
+        for group in node_groups:
+            group.watched_by.add("escalator")
 
         asg_names: pulumi.Output[list[str]] = pulumi.Output.all(*[g.asg_name for g in node_groups])
         config_yaml = asg_names.apply(lambda names: render_config(args, group_args, names))

@@ -17,9 +17,10 @@ from pydantic import Field, field_validator, model_validator
 
 from mleks.catalogs import gpu as gpu_catalog
 from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
-from mleks.errors import ConfigError
+from mleks.cluster_base import EksCluster, after_program
+from mleks.errors import ConfigError, ConfigErrors
 from mleks.infra.managed_node_group import NodeGroupSpec, RootVolume, asg_name_of, create_node_group
-from mleks.ml_cluster import ROLE_LABEL, MLCluster
+from mleks.ml_cluster import ROLE_LABEL
 from mleks.validation.schema import Model, raise_all
 
 Role = Literal["train", "inference"]
@@ -306,7 +307,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
         name: str,
         args: GpuNodeGroupArgs,
         *,
-        cluster: MLCluster,
+        cluster: EksCluster,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mleks:nodegroup:GpuNodeGroup", name, None, opts)
@@ -347,4 +348,26 @@ class GpuNodeGroup(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self),
                 )
 
-        self.register_outputs({"asg_name": self.asg_name, "node_group_name": self.node_group_name})
+        self.watched_by: set[str] = set()
+        """The autoscaler add-ons that scale this group (they add themselves)."""
+        cluster.gpu_group_added(self)
+        self.register_outputs(
+            {"asg_name": self.asg_name, "node_group_name": self.node_group_name, "autoscaler": after_program(lambda: self._check_owner_watches(name))}
+        )
+
+    def _check_owner_watches(self, name: str) -> str:
+        """The owner, once the program has run; raise if no add-on of that kind scales the group."""
+        owner = self.args.owner
+        if owner != "none" and owner not in self.watched_by:
+            addon = "EscalatorAddon" if owner == "escalator" else "ClusterAutoscalerAddon"
+            raise ConfigErrors(
+                [
+                    ConfigError(
+                        f"{name}.autoscaler",
+                        owner,
+                        f"an {addon} in the same cluster with this group in its node_groups, or autoscaler='none' for a fixed-size group",
+                        f"nothing scales the group, so it stays at minSize ({self.args.min_size}) and {owner} is never told about it",
+                    )
+                ]
+            )
+        return owner

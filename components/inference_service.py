@@ -44,6 +44,7 @@ import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
 from mleks.catalogs.gpu import InstanceType
+from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
 from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
@@ -65,12 +66,13 @@ from mleks.manifests.workloads import (
     probe_failure_threshold,
     proportional_requests,
     resolve_image,
+    runs_as_non_root,
     server_container,
     serving_port_only,
     shared_memory_volume,
     workload_labels,
 )
-from mleks.ml_cluster import MLCluster, check_cidr_blocks
+from mleks.ml_cluster import check_cidr_blocks
 from mleks.validation.schema import Model
 from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
@@ -520,7 +522,7 @@ class InferenceService(pulumi.ComponentResource):
         name: str,
         args: InferenceServiceArgs,
         *,
-        cluster: MLCluster,
+        cluster: EksCluster,
         node_group: GpuNodeGroupArgs,
         region: str,
         depends_on: Sequence[pulumi.Resource] = (),
@@ -544,6 +546,8 @@ class InferenceService(pulumi.ComponentResource):
             role_arn = role.role_arn
 
         objects = render(args, image=resolved.uri, instance=node_group.smallest_instance, region=region, role_arn=role_arn)
+        namespace = cluster.namespace(args.namespace, non_root=runs_as_non_root(args.run_as_user), readiness_gates=args.exposure == "internal-nlb")
+        depends_on = unique([*namespace, *depends_on])
         account = k8s_objects.create(objects[0], cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name)
         created = {}
         for obj in objects[1:]:

@@ -39,6 +39,7 @@ import pulumi_random as random
 from pydantic import Field, field_validator, model_validator
 
 from mleks.catalogs.gpu import InstanceType
+from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
 from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.manifests import k8s_objects
@@ -58,12 +59,12 @@ from mleks.manifests.workloads import (
     pod_spec,
     proportional_requests,
     resolve_image,
+    runs_as_non_root,
     server_container,
     serving_port_only,
     shared_memory_volume,
     workload_labels,
 )
-from mleks.ml_cluster import MLCluster
 from mleks.validation.schema import Model
 
 TOKEN = "mleks:notebooks:JupyterNotebook"
@@ -283,7 +284,7 @@ class JupyterNotebook(pulumi.ComponentResource):
         name: str,
         args: JupyterNotebookArgs,
         *,
-        cluster: MLCluster,
+        cluster: EksCluster,
         node_group: GpuNodeGroupArgs | None,
         region: str,
         storage_class: str,
@@ -308,6 +309,7 @@ class JupyterNotebook(pulumi.ComponentResource):
 
         # The pod starts only once its account, token, Service and policy exist.
         *before, statefulset = objects
+        depends_on = unique([*cluster.namespace(args.namespace, non_root=runs_as_non_root(args.run_as_user)), *depends_on])
         first = [k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name) for obj in before]
         k8s_objects.create(statefulset, cluster.k8s_opts(self, depends_on=[*depends_on, *first]), name_prefix=name)
 

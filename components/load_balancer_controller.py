@@ -42,7 +42,8 @@ import pulumi_kubernetes as k8s
 
 from mleks.catalogs.addon_registry import registry_host
 from mleks.catalogs.partitions import partition_of
-from mleks.ml_cluster import ROLE_LABEL, SYSTEM_ROLE, MLCluster
+from mleks.cluster_base import EksCluster
+from mleks.ml_cluster import ROLE_LABEL, SYSTEM_ROLE
 from mleks.validation.schema import Model
 from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
@@ -138,7 +139,7 @@ class AwsLoadBalancerController(pulumi.ComponentResource):
     Service that needs the controller should depend on.
     """
 
-    def __init__(self, name: str, *, cluster: MLCluster, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, *, cluster: EksCluster, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TOKEN, name, None, opts)
         role = ServiceAccountRole.of_cluster(
             f"{name}-irsa",

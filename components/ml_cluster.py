@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from mleks.catalogs.ec2 import check_cpu_instance_type
 from mleks.catalogs.eks_versions import extended_support_warning, kubernetes_version_status, supported_kubernetes_versions
 from mleks.catalogs.partitions import PARTITION_PATTERN, partition_of
+from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError
 from mleks.infra import kms
 from mleks.infra.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
@@ -289,7 +290,23 @@ _EC2_TRUST = {
 }
 
 
-class MLCluster(pulumi.ComponentResource):
+def create_node_role(
+    name: str, cluster_name: str, policy_arns: Sequence[str], *, tags: dict[str, str], parent: pulumi.Resource
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """The IAM role EKS nodes run as, with ``policy_arns`` attached."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        f"{name}-node-role",
+        description=f"EKS node role for {cluster_name}",
+        assume_role_policy=json.dumps(_EC2_TRUST, sort_keys=True),
+        tags=tags,
+        opts=child,
+    )
+    attachments = [aws.iam.RolePolicyAttachment(f"{name}-node-role-{arn.rsplit('/', 1)[1]}", role=role.name, policy_arn=arn, opts=child) for arn in policy_arns]
+    return role, attachments
+
+
+class MLCluster(EksCluster):
     """An EKS cluster ready for GPU node groups and ML add-ons.
 
     Outputs: ``cluster_name``, ``kubeconfig`` (secret), ``oidc_provider_arn``,
@@ -315,12 +332,11 @@ class MLCluster(pulumi.ComponentResource):
         ``node_dependencies``: what every node group must wait for beyond the cluster, such as the
         NAT routes nodes need to pull images (:attr:`mleks.network.MLVpc.egress`); the
         control plane itself waits only for the subnets."""
-        super().__init__("mleks:cluster:MLCluster", name, None, opts)
+        super().__init__("mleks:cluster:MLCluster", name, opts)
         support = extended_support_warning(args.kubernetes_version)
         if support is not None:
             pulumi.log.warn(str(support.under(config_key)), resource=self)
         self.args = args
-        self.name = name
         self.region = region
         self.kubernetes_version = args.kubernetes_version
         self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids)
@@ -347,17 +363,7 @@ class MLCluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.node_role = aws.iam.Role(
-            f"{name}-node-role",
-            description=f"EKS node role for {cluster_name}",
-            assume_role_policy=json.dumps(_EC2_TRUST, sort_keys=True),
-            tags=tags,
-            opts=child,
-        )
-        attachments = [
-            aws.iam.RolePolicyAttachment(f"{name}-node-role-{arn.rsplit('/', 1)[1]}", role=self.node_role.name, policy_arn=arn, opts=child)
-            for arn in node_role_policy_arns(partition_of(region))
-        ]
+        self.node_role, attachments = create_node_role(name, cluster_name, node_role_policy_arns(partition_of(region)), tags=tags, parent=self)
 
         endpoint = args.endpoint
         self.cluster = eks.Cluster(
@@ -428,6 +434,7 @@ class MLCluster(pulumi.ComponentResource):
             depends_on=self.node_prerequisites,
         )
         self.node_role_attachments = attachments
+        self.addon_prerequisites = [self.system_node_group]
 
         # Every Kubernetes object goes through this provider; making it depend
         # on the system nodes means no add-on is applied to a cluster that has
@@ -448,7 +455,3 @@ class MLCluster(pulumi.ComponentResource):
                 "node_role_arn": self.node_role_arn,
             }
         )
-
-    def k8s_opts(self, parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
-        """Options for a Kubernetes object of this cluster, parented to ``parent``."""
-        return pulumi.ResourceOptions(parent=parent, provider=self.provider, **kwargs)  # type: ignore[arg-type]

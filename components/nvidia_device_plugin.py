@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pulumi
 
+from mleks.cluster_base import EksCluster
 from mleks.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL
 from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import MLCluster
 
 # Pinned upstream release (NVIDIA/k8s-device-plugin v0.20.0, 2026-08-19; see
 # shared/reference/dlc-and-gpu.md section 4.4).
@@ -61,6 +61,7 @@ def render() -> list[KubeObject]:
 class NvidiaDevicePlugin(pulumi.ComponentResource):
     """The NVIDIA device plugin DaemonSet, scoped to AL2023 GPU nodes of one cluster."""
 
-    def __init__(self, name: str, *, cluster: MLCluster, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, *, cluster: EksCluster, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mleks:addons:NvidiaDevicePlugin", name, None, opts)
+        cluster.device_plugin_added("nvidia", self)
         register(self, name, cluster, render(), VERSION)

@@ -23,7 +23,7 @@ import pulumi
 import pulumi_aws as aws
 
 if TYPE_CHECKING:
-    from mleks.ml_cluster import MLCluster
+    from mleks.cluster_base import EksCluster
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 
@@ -132,7 +132,7 @@ class ServiceAccountRole(pulumi.ComponentResource):
     def of_cluster(
         cls,
         name: str,
-        cluster: MLCluster,
+        cluster: EksCluster,
         *,
         parent: pulumi.Resource,
         namespace: str,

@@ -71,4 +71,7 @@ def build(cfg: StackConfig, platform: Platform) -> None:
         # Retained on delete: users keep their own objects there (data claims,
         # secrets), which deleting the namespace would destroy with it.
         opts = cluster.k8s_opts(cluster, retain_on_delete=True)
-        platform.namespaces[(cluster_name, namespace)] = k8s_objects.create(entry.render(namespace), opts, name_prefix=cluster_name)
+        created = k8s_objects.create(entry.render(namespace), opts, name_prefix=cluster_name)
+        platform.namespaces[(cluster_name, namespace)] = created
+        # Workloads ask their cluster for their namespace: this is it.
+        cluster.adopt_namespace(namespace, created)

@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 import pulumi
 
 from mleks import efa_device_plugin
-from mleks.efa_device_plugin import EfaDevicePlugin
 from mleks.errors import ConfigError
 from mleks.gpu_node_group import GpuNodeGroup, Role
 from mleks.ml_cluster import MLCluster
 from mleks.network import MLVpc
-from mleks.nvidia_device_plugin import NvidiaDevicePlugin
 from stacks.config import StackConfig
 
 ROLE_ORDER: tuple[Role, ...] = ("train", "inference")
@@ -114,9 +112,5 @@ def build(cfg: StackConfig) -> Platform:
                 cluster=cluster,
                 opts=pulumi.ResourceOptions(parent=cluster),
             )
-        groups = [cfg.node_groups[r] for r in cp.roles]
-        if any(g.ami_family == "al2023" for g in groups):
-            NvidiaDevicePlugin(f"{cp.name}-nvidia", cluster=cluster, opts=pulumi.ResourceOptions(parent=cluster))
-        if any(g.efa for g in groups):
-            EfaDevicePlugin(f"{cp.name}-efa", cluster=cluster, opts=pulumi.ResourceOptions(parent=cluster))
+        # The cluster adds the device plugins its groups need (see mleks.cluster_base).
     return platform

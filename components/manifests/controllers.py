@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
+from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import ROLE_LABEL, SYSTEM_ROLE, MLCluster
+from mleks.ml_cluster import ROLE_LABEL, SYSTEM_ROLE
 from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def account_and_partition(parent: pulumi.Resource) -> tuple[pulumi.Output[str], 
     return account, partition
 
 
-def require_valid_groups(errors: list[ConfigError], node_groups: Sequence[GpuNodeGroup], cluster: MLCluster, controller: str) -> None:
+def require_valid_groups(errors: list[ConfigError], node_groups: Sequence[GpuNodeGroup], cluster: EksCluster, controller: str) -> None:
     """Refuse, before anything is registered, groups the controller cannot scale: ``errors``
     from its own checks, and groups of another cluster (an autoscaler only sees its own)."""
     if errors:
@@ -230,7 +231,7 @@ def deploy_with_irsa(
     parent: pulumi.Resource,
     name: str,
     *,
-    cluster: MLCluster,
+    cluster: EksCluster,
     service_account: str,
     policy: pulumi.Input[dict[str, Any]],
     render: Callable[[pulumi.Output[str]], list[KubeObject]],

@@ -12,10 +12,10 @@ from typing import Any
 
 import pulumi
 
+from mleks.cluster_base import EksCluster
 from mleks.gpu_node_group import GPU_TOLERATION
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import MLCluster
 
 NAMESPACE = "kube-system"
 
@@ -51,7 +51,7 @@ def daemonset(name: str, version: str, *, pod: dict[str, Any], update_strategy: 
     }
 
 
-def register(component: pulumi.ComponentResource, name: str, cluster: MLCluster, objects: list[KubeObject], version: str) -> None:
+def register(component: pulumi.ComponentResource, name: str, cluster: EksCluster, objects: list[KubeObject], version: str) -> None:
     """Create the plugin's objects in ``cluster`` under ``component``, and register its outputs."""
     for obj in objects:
         k8s_objects.create(obj, cluster.k8s_opts(component), name_prefix=name)

@@ -70,6 +70,8 @@ class MleksMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str | None = None) -> None:
         """``region``: what ARNs and hosts name.  Default: the ``aws:region`` config that :func:`set_mocks` is given."""
         self.region = region or "us-west-2"
+        self.existing_cluster_version = "1.35"
+        """What a looked-up existing cluster reports as its version."""
         self._monitor: RecordingMonitor | None = None
 
     def _monitor_ref(self) -> RecordingMonitor:
@@ -178,6 +180,27 @@ class MleksMocks(pulumi.runtime.Mocks):
             filters = {f["name"]: list(f["values"]) for f in args.args.get("filters", [])}
             ids = [s for s in filters.get("subnet-id", []) if any(s.endswith(az) for az in filters.get("availability-zone", []))]
             return {"id": self.region, "ids": ids}, []
+        if tok == "aws:eks/getCluster:getCluster":
+            # An existing cluster, as ExistingCluster looks it up.
+            name = args.args.get("name", "existing")
+            minor = self.existing_cluster_version
+            return {
+                "id": name,
+                "name": name,
+                "arn": _arn("eks", f"cluster/{name}", self.region),
+                "version": minor,
+                "endpoint": f"https://{name}.gr7.{self.region}.eks.amazonaws.com",
+                "certificateAuthorities": [{"data": "bW9jay1jYQ=="}],
+                "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{name.upper().replace('-', '')}"}]}],
+                "vpcConfig": {
+                    "vpcId": f"vpc-{name}",
+                    "subnetIds": [f"subnet-{name}-{self.region}{z}" for z in "abc"],
+                    "clusterSecurityGroupId": f"sg-{name}-cluster",
+                },
+            }, []
+        if tok == "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider":
+            url = str(args.args.get("url", "")).removeprefix("https://")
+            return {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}", "url": url}, []
         if tok == "aws:ec2/getSubnet:getSubnet":
             sid = args.args.get("id", "subnet-x")
             return {"id": sid, "availabilityZone": f"{self.region}a"}, []

@@ -64,6 +64,7 @@ class Project:
     def run(self, stack: str, config: dict[str, Any] | None = None) -> RenderResult:
         """Run the program's entry point offline for ``stack`` (config: the stack file's, unless given)."""
         cfg = self.stack_config(stack) if config is None else config
+
         def program() -> None:
             runpy.run_path(str(self.main), run_name="__main__")
 

@@ -1,0 +1,149 @@
+"""EksCluster: what every mleks component needs from a cluster, and how the parts find each other.
+
+Both :class:`~mleks.ml_cluster.MLCluster` (a cluster mleks creates) and
+:class:`~mleks.existing_cluster.ExistingCluster` (one you already run) are an
+``EksCluster``.  Besides the facts components read (region, version, the
+Kubernetes provider, the OIDC issuer...), the cluster is where the parts of a
+program meet, so that components alone compose into a working platform:
+
+* **Device plugins** come with the first GPU group that needs them: the NVIDIA
+  plugin with an AL2023 group (Bottlerocket ships its own), the EFA plugin with
+  an EFA group.
+* **Autoscaler ownership** is checked once the program has run: a group owned
+  by Escalator or cluster-autoscaler that no such add-on watches would stay at
+  its minimum size forever, so the update fails naming it.
+* **Namespaces** a workload names are created once per cluster, at the Pod
+  Security level every workload in them allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+from mleks.manifests import k8s_objects
+
+if TYPE_CHECKING:
+    from mleks.gpu_node_group import GpuNodeGroup
+
+PREEXISTING_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+"""Namespaces every cluster has; workloads may use them, mleks never owns them."""
+
+
+def after_program(check: Callable[[], Any]) -> pulumi.Output[Any]:
+    """An Output whose value is ``check()``, run once the whole program has run.
+
+    Components use it for what only the finished program can tell (is this
+    group watched by an autoscaler?).  Put in a component's outputs, an
+    exception from ``check`` fails the update with its message.
+    """
+
+    async def wait_then_check() -> Any:
+        root = pulumi.runtime.get_root_resource()
+        # The SDK's Stack marks its outputs registered when the program function returns.
+        while root is not None and not getattr(root, "_outputs_registered", True):
+            await asyncio.sleep(0)
+        return check()
+
+    return pulumi.Output.from_input(asyncio.ensure_future(wait_then_check()))
+
+
+class EksCluster(pulumi.ComponentResource):
+    """An EKS cluster as mleks components see it; see :class:`MLCluster` and :class:`ExistingCluster`."""
+
+    name: str
+    region: str
+    kubernetes_version: str
+    tags: dict[str, str]
+    cluster_name: pulumi.Output[str]
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: pulumi.Output[list[str]]
+    cluster_security_group_id: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    provider: pulumi.ProviderResource
+    node_prerequisites: list[pulumi.Resource]
+    """What every node group of this cluster waits for."""
+    addon_prerequisites: list[pulumi.Resource]
+    """What an add-on with pods (an EKS add-on waits until they run) waits for: nodes to run on."""
+
+    def __init__(self, type_: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
+        super().__init__(type_, name, None, opts)
+        self.name = name
+        self.gpu_groups: list[GpuNodeGroup] = []
+        self._device_plugins: dict[str, pulumi.Resource] = {}
+        self._namespaces: dict[str, pulumi.Resource] = {}
+        self._namespace_needs: dict[str, list[tuple[bool, bool]]] = {}
+
+    def k8s_opts(self, parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
+        """Options for a Kubernetes object of this cluster, parented to ``parent``."""
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, **kwargs)  # type: ignore[arg-type]
+
+    # -- device plugins --------------------------------------------------------------
+
+    def gpu_group_added(self, group: GpuNodeGroup) -> None:
+        """Called by each GpuNodeGroup of this cluster: add the device plugins it needs, once."""
+        # Imported here: the plugins import the node group module for its labels.
+        from mleks.efa_device_plugin import EfaDevicePlugin
+        from mleks.nvidia_device_plugin import NvidiaDevicePlugin
+
+        self.gpu_groups.append(group)
+        child = pulumi.ResourceOptions(parent=self)
+        if group.args.ami_family == "al2023" and "nvidia" not in self._device_plugins:
+            NvidiaDevicePlugin(f"{self.name}-nvidia", cluster=self, opts=child)
+        if group.args.efa and "efa" not in self._device_plugins:
+            EfaDevicePlugin(f"{self.name}-efa", cluster=self, opts=child)
+
+    def device_plugin_added(self, kind: str, plugin: pulumi.Resource) -> None:
+        """Called by each device plugin: one per kind and cluster (two DaemonSets of one name would clash)."""
+        if kind in self._device_plugins:
+            raise ValueError(f"cluster {self.name} already runs the {kind} device plugin: it comes with the first GPU group that needs it; do not add another")
+        self._device_plugins[kind] = plugin
+
+    # -- namespaces ------------------------------------------------------------------
+
+    def adopt_namespace(self, name: str, namespace: pulumi.Resource) -> None:
+        """A Namespace made elsewhere (by a stack that plans them) that workloads should use."""
+        self._namespaces[name] = namespace
+
+    def namespace(self, name: str, *, non_root: bool, readiness_gates: bool = False) -> list[pulumi.Resource]:
+        """What a workload in namespace ``name`` waits for: its Namespace, created on first use.
+
+        ``non_root``: whether this workload runs as non-root; the namespace
+        enforces ``restricted`` Pod Security only if every workload in it does
+        (else ``baseline``).  ``readiness_gates``: whether it is behind the AWS
+        Load Balancer Controller.  Built-in namespaces are never created.
+        """
+        if name in PREEXISTING_NAMESPACES:
+            return []
+        self._namespace_needs.setdefault(name, []).append((non_root, readiness_gates))
+        from mleks.manifests.workloads import namespace_object  # it imports the node group module, which imports this one
+
+        if name not in self._namespaces:
+            # The labels are settled once every workload of the program has asked.
+            labels = after_program(lambda: self._namespace_labels(name))
+            obj = namespace_object(name, restricted=True)
+            obj["metadata"]["labels"] = labels
+            # Retained on delete: users keep their own objects there (data claims, secrets).
+            self._namespaces[name] = k8s_objects.create(obj, self.k8s_opts(self, retain_on_delete=True), name_prefix=self.name)
+        return [self._namespaces[name]]
+
+    def _namespace_labels(self, name: str) -> dict[str, str]:
+        from mleks.manifests.workloads import namespace_object
+
+        needs = self._namespace_needs[name]
+        rendered = namespace_object(name, restricted=all(n for n, _ in needs), readiness_gates=any(g for _, g in needs))
+        return dict(rendered["metadata"]["labels"])
+
+
+def unique(resources: Sequence[pulumi.Resource]) -> list[pulumi.Resource]:
+    """``resources`` without repeats, in order (two routes to one Namespace are one dependency)."""
+    seen: list[pulumi.Resource] = []
+    for r in resources:
+        if not any(r is s for s in seen):
+            seen.append(r)
+    return seen

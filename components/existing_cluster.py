@@ -1,0 +1,131 @@
+"""ExistingCluster: an EKS cluster you already run, for mleks GPU groups, autoscalers and workloads.
+
+The commonest case: the cluster exists (eksctl, terraform-aws-eks, the
+console), and you want GPU node groups, Escalator or cluster-autoscaler, and
+training jobs in it.  ``ExistingCluster`` looks the cluster up by name and
+offers the same interface :class:`~mleks.ml_cluster.MLCluster` gives
+components; it creates nothing in the control plane.
+
+What it needs from you, and why:
+
+* ``kubernetes_version``: the cluster's minor (``"1.35"``).  Add-on images are
+  pinned per minor before anything is looked up; the update fails if the
+  cluster reports another minor.
+* the cluster's IAM OIDC provider must exist (``eksctl utils
+  associate-iam-oidc-provider``): autoscalers and workloads get AWS rights
+  through IRSA.
+* ``node_role_arn`` (optional): the role new GPU nodes run as.  Default: a new
+  role with the kubelet's policies *and* ``AmazonEKS_CNI_Policy``, because an
+  existing cluster's VPC CNI usually takes its rights from the node role.  The
+  cluster must accept the role: EKS adds access entries for managed node
+  group roles itself.
+* ``private_subnet_ids`` (optional): where GPU nodes go.  Default: the
+  cluster's own subnets; name private ones if those include public subnets.
+
+Kubernetes objects go through a provider that authenticates with
+``aws eks get-token``, as ``aws eks update-kubeconfig`` sets up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from mleks.catalogs.eks_versions import kubernetes_version_status, supported_kubernetes_versions
+from mleks.catalogs.partitions import partition_of
+from mleks.cluster_base import EksCluster
+from mleks.errors import ConfigError, ConfigErrors
+from mleks.ml_cluster import create_node_role, node_role_policy_arns, vpc_cni_policy_arn
+
+
+def _kubeconfig(cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
+    token = ["eks", "get-token", "--cluster-name", cluster_name, "--region", region]
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws", "args": token}}
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "current-context": cluster_name,
+            "users": [{"name": cluster_name, "user": user}],
+        },
+        sort_keys=True,
+    )
+
+
+def _field(obj: Any, name: str) -> Any:
+    """A field of a lookup result, typed or (as some engines hand it back) a plain mapping."""
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+
+class ExistingCluster(EksCluster):
+    """An EKS cluster looked up by name.  Outputs: ``cluster_name``, ``oidc_provider_arn``, ``node_role_arn``."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cluster_name: str,
+        region: str,
+        kubernetes_version: str,
+        node_role_arn: pulumi.Input[str] | None = None,
+        private_subnet_ids: pulumi.Input[Sequence[str]] | None = None,
+        tags: dict[str, str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        if kubernetes_version_status(kubernetes_version) == "unsupported":
+            accepted = f"the cluster's minor version, one of {supported_kubernetes_versions()}"
+            raise ConfigErrors([ConfigError("kubernetes_version", kubernetes_version, accepted, "not supported by EKS today")])
+        super().__init__("mleks:cluster:ExistingCluster", name, opts)
+        self.region = region
+        self.kubernetes_version = kubernetes_version
+        self.tags = {**(tags or {}), "mleks/cluster": cluster_name}
+        invoke = pulumi.InvokeOptions(parent=self)
+        found = aws.eks.get_cluster_output(name=cluster_name, opts=invoke)
+        self.cluster_name = found.name
+        self.vpc_id = found.vpc_config.vpc_id
+        self.cluster_security_group_id = found.vpc_config.cluster_security_group_id
+        self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids) if private_subnet_ids is not None else found.vpc_config.subnet_ids
+        issuer_url = found.identities.apply(lambda ids: str(_field(_field(ids[0], "oidcs")[0], "issuer")))
+        self.oidc_issuer = issuer_url.apply(lambda url: url.removeprefix("https://"))
+        self.oidc_provider_arn = aws.iam.get_open_id_connect_provider_output(url=issuer_url, opts=invoke).arn
+
+        attachments: list[pulumi.Resource] = []
+        if node_role_arn is None:
+            partition = partition_of(region)
+            role, made = create_node_role(name, cluster_name, [*node_role_policy_arns(partition), vpc_cni_policy_arn(partition)], tags=self.tags, parent=self)
+            self.node_role_arn = role.arn
+            attachments = list(made)
+        else:
+            self.node_role_arn = pulumi.Output.from_input(node_role_arn)
+        self.node_prerequisites = attachments
+        self.addon_prerequisites = []  # its nodes already run
+
+        kubeconfig = pulumi.Output.all(found.endpoint, found.certificate_authorities).apply(
+            lambda v: _kubeconfig(cluster_name, region, str(v[0]), str(_field(v[1][0], "data")))
+        )
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig)
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=pulumi.ResourceOptions(parent=self))
+
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "node_role_arn": self.node_role_arn,
+                "kubernetes_version": found.version.apply(lambda actual: self._check_version(str(actual))),
+            }
+        )
+
+    def _check_version(self, actual: str) -> str:
+        minor = ".".join(actual.split(".")[:2])
+        if minor != self.kubernetes_version:
+            raise ConfigErrors(
+                [ConfigError("kubernetes_version", self.kubernetes_version, f'"{minor}", the version the cluster runs', "not the cluster's version")]
+            )
+        return minor
