@@ -178,7 +178,7 @@ class EbsCsiDriver(pulumi.ComponentResource):
             resolve_conflicts_on_update="OVERWRITE",
             tags=cluster.tags,
             # The controller needs nodes to run on, and the role before it starts.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster.system_node_group, role]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*cluster.addon_prerequisites, role]),
         )
         # A StorageClass is only a name and parameters: it need not wait for the
         # driver, and claims that name it wait for their pods anyway.

@@ -91,7 +91,7 @@ class ExistingCluster(EksCluster):
         self.cluster_name = found.name
         self.vpc_id = found.vpc_config.vpc_id
         self.cluster_security_group_id = found.vpc_config.cluster_security_group_id
-        self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids) if private_subnet_ids is not None else found.vpc_config.subnet_ids
+        self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids).apply(list) if private_subnet_ids is not None else found.vpc_config.subnet_ids
         issuer_url = found.identities.apply(lambda ids: str(_field(_field(ids[0], "oidcs")[0], "issuer")))
         self.oidc_issuer = issuer_url.apply(lambda url: url.removeprefix("https://"))
         self.oidc_provider_arn = aws.iam.get_open_id_connect_provider_output(url=issuer_url, opts=invoke).arn

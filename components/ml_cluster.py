@@ -339,7 +339,7 @@ class MLCluster(EksCluster):
         self.args = args
         self.region = region
         self.kubernetes_version = args.kubernetes_version
-        self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids)
+        self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids).apply(list)
         self.vpc_id = pulumi.Output.from_input(vpc_id)
         tags = {**(tags or {}), "mleks/cluster": cluster_name}
         self.tags = tags

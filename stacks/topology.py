@@ -70,7 +70,7 @@ class Platform:
 
     def cluster_for(self, role: Role) -> MLCluster | None:
         group = self.node_groups.get(role)
-        return group.cluster if group else None
+        return self.clusters[group.cluster.name] if group else None
 
     def namespace(self, cluster: MLCluster, name: str) -> list[pulumi.Resource]:
         """What a workload in ``name`` must depend on: the stack's Namespace, if it owns one."""
