@@ -12,7 +12,7 @@ gets the controller, installed as upstream ships it:
 * its AWS rights through IRSA, with the upstream IAM policy of the same
   release for the cluster's partition (``docs/install/iam_policy*.json`` of
   kubernetes-sigs/aws-load-balancer-controller, kept under
-  ``components/data/aws_load_balancer_controller/``);
+  ``mleks/catalogs/data/aws_load_balancer_controller/``);
 * on the system nodes, two replicas, ``region`` and ``vpcId`` given, because
   with IMDS at hop limit 1 the controller cannot look them up itself (the EKS
   user guide ``lbc-helm`` asks for both where IMDS is restricted).

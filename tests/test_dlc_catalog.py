@@ -1,6 +1,6 @@
 """DLC image resolution: URIs from the catalog data, and every refusal and warning.
 
-Expected URIs are written out by hand from components/data/dlc_images.tsv and
+Expected URIs are written out by hand from mleks/catalogs/data/dlc_images.tsv and
 dlc_registries.tsv (which copy shared/data/dlc-images.tsv and
 shared/data/dlc-registry-hostnames.txt), so a change in the resolver or the
 data shows up here.

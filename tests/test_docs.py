@@ -56,13 +56,21 @@ def _code_blocks(lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.+?)\n```", README, flags=re.S)
 
 
-def test_the_readme_python_example_runs_under_the_mock_engine():
-    from stacks import offline
-
+def test_the_readme_python_example_is_the_training_cluster_example_verbatim():
     (example,) = _code_blocks("python")
-    result = offline.run("unified", config={"aws:region": "us-east-1"}, program=lambda: exec(example, {}))
+    assert example + "\n" == (ROOT / "examples" / "training-cluster" / "__main__.py").read_text()
+
+
+def test_the_readme_python_example_builds_a_train_group_that_escalator_scales():
+    from mleks.testing import Project
+
+    result = Project.load(ROOT / "examples" / "training-cluster").run("dev")
     types = {r.type for r in result.resources}
-    assert {"mleks:cluster:MLCluster", "mleks:nodegroup:GpuNodeGroup", "mleks:addons:NvidiaDevicePlugin"} <= types
+    assert {"mleks:cluster:MLCluster", "mleks:nodegroup:GpuNodeGroup", "mleks:addons:EscalatorAddon", "mleks:addons:NvidiaDevicePlugin"} <= types
+    [group] = result.of_type("mleks:nodegroup:GpuNodeGroup")
+    assert group.outputs["autoscaler"] == "escalator"  # checked once the program ran: an EscalatorAddon watches it
+    [config] = [o for _, o in result.kube_objects() if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "escalator-config"]
+    assert "research-train" in config["data"]["nodegroups_config.yaml"]
     assert "trainAsg" in result.outputs
 
 

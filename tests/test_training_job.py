@@ -27,7 +27,7 @@ from mleks.manifests.workloads import namespace_object
 from stacks import offline, validation
 from tests.checks import kube_version, lint_findings, schema_errors
 
-# Known-good URIs, written out by hand from components/data/dlc_images.tsv
+# Known-good URIs, written out by hand from mleks/catalogs/data/dlc_images.tsv
 # (pytorch 2.13 GPU EC2 tag) and dlc_registries.tsv (account per region).
 EXPECTED_IMAGES = {
     ("unified", "gpu-smoke"): "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch:2.13.0-cu133-amzn2023",

@@ -9,7 +9,7 @@ pull from its own region's registry (``AmazonEC2ContainerRegistryPullOnly``);
 an image named in another region's registry fails with ImagePullBackOff in
 China and GovCloud, whose partitions cannot reach the commercial one.
 
-The table is ``components/data/eks_addon_registries.tsv`` (source in the file
+The table is ``mleks/catalogs/data/eks_addon_registries.tsv`` (source in the file
 and in SOURCES.md).
 """
 
@@ -46,6 +46,6 @@ def addon_image(region: str, repository: str, tag: str, *, key: str) -> str:
             key,
             True,
             f"a region with a known Amazon EKS add-on registry ({', '.join(sorted(registries()))}), or turn this off",
-            f"no EKS add-on image registry is recorded for {region} (components/data/eks_addon_registries.tsv), so {repository} has nowhere to come from",
+            f"no EKS add-on image registry is recorded for {region} (mleks/catalogs/data/eks_addon_registries.tsv), so {repository} has nowhere to come from",
         )
     return f"{host}/{repository}:{tag}"

@@ -1,8 +1,8 @@
 """AWS Deep Learning Container (DLC) images: the catalog and the URI resolver.
 
-The data lives in ``components/data/dlc_images.tsv`` (one row per image) and
-``components/data/dlc_registries.tsv`` (registry account and ECR host per
-region); ``components/data/SOURCES.md`` says where each came from.  The facts
+The data lives in ``mleks/catalogs/data/dlc_images.tsv`` (one row per image) and
+``mleks/catalogs/data/dlc_registries.tsv`` (registry account and ECR host per
+region); ``mleks/catalogs/data/SOURCES.md`` says where each came from.  The facts
 behind the rules below are collected in ``shared/reference/dlc-and-gpu.md``
 sections 1 and 3.
 

@@ -1,6 +1,6 @@
 """Every EC2 instance type name, for checking types that are not GPU types (the system group).
 
-Data: ``components/data/ec2_instance_types.txt`` (botocore's EC2 API model, source
+Data: ``mleks/catalogs/data/ec2_instance_types.txt`` (botocore's EC2 API model, source
 and date in the file).  GPU and other accelerated types are in
 :mod:`mleks.catalogs.gpu`.
 """

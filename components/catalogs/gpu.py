@@ -1,6 +1,6 @@
 """Accelerated EC2 instance facts, and the checks a GPU node group needs.
 
-The data lives in ``components/data/gpu_instances.json`` (source and retrieval
+The data lives in ``mleks/catalogs/data/gpu_instances.json`` (source and retrieval
 date inside the file).  Everything here is a plain function over that data, so
 tests call it without the Pulumi engine.
 """
@@ -92,7 +92,7 @@ def supported_gpu_types() -> list[str]:
 
 def _accepted_summary() -> str:
     families = sorted({catalog()[n].family for n in supported_gpu_types()})
-    return f"an NVIDIA GPU instance type from the families {families} (see components/data/gpu_instances.json)"
+    return f"an NVIDIA GPU instance type from the families {families} (see mleks/catalogs/data/gpu_instances.json)"
 
 
 def nvidia_gpu_type(name: str) -> InstanceType:

@@ -29,7 +29,7 @@ PARTITION_PATTERN = "|".join(sorted({"aws", *(p for _, p in PARTITIONS)}))
 
 
 # Service endpoint DNS suffix per partition, as in each region's ECR host in
-# components/data/dlc_registries.tsv (botocore 1.44.8 endpoint data).
+# mleks/catalogs/data/dlc_registries.tsv (botocore 1.44.8 endpoint data).
 DNS_SUFFIXES = {
     "aws": "amazonaws.com",
     "aws-cn": "amazonaws.com.cn",
@@ -57,7 +57,7 @@ def service_host(service: str, region: str) -> str:
 
 @cache
 def regions() -> dict[str, str]:
-    """Every AWS region and its partition (``components/data/aws_regions.tsv``, from botocore's endpoint data)."""
+    """Every AWS region and its partition (``mleks/catalogs/data/aws_regions.tsv``, from botocore's endpoint data)."""
     lines = resources.files("mleks.catalogs.data").joinpath("aws_regions.tsv").read_text().splitlines()
     rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
     assert rows[0] == ["region", "partition", "description"], rows[0]

@@ -19,13 +19,15 @@ objects that carry the key.
 
 from __future__ import annotations
 
+import contextvars
+import re
 from collections.abc import Mapping
 from functools import partial
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import InitErrorDetails
 
 from mleks.errors import ConfigError, ConfigErrors
@@ -35,7 +37,12 @@ T = TypeVar("T")
 
 
 class Model(BaseModel):
-    """Frozen, strict-keyed pydantic model with camelCase aliases."""
+    """Frozen, strict-keyed pydantic model with camelCase aliases.
+
+    Built directly in Python (``GpuNodeGroupArgs(role="train", ...)``), a model
+    raises :class:`~mleks.errors.ConfigErrors` naming every bad argument by its
+    Python name (``instance_types[0]``), not pydantic's ``ValidationError``.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -45,6 +52,26 @@ class Model(BaseModel):
         use_attribute_docstrings=True,
         validate_default=True,
     )
+
+    if not TYPE_CHECKING:  # keep the typed keyword signature pydantic's mypy plugin gives each model
+
+        def __init__(self, /, **data: Any) -> None:
+            # pydantic calls a custom __init__ for nested models too; only the
+            # outermost call translates, so nested errors keep their locations.
+            depth = _VALIDATING.get()
+            token = _VALIDATING.set(depth + 1)
+            try:
+                super().__init__(**data)
+            except pydantic.ValidationError as exc:
+                if depth:
+                    raise
+                raise to_config_errors(exc, type(self), python_names=True) from None
+            finally:
+                _VALIDATING.reset(token)
+
+
+_VALIDATING: contextvars.ContextVar[int] = contextvars.ContextVar("mleks_validating", default=0)
+"""How deep in model validation we are: 0 outside, 1 in a top-level build or :func:`parse`."""
 
 
 def _format_loc(prefix: str, loc: tuple[Any, ...]) -> str:
@@ -90,8 +117,24 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigErrors:
-    """Translate a pydantic error into ``ConfigErrors`` with full key paths."""
+_CAMEL_PART = re.compile(r"[a-z][a-zA-Z0-9]*")
+
+
+def _python_key(key: str) -> str:
+    """``diskThroughputMibps`` -> ``disk_throughput_mibps``, part by part (label and tag keys are left alone)."""
+    return ".".join(to_snake(part) if _CAMEL_PART.fullmatch(part.split("[", 1)[0]) else part for part in key.split("."))
+
+
+def to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], prefix: str = "", *, python_names: bool = False) -> ConfigErrors:
+    """Translate a pydantic error into ``ConfigErrors`` with full key paths (in Python spelling with ``python_names``)."""
+    translated = _to_config_errors(exc, model, prefix)
+    if python_names:
+        for err in translated.errors:
+            err.key = _python_key(err.key)
+    return translated
+
+
+def _to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], prefix: str) -> ConfigErrors:
     errors: list[ConfigError] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
@@ -134,10 +177,13 @@ def raise_all(title: str, errors: list[ConfigError]) -> NoReturn:
 
 def parse(model: type[M], data: Any, prefix: str = "") -> M:
     """Validate ``data`` into ``model``; raise ``ConfigErrors`` naming every bad key."""
+    token = _VALIDATING.set(_VALIDATING.get() + 1)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise to_config_errors(exc, model, prefix) from None
+    finally:
+        _VALIDATING.reset(token)
 
 
 # -- entries named by a key ------------------------------------------------------
