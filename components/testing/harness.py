@@ -9,6 +9,7 @@ network or Pulumi CLI is involved.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +86,17 @@ class RenderResult:
         return None
 
 
+def _finish_what_is_left() -> None:
+    """After a failed program, let the registrations it left pending finish (their errors dropped),
+    so they cannot fail the next run in this process."""
+    loop = asyncio.get_event_loop()
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    # The SDK awaits every Output task it tracks at the end of a run; drop the failed run's.
+    pulumi.runtime.settings.SETTINGS.outputs.clear()
+
+
 def run(
     program: Callable[[], None],
     *,
@@ -110,6 +122,7 @@ def run(
         _sync_await(pulumi.runtime.stack.run_in_stack(program))
     except Exception as err:
         err.registered_urns = sorted(monitor.registrations)  # type: ignore[attr-defined]
+        _finish_what_is_left()
         raise
     finally:
         if collecting:
