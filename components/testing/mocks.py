@@ -16,6 +16,7 @@ Two traps of the stock mock engine are handled here
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,6 +224,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
+        # The stock monitor deserializes each resource's inputs for the mocks; keep them
+        # (per thread: the SDK may call the monitor from several) instead of doing it twice.
+        self._seen = threading.local()
+        answer = mocks.new_resource
+
+        def new_resource(args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+            self._seen.inputs = args.inputs
+            return answer(args)
+
+        self.mocks.new_resource = new_resource  # type: ignore[method-assign]
         self.registrations: dict[str, Registration] = {}
         self.registered_outputs: dict[str, dict[str, Any]] = {}
         self.secret_outputs: dict[str, list[str]] = {}
@@ -248,7 +259,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             return response
         urn = response.urn
         state = self.resources[urn].state if urn in self.resources else {}
-        inputs = rpc.deserialize_properties(request.object)
+        inputs = getattr(self._seen, "inputs", None)
+        self._seen.inputs = None
+        if inputs is None:
+            inputs = rpc.deserialize_properties(request.object)
         self.registrations[urn] = Registration(
             urn=urn,
             type=request.type,
