@@ -185,7 +185,7 @@ def node_group_errors(groups: Sequence[GpuNodeGroupArgs], kubernetes_version: st
         if g.owner != "cluster-autoscaler":
             errors.append(
                 ConfigError(
-                    f"nodeGroups.{g.role}.autoscaler",
+                    f"nodeGroups.{g.key}.autoscaler",
                     g.owner,
                     "cluster-autoscaler, for a group given to cluster-autoscaler",
                     "the group belongs to another autoscaler",

@@ -35,7 +35,7 @@ from pydantic import Field, field_validator
 
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
-from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
+from mleks.gpu_node_group import NODE_GROUP_LABEL, GpuNodeGroup, GpuNodeGroupArgs
 from mleks.manifests.controllers import (
     NAMESPACE,
     account_and_partition,
@@ -59,7 +59,6 @@ from mleks.manifests.escalator_config import (
     require_duration,
 )
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import ROLE_LABEL
 from mleks.validation.schema import Model
 
 NAME = "escalator"
@@ -76,7 +75,7 @@ METRICS_PORT = 8080
 CHECKSUM_ANNOTATION = "checksum/config"
 
 OPTIONS_KEY = "escalator.nodeGroups"
-"""Where per-group options live in the stack config (``mleks:escalator.nodeGroups.<role>``)."""
+"""Where per-group options live in the stack config (``mleks:escalator.nodeGroups.<group name>``)."""
 
 # A modest footprint.  Memory grows with the number of pods in the cluster
 # (Escalator caches every non-terminated pod in an informer, §4.2); 512Mi
@@ -110,9 +109,9 @@ class EscalatorArgs(Model):
         require_duration(value, positive=True)
         return value
 
-    def for_roles(self, roles: Sequence[str]) -> EscalatorArgs:
-        """These settings with only the options of ``roles`` (one cluster's groups)."""
-        return self.model_copy(update={"node_groups": {k: v for k, v in self.node_groups.items() if k in roles}})
+    def for_groups(self, names: Sequence[str]) -> EscalatorArgs:
+        """These settings with only the options of the groups named ``names`` (one cluster's groups)."""
+        return self.model_copy(update={"node_groups": {k: v for k, v in self.node_groups.items() if k in names}})
 
 
 # --------------------------------------------------------------------------
@@ -120,22 +119,23 @@ class EscalatorArgs(Model):
 # --------------------------------------------------------------------------
 
 
-def _placeholder_asg(role: str) -> str:
-    return f"<ASG of nodeGroups.{role}>"
+def _placeholder_asg(key: str) -> str:
+    return f"<ASG of nodeGroups.{key}>"
 
 
 def escalator_groups(args: EscalatorArgs, groups: Sequence[GpuNodeGroupArgs], asg_names: Sequence[str]) -> list[EscalatorGroup]:
-    """One Escalator group per node group: named after its role, selecting ``role=<role>``."""
+    """One Escalator group per node group, named after it, selecting the label only its nodes carry
+    (``mleks.io/node-group=<name>``): two Escalator groups on one label would count the same pods and both scale."""
     return [
         EscalatorGroup(
-            name=g.role,
-            label_key=ROLE_LABEL,
-            label_value=g.role,
+            name=g.group_name,
+            label_key=NODE_GROUP_LABEL,
+            label_value=g.group_name,
             min_nodes=g.min_size,
             max_nodes=g.max_size,
             asg_name=asg,
-            options=args.node_groups.get(g.role, EscalatorNodeGroupOptions()),
-            config_key=f"{OPTIONS_KEY}.{g.role}",
+            options=args.node_groups.get(g.key, EscalatorNodeGroupOptions()),
+            config_key=f"{OPTIONS_KEY}.{g.key}",
         )
         for g, asg in zip(groups, asg_names, strict=True)
     ]
@@ -151,22 +151,22 @@ def node_group_errors(args: EscalatorArgs, groups: Sequence[GpuNodeGroupArgs]) -
     errors: list[ConfigError] = []
     if not groups:
         errors.append(ConfigError("nodeGroups", [], "at least one node group with autoscaler: escalator", "Escalator has nothing to scale"))
-    roles = [g.role for g in groups]
+    names = [g.key for g in groups]
     for key in args.node_groups:
-        if key not in roles:
-            errors.append(ConfigError(f"{OPTIONS_KEY}.{key}", key, f"the role of a node group Escalator scales here: {roles}", "no such Escalator node group"))
+        if key not in names:
+            errors.append(ConfigError(f"{OPTIONS_KEY}.{key}", key, f"the name of a node group Escalator scales here: {names}", "no such Escalator node group"))
     valid: list[GpuNodeGroupArgs] = []
     for g in groups:
         if g.owner != "escalator":
             errors.append(
-                ConfigError(f"nodeGroups.{g.role}.autoscaler", g.owner, "escalator, for a group given to Escalator", "the group belongs to another autoscaler")
+                ConfigError(f"nodeGroups.{g.key}.autoscaler", g.owner, "escalator, for a group given to Escalator", "the group belongs to another autoscaler")
             )
         elif g.min_size >= g.max_size:
             # Escalator rejects min_nodes >= max_nodes (§2), and a group whose
             # size cannot change has nothing to scale.
             errors.append(
                 ConfigError(
-                    f"nodeGroups.{g.role}.maxSize",
+                    f"nodeGroups.{g.key}.maxSize",
                     g.max_size,
                     f"a number greater than minSize ({g.min_size}), or autoscaler: none for a fixed-size group",
                     "Escalator requires min_nodes < max_nodes",
@@ -175,7 +175,7 @@ def node_group_errors(args: EscalatorArgs, groups: Sequence[GpuNodeGroupArgs]) -
         else:
             valid.append(g)
     try:
-        build_node_group_entries(escalator_groups(args, valid, [_placeholder_asg(g.role) for g in valid]))
+        build_node_group_entries(escalator_groups(args, valid, [_placeholder_asg(g.key) for g in valid]))
     except ConfigErrors as exc:
         errors.extend(exc.errors)
     return errors

@@ -8,12 +8,13 @@ training, cluster-autoscaler for inference, or none) owns each group's size.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from mleks.catalogs import gpu as gpu_catalog
 from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
@@ -37,6 +38,8 @@ GPU_TOLERATION = {"key": NVIDIA_GPU_RESOURCE, "operator": "Exists", "effect": "N
 # Labels we put on GPU nodes.  ``nvidia.com/gpu.present`` is also what AL2023's
 # nodeadm sets; setting it ourselves makes it true from the first moment and on
 # Bottlerocket too.
+NODE_GROUP_LABEL = "mleks.io/node-group"
+"""Every node carries its group's name; a pod that must land on one group (and be counted by its Escalator) selects it."""
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 EFA_PRESENT_LABEL = "vpc.amazonaws.com/efa.present"
 AMI_FAMILY_LABEL = "mleks.io/ami-family"
@@ -61,11 +64,39 @@ _AMI_TYPES = {
 CA_TEMPLATE_PREFIX = "k8s.io/cluster-autoscaler/node-template"
 
 
+_GROUP_NAME = re.compile(r"[a-z]([a-z0-9-]{0,16}[a-z0-9])?")
+GROUP_NAME_MAX = 18
+"""Resource names are ``<namePrefix (32)>-<group>-gpu`` and EKS node group names get Pulumi's
+8-character suffix, within EKS's 63 characters: 18 is what is left for the group."""
+
+
+def normalized_group_name(name: str) -> str:
+    """The spelling a group name takes in resource names and labels: lower case, ``_`` as ``-``."""
+    return name.strip().lower().replace("_", "-")
+
+
+def check_group_name(value: str) -> str:
+    """``value`` unchanged if it normalizes to a valid group name (see :func:`normalized_group_name`)."""
+    if not _GROUP_NAME.fullmatch(normalized_group_name(value)):
+        raise ConfigError(
+            "",
+            value,
+            f"1-{GROUP_NAME_MAX} letters, digits, dashes or underscores, starting with a letter, e.g. train-p5",
+            "not a node group name (it becomes part of AWS and Kubernetes names)",
+        )
+    return value
+
+
 class GpuNodeGroupArgs(Model):
-    """Settings of one GPU node group.  In stack YAML, under ``nodeGroups.<role>``."""
+    """Settings of one GPU node group.  In stack YAML, under ``nodeGroups.<name>``."""
 
     role: Role
-    """What the group is for: ``train`` or ``inference``; becomes the ``role`` node label."""
+    """What the group is for: ``train`` or ``inference``; becomes the ``role`` node label.  In stack YAML it
+    defaults to the group's name when that is a role (``nodeGroups.train``)."""
+
+    name: Annotated[str | None, AfterValidator(lambda v: None if v is None else check_group_name(v))] = None
+    """The group's name as written (in stack YAML, its key under ``nodeGroups``).  Lower-cased with ``_`` as
+    ``-`` (:attr:`group_name`), it is in resource names and the ``mleks.io/node-group`` node label.  Default: the role."""
 
     instance_types: list[str]
     """NVIDIA GPU instance types, all of one architecture; the first is preferred."""
@@ -202,6 +233,25 @@ class GpuNodeGroupArgs(Model):
         return _AMI_TYPES[(self.ami_family, self.arch)]
 
     @property
+    def key(self) -> str:
+        """The group's name as written: its key under ``nodeGroups`` (its role when none was given)."""
+        return self.name or self.role
+
+    @property
+    def group_name(self) -> str:
+        """The group's name as resources and labels spell it."""
+        return normalized_group_name(self.key)
+
+    @property
+    def selector(self) -> dict[str, str]:
+        """What a pod selects to land on this group, and nothing else: its role and its own label.
+
+        Escalator counts a pod towards the group whose label the pod selects
+        (shared/reference/escalator.md), so the group label is one no other group carries.
+        """
+        return {ROLE_LABEL: self.role, NODE_GROUP_LABEL: self.group_name}
+
+    @property
     def owner(self) -> Autoscaler:
         """The autoscaler that owns this group's size."""
         return self.autoscaler or DEFAULT_AUTOSCALER[self.role]
@@ -216,6 +266,7 @@ class GpuNodeGroupArgs(Model):
         infos = self.instance_infos
         labels = {
             ROLE_LABEL: self.role,
+            NODE_GROUP_LABEL: self.group_name,
             GPU_PRESENT_LABEL: "true",
             AMI_FAMILY_LABEL: self.ami_family,
         }
@@ -251,7 +302,7 @@ def node_group_spec(name: str, args: GpuNodeGroupArgs, tags: dict[str, str]) -> 
         efa_interfaces=args.efa_interfaces,
         capacity_reservation_id=args.capacity_reservation_id,
         autoscaled=args.owner != "none",
-        tags={**tags, "mleks/role": args.role, "mleks/autoscaler": args.owner},
+        tags={**tags, "mleks/role": args.role, "mleks/node-group": args.group_name, "mleks/autoscaler": args.owner},
     )
 
 

@@ -36,8 +36,8 @@ CLUSTER_AUTOSCALER_KEY = "clusterAutoscaler"
 
 
 def owners(cfg: StackConfig) -> dict[str, Autoscaler]:
-    """The owner of each GPU node group, by role."""
-    return {role: g.owner for role, g in cfg.node_groups.items()}
+    """The owner of each GPU node group, by the group's name."""
+    return {key: g.owner for key, g in cfg.node_groups.items()}
 
 
 def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[ConfigError]:
@@ -52,7 +52,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
     errors: list[ConfigError] = []
     esc = cfg.escalator or EscalatorArgs()
     owner = owners(cfg)
-    escalator_roles = [r for r, o in owner.items() if o == "escalator"]
+    escalator_owned = [r for r, o in owner.items() if o == "escalator"]
 
     for name in esc.node_groups:
         key = f"{escalator_addon.OPTIONS_KEY}.{name}"
@@ -65,12 +65,12 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
                 ConfigError(
                     key,
                     name,
-                    f"options for a group Escalator owns ({escalator_roles or 'none'}), or set nodeGroups.{name}.autoscaler: escalator",
+                    f"options for a group Escalator owns ({escalator_owned or 'none'}), or set nodeGroups.{name}.autoscaler: escalator",
                     f"nodeGroups.{name} has autoscaler {owner[name]!r}, so Escalator would never read these options",
                 )
             )
     # A group that did not parse may be the one these settings are for.
-    if cfg.escalator is not None and not escalator_roles and not unchecked:
+    if cfg.escalator is not None and not escalator_owned and not unchecked:
         errors.append(
             ConfigError(
                 ESCALATOR_KEY,
@@ -90,11 +90,11 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
         )
 
     for cp in plan(cfg):
-        groups = [cfg.node_groups[r] for r in cp.roles]
+        groups = [cfg.node_groups[key] for key in cp.groups]
         escalator_groups = [g for g in groups if g.owner == "escalator"]
         if escalator_groups:
             # Unknown option blocks were reported above, once for the stack.
-            errors.extend(escalator_addon.node_group_errors(esc.for_roles([g.role for g in escalator_groups]), escalator_groups))
+            errors.extend(escalator_addon.node_group_errors(esc.for_groups([g.key for g in escalator_groups]), escalator_groups))
         ca_groups = [g for g in groups if g.owner == "cluster-autoscaler"]
         if ca_groups:
             errors.extend(cluster_autoscaler_addon.node_group_errors(ca_groups, cfg.cluster.kubernetes_version))
@@ -114,7 +114,7 @@ def build(cfg: StackConfig, platform: Platform) -> dict[str, list[pulumi.Compone
             addons.append(
                 EscalatorAddon(
                     f"{name}-escalator",
-                    esc.for_roles([g.args.role for g in escalator_groups]),
+                    esc.for_groups([g.args.key for g in escalator_groups]),
                     cluster=cluster,
                     node_groups=escalator_groups,
                     opts=pulumi.ResourceOptions(parent=cluster),

@@ -13,14 +13,14 @@ import re
 from typing import Annotated, Any, Literal
 
 import pulumi
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from mleks.catalogs.partitions import check_region
 from mleks.cluster_autoscaler_addon import ClusterAutoscalerArgs
 from mleks.dlc_training_job import DLCTrainingJobArgs
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.escalator_addon import EscalatorArgs
-from mleks.gpu_node_group import GpuNodeGroupArgs, Role
+from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.inference_service import InferenceServiceArgs
 from mleks.jupyter_notebook import JupyterNotebookArgs
 from mleks.load_balancer_controller import LoadBalancerControllerArgs
@@ -30,6 +30,7 @@ from mleks.validation.schema import ByName, Model, keyed_by, parse, raise_all
 from mleks.validation.tags import tag_errors
 
 NAMESPACE = "mleks"
+ROLES = ("train", "inference")
 Topology = Literal["dedicated", "unified"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
@@ -53,13 +54,14 @@ class StackConfig(Model):
     vpc: VpcArgs = Field(default_factory=VpcArgs)
     """The network."""
 
-    # ``nodeGroups.train`` is the train group: the key fills in ``role``, so
-    # users write it once, and a body that contradicts its key is refused.
-    node_groups: Annotated[dict[Role, GpuNodeGroupArgs], keyed_by("role")]
-    """GPU node groups by role (``train``, ``inference``); the key is the role."""
+    # The key is the group's name; where the name is a role (``nodeGroups.train``)
+    # it is the role too, so the stack files of a group per role stay as they were.
+    node_groups: Annotated[dict[str, GpuNodeGroupArgs], BeforeValidator(named_groups)]
+    """GPU node groups by name: ``nodeGroups.<name>``, each with a ``role`` (``train`` or ``inference``;
+    it defaults to the name when the name is a role).  Any number per role."""
 
     tags: dict[str, str] = Field(default_factory=dict)
-    """AWS tags on every resource that takes them: at most 41 (AWS allows 50 per resource, and this
+    """AWS tags on every resource that takes them: at most 40 (AWS allows 50 per resource, and this
     project and EKS add theirs), keys up to 128 and values up to 256 characters, no ``aws:`` prefix."""
 
     # A null section means none, as it always has for these two.
@@ -111,10 +113,69 @@ class StackConfig(Model):
 
     @field_validator("node_groups")
     @classmethod
-    def _some_groups(cls, value: dict[Role, GpuNodeGroupArgs]) -> dict[Role, GpuNodeGroupArgs]:
+    def _some_groups(cls, value: dict[str, GpuNodeGroupArgs]) -> dict[str, GpuNodeGroupArgs]:
         if not value:
             raise ConfigError("", value, "a train and/or an inference group, e.g. {train: {instanceTypes: [g6e.xlarge]}}", "no GPU node group")
+        seen: dict[str, str] = {}
+        errors = []
+        for key, group in value.items():
+            if group.group_name in seen:
+                errors.append(
+                    ConfigError(
+                        key,
+                        key,
+                        f"a name no other group has once lower-cased with _ as - (nodeGroups.{seen[group.group_name]} is {group.group_name!r} too)",
+                        "two groups would share resource names and the mleks.io/node-group label",
+                    )
+                )
+            seen.setdefault(group.group_name, key)
+        if errors:
+            raise_all("nodeGroups", errors)
         return value
+
+
+def named_groups(value: Any) -> Any:
+    """``nodeGroups`` as a mapping by name, each body's ``name`` filled from its key, and its ``role`` too where the key is a role.
+
+    A list of groups is accepted as well, each named by ``name`` (or, for a group per role, ``role``).
+    """
+    errors: list[ConfigError] = []
+    if isinstance(value, list):
+        as_map: dict[str, Any] = {}
+        for i, body in enumerate(value):
+            key = body.get("name", body.get("role")) if isinstance(body, dict) else None
+            if not isinstance(key, str):
+                errors.append(ConfigError(f"[{i}].name", None, "a name for the group (or a role, for a group per role)", "missing name"))
+            elif key in as_map:
+                errors.append(ConfigError(f"[{i}].name", key, "a name no other group in the list has", "duplicate name"))
+            else:
+                as_map[key] = body
+        if errors:
+            raise_all("nodeGroups", errors)
+        value = as_map
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, body in value.items():
+        if isinstance(body, dict):
+            body = dict(body)
+            given = body.get("name", key)
+            if given != key:
+                errors.append(ConfigError(f"{key}.name", given, f"{key!r} (the name is the group's key)", "name differs from its key"))
+            body["name"] = key
+            role = body.get("role")
+            if role is None and key not in ROLES:
+                errors.append(ConfigError(f"{key}.role", None, "train or inference: a group's role may be left out only when its name is one", "missing"))
+            elif role is None:
+                body["role"] = key
+            elif key in ROLES and role != key:
+                errors.append(
+                    ConfigError(f"{key}.role", role, f"{key!r}, or another name for a group of role {role!r}", "a group named after a role must have that role")
+                )
+        out[key] = body
+    if errors:
+        raise_all("nodeGroups", errors)
+    return out
 
 
 def config_from_pulumi() -> tuple[dict[str, Any], str | None]:

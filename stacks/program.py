@@ -26,7 +26,8 @@ def main() -> None:
         {
             name: {
                 "clusterName": cluster.cluster_name,
-                "roles": [g.role for g in platform.groups_in(cluster)],
+                "roles": sorted({g.role for g in platform.groups_in(cluster)}, key=["train", "inference"].index),
+                "nodeGroups": [g.args.key for g in platform.groups_in(cluster)],
                 "oidcProviderArn": cluster.oidc_provider_arn,
             }
             for name, cluster in platform.clusters.items()
@@ -35,5 +36,5 @@ def main() -> None:
     pulumi.export("kubeconfigs", {name: c.kubeconfig for name, c in platform.clusters.items()})
     pulumi.export(
         "nodeGroups",
-        {role: {"asgName": g.asg_name, "autoscaler": g.args.owner, "cluster": g.cluster.name} for role, g in platform.node_groups.items()},
+        {key: {"role": g.role, "asgName": g.asg_name, "autoscaler": g.args.owner, "cluster": g.cluster.name} for key, g in platform.node_groups.items()},
     )

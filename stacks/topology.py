@@ -1,9 +1,9 @@
 """The two shapes of the platform, built from the same components.
 
-* ``dedicated``: one MLCluster per role; the train cluster holds the train
-  group, the inference cluster the inference group.
-* ``unified``: one MLCluster holding every group; pods pick their group with
-  ``nodeSelector: {role: train}`` or ``{role: inference}``.
+* ``dedicated``: one MLCluster per role; the train cluster holds every train
+  group, the inference cluster every inference group.
+* ``unified``: one MLCluster holding every group; pods pick a group with
+  ``nodeSelector: {role: <role>, mleks.io/node-group: <name>}``.
 
 :func:`plan` is the pure decision (which cluster gets which groups); :func:`build`
 registers it.
@@ -28,26 +28,31 @@ ROLE_ORDER: tuple[Role, ...] = ("train", "inference")
 
 @dataclass(frozen=True)
 class ClusterPlan:
-    """One cluster of the stack: its name and the GPU roles it hosts."""
+    """One cluster of the stack: its name, the GPU roles it hosts and its groups' names (config order)."""
 
     name: str
     roles: tuple[Role, ...]
+    groups: tuple[str, ...]
 
 
 def plan(cfg: StackConfig) -> list[ClusterPlan]:
-    roles = tuple(r for r in ROLE_ORDER if r in cfg.node_groups)
+    roles = tuple(r for r in ROLE_ORDER if any(g.role == r for g in cfg.node_groups.values()))
+
+    def groups_of(of: tuple[Role, ...]) -> tuple[str, ...]:
+        return tuple(name for name, g in cfg.node_groups.items() if g.role in of)
+
     if cfg.topology == "unified":
-        return [ClusterPlan(cfg.name_prefix, roles)]
-    return [ClusterPlan(f"{cfg.name_prefix}-{role}", (role,)) for role in roles]
+        return [ClusterPlan(cfg.name_prefix, roles, groups_of(roles))]
+    return [ClusterPlan(f"{cfg.name_prefix}-{role}", (role,), groups_of((role,))) for role in roles]
 
 
 def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[ConfigError]:
     """What the add-ons the topology installs need from the rest of the config (keys relative to ``mleks:``)."""
     errors: list[ConfigError] = []
-    for role, group in cfg.node_groups.items():
+    for name, group in cfg.node_groups.items():
         if group.efa:
             try:
-                efa_device_plugin.image_for(cfg.region, key=f"nodeGroups.{role}.efa")
+                efa_device_plugin.image_for(cfg.region, key=f"nodeGroups.{name}.efa")
             except ConfigError as err:
                 errors.append(err)
     return errors
@@ -64,12 +69,14 @@ class Platform:
 
     config: StackConfig
     clusters: dict[str, MLCluster] = field(default_factory=dict)
-    node_groups: dict[Role, GpuNodeGroup] = field(default_factory=dict)
+    node_groups: dict[str, GpuNodeGroup] = field(default_factory=dict)
+    """By the group's config key."""
     namespaces: dict[tuple[str, str], pulumi.Resource] = field(default_factory=dict)
     """(cluster name, namespace) -> the Namespace the stack created there (see stacks.namespaces)."""
 
     def cluster_for(self, role: Role) -> MLCluster | None:
-        group = self.node_groups.get(role)
+        """The cluster that holds the groups of ``role`` (one in either topology)."""
+        group = next((g for g in self.node_groups.values() if g.role == role), None)
         return self.clusters[group.cluster.name] if group else None
 
     def namespace(self, cluster: MLCluster, name: str) -> list[pulumi.Resource]:
@@ -105,10 +112,11 @@ def build(cfg: StackConfig) -> Platform:
             node_dependencies=egress,
         )
         platform.clusters[cp.name] = cluster
-        for role in cp.roles:
-            platform.node_groups[role] = GpuNodeGroup(
-                f"{cfg.name_prefix}-{role}-gpu",
-                cfg.node_groups[role],
+        for key in cp.groups:
+            group = cfg.node_groups[key]
+            platform.node_groups[key] = GpuNodeGroup(
+                f"{cfg.name_prefix}-{group.group_name}-gpu",
+                group,
                 cluster=cluster,
                 opts=pulumi.ResourceOptions(parent=cluster),
             )

@@ -42,6 +42,7 @@ DESIRED_SIZE = "scalingConfig.desiredSize"
 @dataclass(frozen=True)
 class GpuGroup:
     role: str
+    name: str
     owner: str
     asg: str
     min_size: int
@@ -59,6 +60,7 @@ def gpu_groups(result: RenderResult) -> list[GpuGroup]:
         out.append(
             GpuGroup(
                 role=ng.inputs["tags"]["mleks/role"],
+                name=ng.inputs["tags"]["mleks/node-group"],
                 owner=ng.inputs["tags"]["mleks/autoscaler"],
                 asg=comp.outputs["asg_name"],
                 min_size=ng.inputs["scalingConfig"]["minSize"],
@@ -278,8 +280,8 @@ def test_rendered_escalator_config_passes_escalators_own_validation(stack: Rende
     for _, entry in entries:
         assert validate_with_escalator_rules(entry) == []
         group = groups[entry["cloud_provider_group_name"]]
-        # Named after the role, selecting the role label GpuNodeGroup puts on its nodes.
-        assert (entry["name"], entry["label_key"], entry["label_value"]) == (group.role, "role", group.role)
+        # Named after the group, selecting the label only that group's nodes carry.
+        assert (entry["name"], entry["label_key"], entry["label_value"]) == (group.name, "mleks.io/node-group", group.name)
         assert (entry["min_nodes"], entry["max_nodes"]) == (group.min_size, group.max_size)
 
 

@@ -224,7 +224,7 @@ def require_valid_groups(errors: list[ConfigError], node_groups: Sequence[GpuNod
         raise ConfigErrors(errors)
     for g in node_groups:
         if g.cluster is not cluster:
-            raise ValueError(f"node group {g.args.role!r} belongs to another cluster; {controller} only scales its own cluster's groups")
+            raise ValueError(f"node group {g.args.key!r} belongs to another cluster; {controller} only scales its own cluster's groups")
 
 
 def deploy_with_irsa(

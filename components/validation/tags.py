@@ -20,8 +20,8 @@ MAX_TAGS_PER_RESOURCE = 50
 MAX_KEY_LENGTH = 128
 MAX_VALUE_LENGTH = 256
 
-PROJECT_TAG_KEYS = ("mleks/cluster", "mleks/role", "mleks/autoscaler", "Name")
-"""What this project adds: the cluster on everything, role and owner on node groups, Name on instances and volumes."""
+PROJECT_TAG_KEYS = ("mleks/cluster", "mleks/role", "mleks/node-group", "mleks/autoscaler", "Name")
+"""What this project adds: the cluster on everything, role, group and owner on node groups, Name on instances and volumes."""
 
 SERVICE_TAG_KEYS = (
     "eks:cluster-name",
