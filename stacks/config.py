@@ -36,6 +36,50 @@ Topology = Literal["dedicated", "unified"]
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 
 
+def named_groups(value: Any) -> Any:
+    """``nodeGroups`` as a mapping by name, each body's ``name`` filled from its key, and its ``role`` too where the key is a role.
+
+    A list of groups is accepted as well, each named by ``name`` (or, for a group per role, ``role``).
+    """
+    errors: list[ConfigError] = []
+    if isinstance(value, list):
+        as_map: dict[str, Any] = {}
+        for i, body in enumerate(value):
+            key = body.get("name", body.get("role")) if isinstance(body, dict) else None
+            if not isinstance(key, str):
+                errors.append(ConfigError(f"[{i}].name", None, "a name for the group (or a role, for a group per role)", "missing name"))
+            elif key in as_map:
+                errors.append(ConfigError(f"[{i}].name", key, "a name no other group in the list has", "duplicate name"))
+            else:
+                as_map[key] = body
+        if errors:
+            raise_all("nodeGroups", errors)
+        value = as_map
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, body in value.items():
+        if isinstance(body, dict):
+            body = dict(body)
+            given = body.get("name", key)
+            if given != key:
+                errors.append(ConfigError(f"{key}.name", given, f"{key!r} (the name is the group's key)", "name differs from its key"))
+            body["name"] = key
+            role = body.get("role")
+            if role is None and key not in ROLES:
+                errors.append(ConfigError(f"{key}.role", None, "train or inference: a group's role may be left out only when its name is one", "missing"))
+            elif role is None:
+                body["role"] = key
+            elif key in ROLES and role != key:
+                errors.append(
+                    ConfigError(f"{key}.role", role, f"{key!r}, or another name for a group of role {role!r}", "a group named after a role must have that role")
+                )
+        out[key] = body
+    if errors:
+        raise_all("nodeGroups", errors)
+    return out
+
+
 class StackConfig(Model):
     """All of a stack's ``mleks:`` config keys."""
 
@@ -132,50 +176,6 @@ class StackConfig(Model):
         if errors:
             raise_all("nodeGroups", errors)
         return value
-
-
-def named_groups(value: Any) -> Any:
-    """``nodeGroups`` as a mapping by name, each body's ``name`` filled from its key, and its ``role`` too where the key is a role.
-
-    A list of groups is accepted as well, each named by ``name`` (or, for a group per role, ``role``).
-    """
-    errors: list[ConfigError] = []
-    if isinstance(value, list):
-        as_map: dict[str, Any] = {}
-        for i, body in enumerate(value):
-            key = body.get("name", body.get("role")) if isinstance(body, dict) else None
-            if not isinstance(key, str):
-                errors.append(ConfigError(f"[{i}].name", None, "a name for the group (or a role, for a group per role)", "missing name"))
-            elif key in as_map:
-                errors.append(ConfigError(f"[{i}].name", key, "a name no other group in the list has", "duplicate name"))
-            else:
-                as_map[key] = body
-        if errors:
-            raise_all("nodeGroups", errors)
-        value = as_map
-    if not isinstance(value, dict):
-        return value
-    out: dict[str, Any] = {}
-    for key, body in value.items():
-        if isinstance(body, dict):
-            body = dict(body)
-            given = body.get("name", key)
-            if given != key:
-                errors.append(ConfigError(f"{key}.name", given, f"{key!r} (the name is the group's key)", "name differs from its key"))
-            body["name"] = key
-            role = body.get("role")
-            if role is None and key not in ROLES:
-                errors.append(ConfigError(f"{key}.role", None, "train or inference: a group's role may be left out only when its name is one", "missing"))
-            elif role is None:
-                body["role"] = key
-            elif key in ROLES and role != key:
-                errors.append(
-                    ConfigError(f"{key}.role", role, f"{key!r}, or another name for a group of role {role!r}", "a group named after a role must have that role")
-                )
-        out[key] = body
-    if errors:
-        raise_all("nodeGroups", errors)
-    return out
 
 
 def config_from_pulumi() -> tuple[dict[str, Any], str | None]:
