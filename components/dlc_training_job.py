@@ -82,7 +82,6 @@ SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 JOB_LABEL = "mleks.io/training-job"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 DEFAULT_MASTER_PORT = 29500
-GROUP_KEY = "nodeGroups.train"
 # Exit codes that mean the command is wrong, so retrying cannot help: 2 is a
 # usage error (Python argparse, bash builtins, "can't open file"), 126 "not
 # executable", 127 "command not found".
@@ -244,6 +243,10 @@ class DLCTrainingJobArgs(Model):
     volumes: list[SharedVolumeArgs] = Field(default_factory=list)
     """Shared file systems (existing FSx for Lustre or EFS claims).  Default: none."""
 
+    node_group: str | None = None
+    """The train node group to run on (``nodeGroups.<name>``).  Default: the stack's only train group;
+    required when there are several.  The image, GPUs, fit and EFA are checked against it."""
+
     efa: bool | None = None
     """Give each pod EFA devices and the libfabric settings.  Default: when ``nodes > 1``
     and the train group has ``efa: true``."""
@@ -344,6 +347,8 @@ class JobPlan:
     args: DLCTrainingJobArgs
     image: dlc_catalog.ResolvedImage
     instance: InstanceType
+    selector: dict[str, str]
+    """The node labels the job's pods select: its train group's role and name."""
     gpus: int
     cpu: str
     memory: str
@@ -384,13 +389,14 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
     ``nodes``, ``version``...), so callers can prefix the config path.
     """
     instance = group.smallest_instance
+    group_key = f"nodeGroups.{group.key}"
     gpus = args.gpus_per_node if args.gpus_per_node is not None else instance.accelerator_count
-    too_many = gpu_count_error("gpusPerNode", gpus, instance, GROUP_KEY)
+    too_many = gpu_count_error("gpusPerNode", gpus, instance, group_key)
     if too_many is not None:
         raise too_many
     if args.nodes > group.max_size:
         raise ConfigError(
-            "nodes", args.nodes, f"at most {group.max_size}, the train group's maxSize ({GROUP_KEY}.maxSize)", "more pods than the group has nodes"
+            "nodes", args.nodes, f"at most {group.max_size}, the train group's maxSize ({group_key}.maxSize)", "more pods than the group has nodes"
         )
 
     try:
@@ -411,7 +417,7 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
         key = "image" if err.key == "image_override" else err.key
         raise ConfigError(key, err.value, err.accepted, err.problem) from None
 
-    too_big = fit_errors(args.cpu, args.memory, instance, GROUP_KEY)
+    too_big = fit_errors(args.cpu, args.memory, instance, group_key)
     if too_big:
         raise too_big[0]
     budget = node_budget(instance)
@@ -457,6 +463,7 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
         args=args,
         image=image,
         instance=instance,
+        selector=group.selector,
         gpus=gpus,
         cpu=args.cpu if args.cpu is not None else cpu_text(cpu),
         memory=args.memory if args.memory is not None else memory_text(memory),
@@ -584,7 +591,7 @@ def render_job(plan: JobPlan) -> KubeObject:
         "securityContext": pod_security_context(None, None, None),
         # Escalator counts a pod towards the train group only when it selects
         # the group's label by nodeSelector (or required affinity).
-        **placement("train", plan.gpus),
+        **placement(plan.selector, plan.gpus),
         "containers": [_container(plan)],
         "volumes": [
             shared_memory_volume(plan.shm_size),

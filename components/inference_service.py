@@ -72,7 +72,7 @@ from mleks.manifests.workloads import (
     shared_memory_volume,
     workload_labels,
 )
-from mleks.ml_cluster import check_cidr_blocks
+from mleks.ml_cluster import ROLE_LABEL, check_cidr_blocks
 from mleks.validation.schema import Model
 from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
@@ -256,6 +256,10 @@ class InferenceServiceArgs(Model):
     autoscaling: AutoscalingArgs = Field(default_factory=AutoscalingArgs)
     """HorizontalPodAutoscaler settings."""
 
+    node_group: str | None = None
+    """The inference node group to run on (``nodeGroups.<name>``).  Default: the stack's only inference group;
+    required when there are several."""
+
     exposure: Exposure = "cluster-ip"
     """``cluster-ip``: reachable inside the cluster only.  ``internal-nlb``: also an internal
     Network Load Balancer, reachable from the VPC (needs the AWS Load Balancer Controller).  Default: cluster-ip."""
@@ -350,7 +354,7 @@ def _fetcher(args: InferenceServiceArgs, region: str) -> dict[str, Any]:
     }
 
 
-def render_deployment(args: InferenceServiceArgs, *, image: str, instance: InstanceType, region: str) -> KubeObject:
+def render_deployment(args: InferenceServiceArgs, *, image: str, instance: InstanceType, region: str, selector: dict[str, str] | None = None) -> KubeObject:
     liveness = args.probes.liveness_path or args.probes.readiness_path
     fetch = args.model is not None and args.model.fetch == "init-container"
     container = server_container(
@@ -372,7 +376,14 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
     volumes: list[dict[str, Any]] = [shared_memory_volume(args.shared_memory)]
     # No Kubernetes API token: a model server never calls the API.  IRSA still works, because
     # EKS's pod identity webhook projects its own web-identity token into the pod.
-    pod = pod_spec(args, ROLE, [container], volumes, terminationGracePeriodSeconds=args.termination_grace_period_seconds, automountServiceAccountToken=False)
+    pod = pod_spec(
+        args,
+        selector or {ROLE_LABEL: ROLE},
+        [container],
+        volumes,
+        terminationGracePeriodSeconds=args.termination_grace_period_seconds,
+        automountServiceAccountToken=False,
+    )
     if fetch:
         assert args.model is not None
         container["volumeMounts"].append({"name": "model", "mountPath": args.model.mount_path, "readOnly": True})
@@ -484,11 +495,12 @@ def render(
     instance: InstanceType,
     region: str,
     role_arn: pulumi.Input[str] | None = None,
+    selector: dict[str, str] | None = None,
 ) -> list[KubeObject]:
-    """Every Kubernetes object of the service, ServiceAccount first."""
+    """Every Kubernetes object of the service, ServiceAccount first.  ``selector``: the group's (default: any inference node)."""
     objects = [
         render_service_account(args, role_arn),
-        render_deployment(args, image=image, instance=instance, region=region),
+        render_deployment(args, image=image, instance=instance, region=region, selector=selector),
         render_service(args),
         serving_port_only(args, labels(args), args.port),
         render_hpa(args),
@@ -545,7 +557,7 @@ class InferenceService(pulumi.ComponentResource):
             role = ServiceAccountRole.of_cluster(f"{name}-model", cluster, parent=self, namespace=args.namespace, service_account=args.name, policy=policy)
             role_arn = role.role_arn
 
-        objects = render(args, image=resolved.uri, instance=node_group.smallest_instance, region=region, role_arn=role_arn)
+        objects = render(args, image=resolved.uri, instance=node_group.smallest_instance, region=region, role_arn=role_arn, selector=node_group.selector)
         namespace = cluster.namespace(args.namespace, non_root=runs_as_non_root(args.run_as_user), readiness_gates=args.exposure == "internal-nlb")
         depends_on = unique([*namespace, *depends_on])
         account = k8s_objects.create(objects[0], cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name)

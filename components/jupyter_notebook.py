@@ -65,6 +65,7 @@ from mleks.manifests.workloads import (
     shared_memory_volume,
     workload_labels,
 )
+from mleks.ml_cluster import ROLE_LABEL
 from mleks.validation.schema import Model
 
 TOKEN = "mleks:notebooks:JupyterNotebook"
@@ -120,6 +121,10 @@ class JupyterNotebookArgs(Model):
 
     mount_path: str = "/home/jovyan"
     """Where the volume is mounted.  Default: /home/jovyan (the Docker Stacks user's home)."""
+
+    node_group: str | None = None
+    """The train node group a GPU notebook runs on (``nodeGroups.<name>``).  Default: the stack's only
+    train group; required when there are several.  Unused without GPUs."""
 
     stopped: bool = False
     """True scales the notebook to zero; the volume stays.  Default: false."""
@@ -206,7 +211,9 @@ def render_service(args: JupyterNotebookArgs) -> KubeObject:
     return cluster_ip_service(args, labels(args), PORT)
 
 
-def render_statefulset(args: JupyterNotebookArgs, *, image: str, instance: InstanceType | None, storage_class: str) -> KubeObject:
+def render_statefulset(
+    args: JupyterNotebookArgs, *, image: str, instance: InstanceType | None, storage_class: str, selector: dict[str, str] | None = None
+) -> KubeObject:
     env = [{"name": "JUPYTER_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret_name(args), "key": TOKEN_KEY}}}]
     env += [{"name": k, "value": v} for k, v in args.env.items()]
     container = server_container(
@@ -220,7 +227,7 @@ def render_statefulset(args: JupyterNotebookArgs, *, image: str, instance: Insta
         probes={"startupProbe": http_probe("/api", 10, 30), "readinessProbe": http_probe("/api", 10, 3), "livenessProbe": http_probe("/api", 30, 5)},
         volume_mounts=[{"name": "home", "mountPath": args.mount_path}, {"name": "dshm", "mountPath": "/dev/shm"}],
     )
-    pod = pod_spec(args, ROLE, [container], [shared_memory_volume(args.shared_memory)], automountServiceAccountToken=False)
+    pod = pod_spec(args, selector or {ROLE_LABEL: ROLE}, [container], [shared_memory_volume(args.shared_memory)], automountServiceAccountToken=False)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -245,14 +252,22 @@ def render_statefulset(args: JupyterNotebookArgs, *, image: str, instance: Insta
     }
 
 
-def render(args: JupyterNotebookArgs, *, image: str, instance: InstanceType | None, storage_class: str, token: pulumi.Input[str]) -> list[KubeObject]:
+def render(
+    args: JupyterNotebookArgs,
+    *,
+    image: str,
+    instance: InstanceType | None,
+    storage_class: str,
+    token: pulumi.Input[str],
+    selector: dict[str, str] | None = None,
+) -> list[KubeObject]:
     """Every Kubernetes object of the notebook: ServiceAccount, Secret, Service, NetworkPolicy, StatefulSet."""
     return [
         render_service_account(args),
         render_secret(args, token),
         render_service(args),
         serving_port_only(args, labels(args), PORT),
-        render_statefulset(args, image=image, instance=instance, storage_class=storage_class),
+        render_statefulset(args, image=image, instance=instance, storage_class=storage_class, selector=selector),
     ]
 
 
@@ -305,7 +320,8 @@ class JupyterNotebook(pulumi.ComponentResource):
         # run, rotated only by replacing this resource (pulumi up --replace).
         password = random.RandomPassword(f"{name}-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self))
         instance = node_group.smallest_instance if (node_group is not None and args.gpus) else None
-        objects = render(args, image=resolved.uri, instance=instance, storage_class=storage_class, token=password.result)
+        selector = node_group.selector if node_group is not None else None
+        objects = render(args, image=resolved.uri, instance=instance, storage_class=storage_class, token=password.result, selector=selector)
 
         # The pod starts only once its account, token, Service and policy exist.
         *before, statefulset = objects

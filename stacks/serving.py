@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 # -- config shape and cross-checks (pure) -------------------------------------------------
 
 
-def _group_key(role: str) -> str:
-    return f"nodeGroups.{role}"
+def _group_key(name: str) -> str:
+    return f"nodeGroups.{name}"
 
 
 def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[ConfigError]:
@@ -47,23 +47,26 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
     Workloads on a node group that did not parse (``unchecked``) are skipped: that group's error is the one to fix.
     """
     errors: list[ConfigError] = []
-    inference = cfg.node_groups.get("inference")
-    train = cfg.node_groups.get("train")
+    has = {role: any(g.role == role for g in cfg.node_groups.values()) for role in ("train", "inference")}
 
     for name, svc in cfg.inference_services.items():
         key = f"inferenceServices.{name}"
-        if inference is None and "inference" in unchecked:
+        found = topology.resolve_group(cfg, "inference", svc.node_group, key, unchecked)
+        if isinstance(found, ConfigError):
+            errors.append(found)
             continue
-        if inference is None:
-            errors.append(
-                ConfigError(
-                    key,
-                    name,
-                    "an inference node group (nodeGroups.inference) in this stack, or no inference services",
-                    f"the {cfg.topology} stack has no inference nodes (groups: {sorted(cfg.node_groups)}), so no cluster can run it",
+        if found is None:
+            if not has["inference"] and not unchecked:
+                errors.append(
+                    ConfigError(
+                        key,
+                        name,
+                        "an inference node group in this stack, or no inference services",
+                        f"the {cfg.topology} stack has no inference nodes (groups: {sorted(cfg.node_groups)}), so no cluster can run it",
+                    )
                 )
-            )
             continue
+        inference = found[1]
         if svc.exposure == "internal-nlb" and cfg.load_balancer_controller.install == "never":
             errors.append(
                 ConfigError(
@@ -80,21 +83,28 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
 
     for name, nb in cfg.notebooks.items():
         key = f"notebooks.{name}"
-        if train is None and "train" in unchecked:
-            continue
-        if train is None:
-            errors.append(
-                ConfigError(
-                    key,
-                    name,
-                    "a train node group (nodeGroups.train): notebooks live in the training cluster",
-                    f"the {cfg.topology} stack has no train nodes (groups: {sorted(cfg.node_groups)})",
+        if not has["train"]:
+            if not unchecked:
+                errors.append(
+                    ConfigError(
+                        key,
+                        name,
+                        "a train node group: notebooks live in the training cluster",
+                        f"the {cfg.topology} stack has no train nodes (groups: {sorted(cfg.node_groups)})",
+                    )
                 )
-            )
             continue
+        train: GpuNodeGroupArgs | None = None
         if nb.gpus:
+            found = topology.resolve_group(cfg, "train", nb.node_group, key, unchecked)
+            if isinstance(found, ConfigError):
+                errors.append(found)
+                continue
+            if found is None:
+                continue
+            train = found[1]
             errors += _gpu_errors(key, nb.gpus, nb.cpu, nb.memory, train)
-        errors += _image_errors(key, cfg.region, "training", nb.image, train.instance_infos if nb.gpus else [])
+        errors += _image_errors(key, cfg.region, "training", nb.image, train.instance_infos if train is not None else [])
 
     # A service and a notebook of one name would share Kubernetes object names in one namespace.
     clusters = topology.cluster_names(cfg)
@@ -108,7 +118,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
 
 
 def _gpu_errors(key: str, gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs) -> list[ConfigError]:
-    group_key = _group_key(group.role)
+    group_key = _group_key(group.key)
     instance = group.smallest_instance
     too_many = gpu_count_error(f"{key}.gpus", gpus, instance, group_key)
     if too_many is not None:
@@ -125,7 +135,7 @@ def _replica_errors(key: str, svc: InferenceServiceArgs, group: GpuNodeGroupArgs
             ConfigError(
                 f"{key}.autoscaling.maxReplicas",
                 svc.autoscaling.max_replicas,
-                f"at most {most} ({_group_key(group.role)}.maxSize {group.max_size} x {per_node} pod(s) of {svc.gpus} GPU(s) per node)",
+                f"at most {most} ({_group_key(group.key)}.maxSize {group.max_size} x {per_node} pod(s) of {svc.gpus} GPU(s) per node)",
                 "more pods than the inference group can ever hold",
             )
         ]
@@ -173,11 +183,13 @@ def build(cfg: StackConfig, platform: Platform) -> None:
         assert inference_cluster is not None  # guaranteed by check()
         # An internal NLB is created by the controller, so its Service comes after it.
         controller = controllers[inference_cluster.name].release if svc.exposure == "internal-nlb" else None
+        found = topology.resolve_group(cfg, "inference", svc.node_group, f"inferenceServices.{name}")
+        assert isinstance(found, tuple)  # guaranteed by check()
         service = InferenceService(
             f"{inference_cluster.name}-{name}",
             svc,
             cluster=inference_cluster,
-            node_group=cfg.node_groups["inference"],
+            node_group=found[1],
             region=cfg.region,
             depends_on=platform.namespace(inference_cluster, svc.namespace),
             load_balancer_controller=controller,
@@ -186,6 +198,7 @@ def build(cfg: StackConfig, platform: Platform) -> None:
         )
         exported_services[name] = {
             "cluster": inference_cluster.name,
+            "nodeGroup": found[0],
             "namespace": svc.namespace,
             "url": f"http://{svc.name}.{svc.namespace}.svc.cluster.local:{svc.port}",
             "portForward": f"kubectl -n {svc.namespace} port-forward svc/{svc.name} {svc.port}:{svc.port}",
@@ -204,11 +217,12 @@ def build(cfg: StackConfig, platform: Platform) -> None:
             opts=pulumi.ResourceOptions(parent=train_cluster),
         )
         for name, nb in cfg.notebooks.items():
+            group = topology.resolve_group(cfg, "train", nb.node_group, f"notebooks.{name}") if nb.gpus else None
             JupyterNotebook(
                 f"{train_cluster.name}-{name}",
                 nb,
                 cluster=train_cluster,
-                node_group=cfg.node_groups["train"],
+                node_group=group[1] if isinstance(group, tuple) else None,
                 region=cfg.region,
                 storage_class=storage.storage_class_name,
                 # The StorageClass, not the driver: the claim waits for the driver by itself.

@@ -21,6 +21,7 @@ from mleks.dlc_training_job import (
     plan_job,
 )
 from mleks.errors import ConfigError
+from stacks import topology
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -40,15 +41,18 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
     Jobs on a node group that did not parse (``unchecked``) are skipped: that group's error is the one to fix.
     """
     errors: list[ConfigError] = []
-    group = cfg.node_groups.get("train")
+    has_train = any(g.role == "train" for g in cfg.node_groups.values())
     for key, args in jobs(cfg):
-        if group is None and "train" in unchecked:
+        found = topology.resolve_group(cfg, "train", args.node_group, key, unchecked)
+        if isinstance(found, ConfigError):
+            errors.append(found)
             continue
-        if group is None:
-            errors.append(ConfigError(key, args.name, "a stack with a nodeGroups.train group, or no training jobs", "this stack has no train node group"))
+        if found is None:
+            if not has_train and not unchecked:
+                errors.append(ConfigError(key, args.name, "a stack with a train node group, or no training jobs", "this stack has no train node group"))
             continue
         try:
-            plan_job(args, group, cfg.region)
+            plan_job(args, found[1], cfg.region)
         except ConfigError as err:
             errors.append(err.under(key))
     return errors
@@ -60,8 +64,10 @@ def build(cfg: StackConfig, platform: Platform) -> dict[str, DLCTrainingJob]:
     cluster = platform.cluster_for("train")
     exported: dict[str, Any] = {}
     if cluster is not None:
-        group = cfg.node_groups["train"]
-        for _, args in jobs(cfg):
+        for key, args in jobs(cfg):
+            found = topology.resolve_group(cfg, "train", args.node_group, key)
+            assert isinstance(found, tuple)  # guaranteed by check()
+            group_key, group = found
             job = DLCTrainingJob(
                 f"{cluster.name}-{args.name}",
                 args,
@@ -76,6 +82,7 @@ def build(cfg: StackConfig, platform: Platform) -> dict[str, DLCTrainingJob]:
             plan = job.plan
             exported[args.name] = {
                 "cluster": cluster.name,
+                "nodeGroup": group_key,
                 "namespace": plan.namespace,
                 "image": plan.image.uri,
                 "nodes": plan.args.nodes,

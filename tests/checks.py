@@ -99,3 +99,14 @@ def lint_findings(doc: dict[str, Any], kind: str) -> list[str]:
     elif _is_upstream_lbc_policy(doc):
         findings = [f for f in findings if not f.startswith(UPSTREAM_LBC_ACCEPTED)]
     return findings
+
+
+def groups_selected(result: RenderResult, reg: Any, selector: dict[str, str]) -> list[str]:
+    """The names of the GPU node groups, in ``reg``'s cluster, whose node labels satisfy ``selector``."""
+    cluster = result.cluster_of(reg)
+    out = []
+    for group in result.of_type("aws:eks/nodeGroup:NodeGroup"):
+        labels = group.inputs.get("labels") or {}
+        if result.cluster_of(group) == cluster and labels.get("role") != "system" and all(labels.get(k) == v for k, v in selector.items()):
+            out.append(labels["mleks.io/node-group"])
+    return out

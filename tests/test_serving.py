@@ -26,7 +26,7 @@ from mleks.manifests.workloads import proportional_requests
 from mleks.validation.schema import keyed_entries, parse
 from stacks import offline
 from stacks.offline import Registration, RenderResult
-from tests.checks import iam_documents, lint_findings, schema_errors
+from tests.checks import groups_selected, iam_documents, lint_findings, schema_errors
 
 KUBE_VERSION = "1.35.0"
 G6E_XLARGE = catalog()["g6e.xlarge"]
@@ -191,7 +191,8 @@ def test_the_service_runs_on_inference_nodes_with_the_gpu_toleration_and_gpu_lim
     name = "densenet" if stack.stack == "unified" else "chat"
     [deployment] = stack_objects(stack, "Deployment", name)
     pod = pod_of(deployment)
-    assert pod["nodeSelector"] == {"role": "inference"}
+    [reg] = [r for r, o in stack.kube_objects() if o is deployment or (o["kind"] == "Deployment" and o["metadata"]["name"] == name)]
+    assert pod["nodeSelector"]["role"] == "inference" and len(groups_selected(stack, reg, pod["nodeSelector"])) == 1
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     [server] = pod["containers"]
     assert server["resources"]["limits"]["nvidia.com/gpu"] == "1" == server["resources"]["requests"]["nvidia.com/gpu"]
@@ -395,7 +396,8 @@ def test_the_notebook_runs_as_jovyan_without_privileges_in_a_restricted_namespac
 def test_a_gpu_notebook_runs_on_the_train_group_and_requests_its_share_for_escalator(stack: RenderResult):
     [statefulset] = stack_objects(stack, "StatefulSet", "research")
     pod = pod_of(statefulset)
-    assert pod["nodeSelector"] == {"role": "train"}
+    [reg] = [r for r, o in stack.kube_objects() if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "research"]
+    assert pod["nodeSelector"]["role"] == "train" and len(groups_selected(stack, reg, pod["nodeSelector"])) == 1
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     requests = pod["containers"][0]["resources"]["requests"]
     assert requests["nvidia.com/gpu"] == "1"
@@ -572,7 +574,7 @@ def test_an_inference_service_in_a_stack_without_inference_nodes_fails_naming_th
     del cfg["mleks:nodeGroups"]["inference"]
     cfg.pop("mleks:clusterAutoscaler", None)
     err = error_for(config_errors("unified", cfg), "mleks:inferenceServices.densenet")
-    assert "no inference nodes" in (err.problem or "") and "nodeGroups.inference" in err.accepted
+    assert "no inference nodes" in (err.problem or "") and "an inference node group" in err.accepted
 
 
 def test_a_notebook_in_a_stack_without_a_train_group_fails_naming_the_key():

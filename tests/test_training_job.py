@@ -158,7 +158,7 @@ def test_pods_select_the_train_group_and_tolerate_the_gpu_taint(stack: offline.R
     for job in _jobs(stack).values():
         pod = job["spec"]["template"]["spec"]
         # A nodeSelector, not preferred affinity: Escalator only counts pods that select its label this way.
-        assert pod["nodeSelector"] == {"role": "train"}
+        assert pod["nodeSelector"]["role"] == "train" and set(pod["nodeSelector"]) == {"role", "mleks.io/node-group"}
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
 
 

@@ -198,17 +198,18 @@ def _dlc_key(catalog_key: str) -> str:
 # -- GPU placement and requests ----------------------------------------------------
 
 
-def placement(role: str, gpus: int) -> dict[str, Any]:
-    """nodeSelector and tolerations for a pod of ``gpus`` GPUs on the ``role`` group.
+def placement(selector: dict[str, str], gpus: int) -> dict[str, Any]:
+    """nodeSelector and tolerations for a pod of ``gpus`` GPUs on the group ``selector`` picks.
 
-    nodeSelector (not affinity) because Escalator matches pods to its group by
-    ``nodeSelector[role]`` or required affinity only; the toleration is for
-    the ``nvidia.com/gpu`` taint every GPU node carries.  A pod without GPUs
-    goes to the untainted system nodes.
+    ``selector`` is a group's :attr:`~mleks.gpu_node_group.GpuNodeGroupArgs.selector`: its
+    role and the ``mleks.io/node-group`` label only its nodes carry.  nodeSelector (not
+    affinity) because Escalator counts a pod towards the group whose label the pod selects
+    by nodeSelector or required affinity only; the toleration is for the ``nvidia.com/gpu``
+    taint every GPU node carries.  A pod without GPUs goes to the untainted system nodes.
     """
     if gpus == 0:
         return {"nodeSelector": {ROLE_LABEL: "system"}}
-    return {"nodeSelector": {ROLE_LABEL: role}, "tolerations": [dict(GPU_TOLERATION)]}
+    return {"nodeSelector": dict(selector), "tolerations": [dict(GPU_TOLERATION)]}
 
 
 def proportional_requests(instance: InstanceType, gpus: int) -> tuple[str, str]:
@@ -395,14 +396,14 @@ def server_container(
     return container
 
 
-def pod_spec(workload: Workload, role: str, containers: list[dict[str, Any]], volumes: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+def pod_spec(workload: Workload, selector: dict[str, str], containers: list[dict[str, Any]], volumes: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     """The pod of a long-running workload: its own service account, no Service
     environment variables, GPU placement (:func:`placement`) and its security context."""
     return {
         "serviceAccountName": workload.name,
         **extra,
         "enableServiceLinks": False,
-        **placement(role, workload.gpus),
+        **placement(selector, workload.gpus),
         "securityContext": pod_security_context(workload.run_as_user, workload.run_as_group, workload.fs_group),
         "containers": containers,
         "volumes": [*volumes, *([TMP_VOLUME] if workload.read_only_root_filesystem else [])],
