@@ -22,6 +22,7 @@ cluster-autoscaler builds its template node from those tags.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +30,7 @@ from importlib import resources
 from typing import Any, Literal
 
 import pulumi
+import yaml
 from pydantic import Field, field_validator, model_validator
 
 from mleks.cluster_base import EksCluster
@@ -71,6 +73,8 @@ LEASE_NAME = "cluster-autoscaler"
 """The leader-election Lease (cluster-autoscaler's default), set explicitly so the flag and RBAC agree."""
 
 STATUS_CONFIG_MAP = "cluster-autoscaler-status"
+PRIORITY_CONFIG_MAP = "cluster-autoscaler-priority-expander"
+"""The ConfigMap the priority expander reads (cluster-autoscaler ``expander/priority``; the chart grants it by this name)."""
 HTTP_PORT = 8085
 """Serves ``/health-check`` and ``/metrics``."""
 
@@ -123,6 +127,11 @@ class ClusterAutoscalerArgs(Model):
     scan_interval: str = "10s"
     """Go duration between two scaling loops.  Default: 10s (upstream)."""
 
+    priority: list[str] = Field(default_factory=list)
+    """Node group names, most preferred first (e.g. ``[inference-spot, inference-ondemand]``): cluster-autoscaler
+    adds nodes to the first listed group that can take the pending pods, and only then to the next, with its
+    ``priority`` expander (``expander`` breaks ties).  Groups left out come last.  Default: none (``expander`` alone)."""
+
     log_level: int = Field(default=4, ge=0, le=10)
     """klog verbosity (``--v``).  4 logs every scaling decision.  Default: 4."""
 
@@ -130,6 +139,16 @@ class ClusterAutoscalerArgs(Model):
     @classmethod
     def _durations(cls, value: str) -> str:
         require_duration(value, positive=True)
+        return value
+
+    @field_validator("priority")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        seen: dict[str, int] = {}
+        for i, name in enumerate(value):
+            if name in seen:
+                raise ConfigError(f"[{i}]", name, f"each group once (already at [{seen[name]}])", "listed twice")
+            seen[name] = i
         return value
 
     @model_validator(mode="after")
@@ -176,9 +195,15 @@ class ScaledGroup:
         return f"--nodes={self.min_size}:{self.max_size}:{self.asg_name}"
 
 
-def node_group_errors(groups: Sequence[GpuNodeGroupArgs], kubernetes_version: str) -> list[ConfigError]:
+def node_group_errors(groups: Sequence[GpuNodeGroupArgs], kubernetes_version: str, priority: Sequence[str] = ()) -> list[ConfigError]:
     """What would make the add-on wrong for these groups; keys relative to ``mleks:``."""
     errors: list[ConfigError] = []
+    names = [g.key for g in groups]
+    for i, name in enumerate(priority):
+        if name not in names:
+            errors.append(
+                ConfigError(f"clusterAutoscaler.priority[{i}]", name, f"a group cluster-autoscaler scales in this cluster: {names}", "no such node group here")
+            )
     if not groups:
         errors.append(ConfigError("nodeGroups", [], "at least one node group with autoscaler: cluster-autoscaler", "cluster-autoscaler has nothing to scale"))
     for g in groups:
@@ -198,6 +223,33 @@ def node_group_errors(groups: Sequence[GpuNodeGroupArgs], kubernetes_version: st
     return errors
 
 
+def expander_flag(args: ClusterAutoscalerArgs) -> str:
+    """``priority`` first when a preference is configured, ``expander`` to break its ties."""
+    return f"--expander=priority,{args.expander}" if args.priority else f"--expander={args.expander}"
+
+
+def priorities_yaml(priority: Sequence[str], asg_names: dict[str, str]) -> str:
+    """The priority expander's table: a higher number wins; each listed group's ASG by an exact regex.
+
+    Groups the list leaves out match the catch-all at the lowest priority, so they are still used
+    once the listed ones cannot take a pod.
+    """
+    top = 10 * len(priority)
+    levels: dict[int, list[str]] = {top - 10 * i: [f"^{re.escape(asg_names[name])}$"] for i, name in enumerate(priority)}
+    levels[1] = [".*"]
+    return yaml.safe_dump(levels, sort_keys=True, default_flow_style=False)
+
+
+def priority_config_map(priorities: pulumi.Input[str], kubernetes_version: str) -> KubeObject:
+    """The ConfigMap the priority expander reads (``priorities`` may be an Output)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": PRIORITY_CONFIG_MAP, "namespace": NAMESPACE, "labels": labels(kubernetes_version)},
+        "data": {"priorities": priorities},
+    }
+
+
 def container_command(args: ClusterAutoscalerArgs, groups: Sequence[ScaledGroup]) -> list[str]:
     """The full command line, one ``--nodes`` per owned ASG and no auto-discovery."""
     if not groups:
@@ -208,7 +260,7 @@ def container_command(args: ClusterAutoscalerArgs, groups: Sequence[ScaledGroup]
         # Where the status ConfigMap and the leader Lease live.
         f"--namespace={NAMESPACE}",
         *[g.nodes_flag for g in sorted(groups, key=lambda g: g.asg_name)],
-        f"--expander={args.expander}",
+        expander_flag(args),
         # Similar groups (e.g. a copy of a group per AZ) grow together, so one
         # AZ's or spot pool's loss does not take a whole service with it.
         "--balance-similar-node-groups=true",
@@ -322,13 +374,15 @@ def cluster_role(kubernetes_version: str) -> KubeObject:
     }
 
 
-def role(kubernetes_version: str) -> KubeObject:
-    """The chart's namespaced rights in kube-system: the status ConfigMap (the Lease is in the ClusterRole, as upstream)."""
+def role(kubernetes_version: str, *, priority_expander: bool = False) -> KubeObject:
+    """The chart's namespaced rights in kube-system: the status ConfigMap (the Lease is in the ClusterRole, as upstream),
+    and with the priority expander the chart's extra rights to read its ConfigMap."""
+    rules = chart_rbac(kubernetes_version)["rolePriorityExpander" if priority_expander else "role"]
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": labels(kubernetes_version)},
-        "rules": chart_rbac(kubernetes_version)["role"],
+        "rules": rules,
     }
 
 
@@ -361,14 +415,24 @@ def deployment(*, command: pulumi.Input[list[str]], kubernetes_version: str, reg
     )
 
 
-def render(*, command: pulumi.Input[list[str]], kubernetes_version: str, region: str, role_arn: pulumi.Input[str]) -> list[KubeObject]:
-    """Every Kubernetes object of the add-on.  ``command`` and ``role_arn`` may be Outputs."""
+def render(
+    *,
+    command: pulumi.Input[list[str]],
+    kubernetes_version: str,
+    region: str,
+    role_arn: pulumi.Input[str],
+    priorities: pulumi.Input[str] | None = None,
+) -> list[KubeObject]:
+    """Every Kubernetes object of the add-on.  ``command``, ``role_arn`` and ``priorities`` (the priority
+    expander's table, when a preference is configured) may be Outputs."""
     meta_labels = labels(kubernetes_version)
+    extra = [priority_config_map(priorities, kubernetes_version)] if priorities is not None else []
     return [
         service_account(NAME, meta_labels, role_arn),
         cluster_role(kubernetes_version),
         cluster_role_binding(NAME, meta_labels),
-        role(kubernetes_version),
+        role(kubernetes_version, priority_expander=priorities is not None),
+        *extra,
         role_binding(kubernetes_version),
         deployment(command=command, kubernetes_version=kubernetes_version, region=region),
         pod_disruption_budget(NAME, meta_labels, SELECTOR),
@@ -407,7 +471,7 @@ class ClusterAutoscalerAddon(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         group_args = [g.args for g in node_groups]
-        require_valid_groups(node_group_errors(group_args, cluster.kubernetes_version), node_groups, cluster, "cluster-autoscaler")
+        require_valid_groups(node_group_errors(group_args, cluster.kubernetes_version, args.priority), node_groups, cluster, "cluster-autoscaler")
         super().__init__("mleks:addons:ClusterAutoscalerAddon", name, None, opts)
         for group in node_groups:
             group.watched_by.add("cluster-autoscaler")
@@ -418,6 +482,10 @@ class ClusterAutoscalerAddon(pulumi.ComponentResource):
             lambda names: container_command(args, [ScaledGroup(a.min_size, a.max_size, n) for a, n in zip(group_args, names, strict=True)])
         )
 
+        priorities = None
+        if args.priority:
+            keys = [g.args.key for g in node_groups]
+            priorities = asg_names.apply(lambda names: priorities_yaml(args.priority, dict(zip(keys, names, strict=True))))
         account, partition = account_and_partition(self)
         policy = pulumi.Output.all(partition, account, cluster.cluster_name, asg_names, node_group_names).apply(
             lambda v: iam_policy(
@@ -431,7 +499,9 @@ class ClusterAutoscalerAddon(pulumi.ComponentResource):
             cluster=cluster,
             service_account=NAME,
             policy=policy,
-            render=lambda role_arn: render(command=command, kubernetes_version=cluster.kubernetes_version, region=cluster.region, role_arn=role_arn),
+            render=lambda role_arn: render(
+                command=command, kubernetes_version=cluster.kubernetes_version, region=cluster.region, role_arn=role_arn, priorities=priorities
+            ),
         )
         self.role_arn = self.irsa.role_arn
         self.asg_names = asg_names

@@ -37,16 +37,17 @@ default 30 minutes) and a matching ``progressDeadlineSeconds``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
-from mleks.catalogs.gpu import InstanceType
+from mleks.catalogs.gpu import InstanceType, smallest
 from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.gpu_node_group import NODE_GROUP_LABEL, GpuNodeGroupArgs
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
@@ -256,9 +257,18 @@ class InferenceServiceArgs(Model):
     autoscaling: AutoscalingArgs = Field(default_factory=AutoscalingArgs)
     """HorizontalPodAutoscaler settings."""
 
-    node_group: str | None = None
-    """The inference node group to run on (``nodeGroups.<name>``).  Default: the stack's only inference group;
-    required when there are several."""
+    node_group: str | list[str] | None = None
+    """The inference node group to run on (``nodeGroups.<name>``), or several (``[inference-spot,
+    inference-ondemand]``) for pods that may land on any of them, in the order
+    ``clusterAutoscaler.priority`` prefers.  Default: the stack's only inference group; required when
+    there are several."""
+
+    @property
+    def node_group_names(self) -> list[str] | None:
+        """``nodeGroup`` as a list (None when not given)."""
+        if self.node_group is None:
+            return None
+        return [self.node_group] if isinstance(self.node_group, str) else list(self.node_group)
 
     exposure: Exposure = "cluster-ip"
     """``cluster-ip``: reachable inside the cluster only.  ``internal-nlb``: also an internal
@@ -354,7 +364,29 @@ def _fetcher(args: InferenceServiceArgs, region: str) -> dict[str, Any]:
     }
 
 
-def render_deployment(args: InferenceServiceArgs, *, image: str, instance: InstanceType, region: str, selector: dict[str, str] | None = None) -> KubeObject:
+@dataclass(frozen=True)
+class Placement:
+    """Where a service's pods may go: a nodeSelector, and for several groups a required affinity to any of them."""
+
+    node_selector: dict[str, str]
+    any_of_groups: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, groups: Sequence[GpuNodeGroupArgs]) -> Placement:
+        """One group's selector; for several, their role and the affinity (cluster-autoscaler reads the
+        ``mleks.io/node-group`` label from each group's node template, so it scales from zero too)."""
+        if len(groups) == 1:
+            return cls(groups[0].selector)
+        return cls({ROLE_LABEL: groups[0].role}, tuple(g.group_name for g in groups))
+
+    def affinity(self) -> dict[str, Any] | None:
+        if not self.any_of_groups:
+            return None
+        term = {"matchExpressions": [{"key": NODE_GROUP_LABEL, "operator": "In", "values": list(self.any_of_groups)}]}
+        return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
+def render_deployment(args: InferenceServiceArgs, *, image: str, instance: InstanceType, region: str, placement: Placement | None = None) -> KubeObject:
     liveness = args.probes.liveness_path or args.probes.readiness_path
     fetch = args.model is not None and args.model.fetch == "init-container"
     container = server_container(
@@ -376,13 +408,16 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
     volumes: list[dict[str, Any]] = [shared_memory_volume(args.shared_memory)]
     # No Kubernetes API token: a model server never calls the API.  IRSA still works, because
     # EKS's pod identity webhook projects its own web-identity token into the pod.
+    where = placement or Placement({ROLE_LABEL: ROLE})
+    affinity = where.affinity()
     pod = pod_spec(
         args,
-        selector or {ROLE_LABEL: ROLE},
+        where.node_selector,
         [container],
         volumes,
         terminationGracePeriodSeconds=args.termination_grace_period_seconds,
         automountServiceAccountToken=False,
+        **({"affinity": affinity} if affinity else {}),
     )
     if fetch:
         assert args.model is not None
@@ -495,12 +530,12 @@ def render(
     instance: InstanceType,
     region: str,
     role_arn: pulumi.Input[str] | None = None,
-    selector: dict[str, str] | None = None,
+    placement: Placement | None = None,
 ) -> list[KubeObject]:
-    """Every Kubernetes object of the service, ServiceAccount first.  ``selector``: the group's (default: any inference node)."""
+    """Every Kubernetes object of the service, ServiceAccount first.  ``placement``: its groups' (default: any inference node)."""
     objects = [
         render_service_account(args, role_arn),
-        render_deployment(args, image=image, instance=instance, region=region, selector=selector),
+        render_deployment(args, image=image, instance=instance, region=region, placement=placement),
         render_service(args),
         serving_port_only(args, labels(args), args.port),
         render_hpa(args),
@@ -535,7 +570,7 @@ class InferenceService(pulumi.ComponentResource):
         args: InferenceServiceArgs,
         *,
         cluster: EksCluster,
-        node_group: GpuNodeGroupArgs,
+        node_group: GpuNodeGroupArgs | Sequence[GpuNodeGroupArgs],
         region: str,
         depends_on: Sequence[pulumi.Resource] = (),
         load_balancer_controller: pulumi.Resource | None = None,
@@ -547,7 +582,9 @@ class InferenceService(pulumi.ComponentResource):
         Service waits, so the server's pods start while the controller is still being installed."""
         super().__init__(TOKEN, name, None, opts)
         self.args = args
-        resolved = resolve_image(args.image, region=region, job_type="inference", instance_types=node_group.instance_infos)
+        groups = [node_group] if isinstance(node_group, GpuNodeGroupArgs) else list(node_group)
+        infos = [t for g in groups for t in g.instance_infos]
+        resolved = resolve_image(args.image, region=region, job_type="inference", instance_types=infos)
         for warning in resolved.warnings:
             pulumi.log.warn(str(warning.under(config_key)), resource=self)
 
@@ -557,7 +594,7 @@ class InferenceService(pulumi.ComponentResource):
             role = ServiceAccountRole.of_cluster(f"{name}-model", cluster, parent=self, namespace=args.namespace, service_account=args.name, policy=policy)
             role_arn = role.role_arn
 
-        objects = render(args, image=resolved.uri, instance=node_group.smallest_instance, region=region, role_arn=role_arn, selector=node_group.selector)
+        objects = render(args, image=resolved.uri, instance=smallest(infos), region=region, role_arn=role_arn, placement=Placement.of(groups))
         namespace = cluster.namespace(args.namespace, non_root=runs_as_non_root(args.run_as_user), readiness_gates=args.exposure == "internal-nlb")
         depends_on = unique([*namespace, *depends_on])
         account = k8s_objects.create(objects[0], cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name)

@@ -89,6 +89,17 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
             )
         )
 
+    ca_owned = [k for k, o in owner.items() if o == "cluster-autoscaler"]
+    for i, name in enumerate((cfg.cluster_autoscaler or ClusterAutoscalerArgs()).priority):
+        key = f"{CLUSTER_AUTOSCALER_KEY}.priority[{i}]"
+        if name in unchecked:
+            continue
+        if name not in owner:
+            errors.append(ConfigError(key, name, f"the name of a node group cluster-autoscaler scales: {ca_owned}", "no such node group"))
+        elif owner[name] != "cluster-autoscaler":
+            problem = f"nodeGroups.{name} is scaled by {owner[name]}, not cluster-autoscaler"
+            errors.append(ConfigError(key, name, f"a group cluster-autoscaler scales: {ca_owned}", problem))
+
     for cp in plan(cfg):
         groups = [cfg.node_groups[key] for key in cp.groups]
         escalator_groups = [g for g in groups if g.owner == "escalator"]
@@ -97,6 +108,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
             errors.extend(escalator_addon.node_group_errors(esc.for_groups([g.key for g in escalator_groups]), escalator_groups))
         ca_groups = [g for g in groups if g.owner == "cluster-autoscaler"]
         if ca_groups:
+            # The priority list was checked against the whole stack above.
             errors.extend(cluster_autoscaler_addon.node_group_errors(ca_groups, cfg.cluster.kubernetes_version))
     return errors
 
@@ -125,7 +137,8 @@ def build(cfg: StackConfig, platform: Platform) -> dict[str, list[pulumi.Compone
             addons.append(
                 ClusterAutoscalerAddon(
                     f"{name}-cluster-autoscaler",
-                    ca,
+                    # Each cluster's cluster-autoscaler orders its own groups only.
+                    ca.model_copy(update={"priority": [p for p in ca.priority if p in {g.args.key for g in ca_groups}]}),
                     cluster=cluster,
                     node_groups=ca_groups,
                     opts=pulumi.ResourceOptions(parent=cluster),

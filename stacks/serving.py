@@ -51,10 +51,11 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
 
     for name, svc in cfg.inference_services.items():
         key = f"inferenceServices.{name}"
-        found = topology.resolve_group(cfg, "inference", svc.node_group, key, unchecked)
-        if isinstance(found, ConfigError):
-            errors.append(found)
+        found_all = _service_groups(cfg, svc, key, unchecked)
+        if isinstance(found_all, list) and found_all and isinstance(found_all[0], ConfigError):
+            errors.extend(e for e in found_all if isinstance(e, ConfigError))
             continue
+        found = _smallest_group(found_all) if found_all else None
         if found is None:
             if not has["inference"] and not unchecked:
                 errors.append(
@@ -96,13 +97,13 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
             continue
         train: GpuNodeGroupArgs | None = None
         if nb.gpus:
-            found = topology.resolve_group(cfg, "train", nb.node_group, key, unchecked)
-            if isinstance(found, ConfigError):
-                errors.append(found)
+            group = topology.resolve_group(cfg, "train", nb.node_group, key, unchecked)
+            if isinstance(group, ConfigError):
+                errors.append(group)
                 continue
-            if found is None:
+            if group is None:
                 continue
-            train = found[1]
+            train = group[1]
             errors += _gpu_errors(key, nb.gpus, nb.cpu, nb.memory, train)
         errors += _image_errors(key, cfg.region, "training", nb.image, train.instance_infos if train is not None else [])
 
@@ -115,6 +116,31 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
                 ConfigError(f"notebooks.{name}", name, "a name no inference service in the same namespace uses", f"clashes with inferenceServices.{name}")
             )
     return errors
+
+
+def _service_groups(cfg: StackConfig, svc: InferenceServiceArgs, key: str, unchecked: frozenset[str] = frozenset()) -> list[Any] | None:
+    """The groups (key, args) a service may run on, or its errors; None when that waits on a group that did not parse."""
+    names = svc.node_group_names
+    if names is None:
+        found = topology.resolve_group(cfg, "inference", None, key, unchecked)
+        return None if found is None else [found]
+    answers = [
+        topology.resolve_group(cfg, "inference", n, f"{key}.nodeGroup[{i}]" if isinstance(svc.node_group, list) else key, unchecked)
+        for i, n in enumerate(names)
+    ]
+    errors = [a for a in answers if isinstance(a, ConfigError)]
+    if isinstance(svc.node_group, list):
+        errors = [ConfigError(e.key.removesuffix(".nodeGroup"), e.value, e.accepted, e.problem) for e in errors]
+    if errors:
+        return errors
+    if any(a is None for a in answers):
+        return None
+    return answers
+
+
+def _smallest_group(found: list[Any]) -> tuple[str, GpuNodeGroupArgs]:
+    """Of the groups a service may use, the one whose smallest instance is smallest: what a pod can count on."""
+    return min(found, key=lambda kv: (kv[1].smallest_instance.accelerator_count, kv[1].smallest_instance.vcpu, kv[1].smallest_instance.memory_gib))
 
 
 def _gpu_errors(key: str, gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs) -> list[ConfigError]:
@@ -183,13 +209,13 @@ def build(cfg: StackConfig, platform: Platform) -> None:
         assert inference_cluster is not None  # guaranteed by check()
         # An internal NLB is created by the controller, so its Service comes after it.
         controller = controllers[inference_cluster.name].release if svc.exposure == "internal-nlb" else None
-        found = topology.resolve_group(cfg, "inference", svc.node_group, f"inferenceServices.{name}")
-        assert isinstance(found, tuple)  # guaranteed by check()
+        groups = _service_groups(cfg, svc, f"inferenceServices.{name}")
+        assert groups and all(isinstance(g, tuple) for g in groups)  # guaranteed by check()
         service = InferenceService(
             f"{inference_cluster.name}-{name}",
             svc,
             cluster=inference_cluster,
-            node_group=found[1],
+            node_group=[g[1] for g in groups],
             region=cfg.region,
             depends_on=platform.namespace(inference_cluster, svc.namespace),
             load_balancer_controller=controller,
@@ -198,7 +224,7 @@ def build(cfg: StackConfig, platform: Platform) -> None:
         )
         exported_services[name] = {
             "cluster": inference_cluster.name,
-            "nodeGroup": found[0],
+            "nodeGroups": [g[0] for g in groups],
             "namespace": svc.namespace,
             "url": f"http://{svc.name}.{svc.namespace}.svc.cluster.local:{svc.port}",
             "portForward": f"kubectl -n {svc.namespace} port-forward svc/{svc.name} {svc.port}:{svc.port}",
