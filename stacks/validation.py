@@ -29,7 +29,7 @@ from stacks import autoscaling, serving, topology, training
 from stacks.config import NAMESPACE, StackConfig, config_from_pulumi, parse_config
 
 # Sections whose entries are named by a key, and the field the key fills.
-KEYED_SECTIONS = {"nodeGroups": "role", "trainingJobs": "name", "inferenceServices": "name", "notebooks": "name"}
+KEYED_SECTIONS = {"nodeGroups": "name", "trainingJobs": "name", "inferenceServices": "name", "notebooks": "name"}
 # Without these, nothing between sections can be checked.
 REQUIRED = frozenset({"region", "topology", "nodeGroups"})
 

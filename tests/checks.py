@@ -101,12 +101,33 @@ def lint_findings(doc: dict[str, Any], kind: str) -> list[str]:
     return findings
 
 
-def groups_selected(result: RenderResult, reg: Any, selector: dict[str, str]) -> list[str]:
-    """The names of the GPU node groups, in ``reg``'s cluster, whose node labels satisfy ``selector``."""
+def _term_matches(labels: dict[str, str], term: dict[str, Any]) -> bool:
+    for expr in term.get("matchExpressions", []):
+        value, op = labels.get(expr["key"]), expr["operator"]
+        ok = {
+            "In": value in expr.get("values", []),
+            "NotIn": value not in expr.get("values", []),
+            "Exists": value is not None,
+            "DoesNotExist": value is None,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def groups_for_pod(result: RenderResult, reg: Any, pod: dict[str, Any]) -> list[str]:
+    """The GPU node groups in ``reg``'s cluster a pod can land on: its nodeSelector and required node affinity, as the scheduler reads them."""
+    terms = (((pod.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
     cluster = result.cluster_of(reg)
     out = []
     for group in result.of_type("aws:eks/nodeGroup:NodeGroup"):
         labels = group.inputs.get("labels") or {}
-        if result.cluster_of(group) == cluster and labels.get("role") != "system" and all(labels.get(k) == v for k, v in selector.items()):
-            out.append(labels["mleks.io/node-group"])
-    return out
+        if result.cluster_of(group) != cluster or labels.get("role") == "system":
+            continue
+        if not all(labels.get(k) == v for k, v in (pod.get("nodeSelector") or {}).items()):
+            continue
+        # Terms are ORed; expressions within a term are ANDed.
+        if terms and not any(_term_matches(labels, t) for t in terms):
+            continue
+        out.append(labels["mleks.io/node-group"])
+    return sorted(out)

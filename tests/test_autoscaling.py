@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,13 +181,14 @@ def test_unified_runs_both_autoscalers_in_one_cluster_on_disjoint_groups(rendere
 
 def test_a_group_owned_by_none_is_in_no_autoscaler_and_keeps_its_desired_size_managed():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["inference"]["autoscaler"] = "none"
+    for name in ("inference-spot", "inference-ondemand"):
+        cfg["mleks:nodeGroups"][name]["autoscaler"] = "none"
     del cfg["mleks:clusterAutoscaler"]  # settings for an autoscaler with no group are an error
     result = offline.run("unified", config=cfg)
     assert_ownership_invariant(result)
     assert not result.of_type(CLUSTER_AUTOSCALER)
-    [inference] = [g for g in gpu_groups(result) if g.role == "inference"]
-    assert inference.owner == "none" and inference.ignore_changes == ()
+    inference = [g for g in gpu_groups(result) if g.role == "inference"]
+    assert len(inference) == 2 and all(g.owner == "none" and g.ignore_changes == () for g in inference)
 
 
 # --------------------------------------------------------------------------
@@ -205,7 +208,9 @@ def test_a_group_owned_by_none_is_in_no_autoscaler_and_keeps_its_desired_size_ma
 )
 def test_autoscaler_objects_pass_the_kubernetes_schema_of_their_cluster_strictly(stack: RenderResult, type_: str, kinds: set[str]):
     objects = addon_objects(stack, type_)
-    assert {obj["kind"] for _, _, obj in objects} == kinds
+    # unified orders its inference groups, which adds the priority expander's ConfigMap.
+    extra = {"ConfigMap"} if type_ == CLUSTER_AUTOSCALER and stack.stack == "unified" else set()
+    assert {obj["kind"] for _, _, obj in objects} == kinds | extra
     errors = [e for _, reg, obj in objects for e in schema_errors(obj, kube_version(stack, reg))]
     assert errors == []
 
@@ -452,8 +457,9 @@ def test_cluster_autoscaler_has_no_auto_discovery_and_one_nodes_flag_per_owned_g
 def test_cluster_autoscaler_settings_are_chosen_for_gpu_services(stack: RenderResult):
     for _, dep in ca_deployments(stack):
         command = container(dep)["command"]
+        expander = "--expander=priority,least-waste" if stack.stack == "unified" else "--expander=least-waste"
+        assert expander in command
         for flag in (
-            "--expander=least-waste",
             "--balance-similar-node-groups=true",
             "--skip-nodes-with-system-pods=false",
             "--skip-nodes-with-local-storage=false",
@@ -474,7 +480,9 @@ def test_cluster_autoscaler_lease_matches_its_role_and_leader_election_is_on(sta
         [lease] = [a.split("=", 1)[1] for a in command if a.startswith("--leader-elect-resource-name=")]
         assert role["metadata"]["namespace"] == "kube-system"
         named = {r["resources"][0]: r["resourceNames"] for r in role["rules"] if r.get("resourceNames")}
-        assert named == {"configmaps": ["cluster-autoscaler-status"]}
+        # With a priority list (unified), the chart's Role also lets it read the priority expander's ConfigMap.
+        expected = ["cluster-autoscaler-status", "cluster-autoscaler-priority-expander"] if stack.stack == "unified" else ["cluster-autoscaler-status"]
+        assert named == {"configmaps": expected}
         leases = [r for r in cluster_role["rules"] if r["resources"] == ["leases"] and r.get("resourceNames")]
         assert leases == [{"apiGroups": ["coordination.k8s.io"], "resourceNames": [lease], "resources": ["leases"], "verbs": ["get", "update"]}]
 
@@ -507,7 +515,7 @@ def test_addons_refuse_groups_owned_by_another_autoscaler():
 
 
 def escalator_options(cfg: dict[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = cfg["mleks:escalator"]["nodeGroups"]["train"]
+    options: dict[str, Any] = cfg["mleks:escalator"]["nodeGroups"]["train-p5"]
     return options
 
 
@@ -520,7 +528,7 @@ def _grace_misorder(cfg: dict[str, Any]) -> None:
 
 
 def _group_min_equals_max(cfg: dict[str, Any]) -> None:
-    cfg["mleks:nodeGroups"]["train"]["minSize"] = cfg["mleks:nodeGroups"]["train"]["maxSize"]
+    cfg["mleks:nodeGroups"]["train-p5"]["minSize"] = cfg["mleks:nodeGroups"]["train-p5"]["maxSize"]
 
 
 def _options_min_above_max(cfg: dict[str, Any]) -> None:
@@ -536,28 +544,41 @@ def _group_that_does_not_exist(cfg: dict[str, Any]) -> None:
 
 
 def _group_owned_by_cluster_autoscaler(cfg: dict[str, Any]) -> None:
-    cfg["mleks:escalator"]["nodeGroups"]["inference"] = {}
+    cfg["mleks:escalator"]["nodeGroups"]["inference-spot"] = {}
 
 
 def _escalator_settings_without_escalator_groups(cfg: dict[str, Any]) -> None:
-    cfg["mleks:nodeGroups"]["train"]["autoscaler"] = "cluster-autoscaler"
+    for name in ("train-p5", "train-g6e"):
+        cfg["mleks:nodeGroups"][name]["autoscaler"] = "cluster-autoscaler"
     del cfg["mleks:escalator"]["nodeGroups"]
 
 
 def _cluster_autoscaler_settings_without_its_groups(cfg: dict[str, Any]) -> None:
-    cfg["mleks:nodeGroups"]["inference"]["autoscaler"] = "none"
+    for name in ("inference-spot", "inference-ondemand"):
+        cfg["mleks:nodeGroups"][name]["autoscaler"] = "none"
+    del cfg["mleks:clusterAutoscaler"]["priority"]
+
+
+def _priority_naming_an_unknown_group(cfg: dict[str, Any]) -> None:
+    cfg["mleks:clusterAutoscaler"]["priority"] = ["inference-spot", "inference-reserved"]
+
+
+def _priority_naming_an_escalator_group(cfg: dict[str, Any]) -> None:
+    cfg["mleks:clusterAutoscaler"]["priority"] = ["train-g6e"]
 
 
 @pytest.mark.parametrize(
     ("mutate", "key", "words"),
     [
-        (_threshold_misorder, "mleks:escalator.nodeGroups.train.taint_upper_capacity_threshold_percent", "less than scale_up_threshold_percent"),
-        (_grace_misorder, "mleks:escalator.nodeGroups.train.soft_delete_grace_period", "less than hard_delete_grace_period"),
-        (_group_min_equals_max, "mleks:nodeGroups.train.maxSize", "min_nodes < max_nodes"),
-        (_options_min_above_max, "mleks:escalator.nodeGroups.train.min_nodes", "less than max_nodes"),
-        (_unknown_option, "mleks:escalator.nodeGroups.train.scale_up_treshold_percent", "closest known key is 'scale_up_threshold_percent'"),
+        (_threshold_misorder, "mleks:escalator.nodeGroups.train-p5.taint_upper_capacity_threshold_percent", "less than scale_up_threshold_percent"),
+        (_grace_misorder, "mleks:escalator.nodeGroups.train-p5.soft_delete_grace_period", "less than hard_delete_grace_period"),
+        (_group_min_equals_max, "mleks:nodeGroups.train-p5.maxSize", "min_nodes < max_nodes"),
+        (_options_min_above_max, "mleks:escalator.nodeGroups.train-p5.min_nodes", "less than max_nodes"),
+        (_unknown_option, "mleks:escalator.nodeGroups.train-p5.scale_up_treshold_percent", "closest known key is 'scale_up_threshold_percent'"),
         (_group_that_does_not_exist, "mleks:escalator.nodeGroups.batch", "no such node group"),
-        (_group_owned_by_cluster_autoscaler, "mleks:escalator.nodeGroups.inference", "Escalator would never read these options"),
+        (_group_owned_by_cluster_autoscaler, "mleks:escalator.nodeGroups.inference-spot", "Escalator would never read these options"),
+        (_priority_naming_an_unknown_group, "mleks:clusterAutoscaler.priority[1]", "no such node group"),
+        (_priority_naming_an_escalator_group, "mleks:clusterAutoscaler.priority[0]", "scaled by escalator, not cluster-autoscaler"),
         (_escalator_settings_without_escalator_groups, "mleks:escalator", "no node group is scaled by Escalator"),
         (_cluster_autoscaler_settings_without_its_groups, "mleks:clusterAutoscaler", "no node group is scaled by cluster-autoscaler"),
     ],
@@ -581,3 +602,41 @@ def test_example_stack_configs_parse_with_their_autoscaling_settings():
         cfg = validation.load(as_raw(offline.load_stack_file(name)))
         assert cfg.escalator is not None and cfg.escalator.node_groups
         assert cfg.cluster_autoscaler is not None
+
+
+def test_the_priority_expander_prefers_the_groups_in_the_configured_order(rendered):
+    result = rendered["unified"]
+    [(_, _, cm)] = [(a, r, o) for a, r, o in addon_objects(result, CLUSTER_AUTOSCALER) if o["kind"] == "ConfigMap"]
+    assert cm["metadata"]["name"] == "cluster-autoscaler-priority-expander"
+    levels = yaml.safe_load(cm["data"]["priorities"])
+    asg = {g.name: g.asg for g in gpu_groups(result)}
+    assert levels == {
+        20: [f"^{re.escape(asg['inference-spot'])}$"],
+        10: [f"^{re.escape(asg['inference-ondemand'])}$"],
+        1: [".*"],
+    }
+    [(_, _, role)] = [(a, r, o) for a, r, o in addon_objects(result, CLUSTER_AUTOSCALER) if o["kind"] == "Role"]
+    assert (
+        role["rules"]
+        == json.loads((Path(ca_addon.__file__).parent / "catalogs" / "data" / "cluster_autoscaler_rbac.json").read_text())["minors"]["1.35"][
+            "rolePriorityExpander"
+        ]
+    )
+
+
+def test_every_inference_group_gets_its_own_nodes_flag_and_scale_from_zero_tags(rendered):
+    result = rendered["unified"]
+    [(_, _, dep)] = [(a, r, o) for a, r, o in addon_objects(result, CLUSTER_AUTOSCALER) if o["kind"] == "Deployment"]
+    flags = nodes_flags(container(dep)["command"])
+    groups = [g for g in gpu_groups(result) if g.role == "inference"]
+    assert len(groups) == 2 and sorted(flags) == sorted((g.min_size, g.max_size, g.asg) for g in groups)
+    tagged = {t.inputs["autoscalingGroupName"] for t in result.of_type("aws:autoscaling/tag:Tag")}
+    assert tagged == {g.asg for g in groups}
+
+
+def test_escalator_has_one_group_per_train_group_on_labels_no_two_share(rendered):
+    entries = [e for _, e in escalator_entries(rendered["unified"])]
+    assert sorted(e["name"] for e in entries) == ["train-g6e", "train-p5"]
+    labels = [(e["label_key"], e["label_value"]) for e in entries]
+    assert len(set(labels)) == len(labels) and all(k == "mleks.io/node-group" for k, _ in labels)
+    assert all(validate_with_escalator_rules(e) == [] for e in entries)

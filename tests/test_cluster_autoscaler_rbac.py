@@ -35,7 +35,13 @@ def _rendered_rbac(version: str) -> dict[str, list[dict]]:
 def test_rendered_cluster_role_and_role_equal_the_chart_rules_for_the_minor(minor: str):
     rendered = _rendered_rbac(minor)
     expected = DATA["minors"][minor]
-    assert rendered == {"ClusterRole": expected["clusterRole"], "Role": expected["role"]}
+    # The unified example orders its inference groups, so the Role is the chart's priority-expander one.
+    assert rendered == {"ClusterRole": expected["clusterRole"], "Role": expected["rolePriorityExpander"]}
+
+
+def test_without_a_priority_list_the_role_is_the_charts_plain_one():
+    assert ca.role("1.35")["rules"] == DATA["minors"]["1.35"]["role"]
+    assert ca.role("1.35", priority_expander=True)["rules"] == DATA["minors"]["1.35"]["rolePriorityExpander"]
 
 
 def test_every_pinned_release_has_chart_rules():

@@ -34,9 +34,9 @@ def single_error(cfg: dict[str, Any]) -> str:
 
 def test_a_cpu_instance_type_in_a_gpu_group_is_rejected_naming_the_key():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["train"]["instanceTypes"] = ["m5.large"]
+    cfg["mleks:nodeGroups"]["train-p5"]["instanceTypes"] = ["m5.large"]
     msg = single_error(cfg)
-    assert msg.startswith("mleks:nodeGroups.train.instanceTypes[0] = 'm5.large' is invalid")
+    assert msg.startswith("mleks:nodeGroups.train-p5.instanceTypes[0] = 'm5.large' is invalid")
     assert "Accepted: an NVIDIA GPU instance type" in msg
 
 
@@ -52,44 +52,44 @@ def test_a_cpu_instance_type_in_a_gpu_group_is_rejected_naming_the_key():
 )
 def test_accelerators_that_are_not_whole_nvidia_gpus_on_current_amis_are_rejected(instance_type: str, problem: str):
     cfg = unified()
-    cfg["mleks:nodeGroups"]["inference"]["instanceTypes"] = [instance_type]
+    cfg["mleks:nodeGroups"]["inference-spot"]["instanceTypes"] = [instance_type]
     msg = single_error(cfg)
-    assert "mleks:nodeGroups.inference.instanceTypes[0]" in msg and instance_type in msg and problem in msg
+    assert "mleks:nodeGroups.inference-spot.instanceTypes[0]" in msg and instance_type in msg and problem in msg
 
 
 def test_mixed_architectures_in_one_group_are_rejected():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["inference"]["instanceTypes"] = ["g5.xlarge", "g5g.xlarge"]
+    cfg["mleks:nodeGroups"]["inference-spot"]["instanceTypes"] = ["g5.xlarge", "g5g.xlarge"]
     msg = single_error(cfg)
-    assert "mleks:nodeGroups.inference.instanceTypes" in msg and "mixed architectures" in msg
+    assert "mleks:nodeGroups.inference-spot.instanceTypes" in msg and "mixed architectures" in msg
 
 
 def test_efa_on_a_type_without_efa_is_rejected():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["inference"]["efa"] = True  # g6e.xlarge has no EFA
+    cfg["mleks:nodeGroups"]["inference-spot"]["efa"] = True  # g6e.xlarge has no EFA
     msg = single_error(cfg)
-    assert "mleks:nodeGroups.inference.efa" in msg and "g6e.xlarge" in msg
+    assert "mleks:nodeGroups.inference-spot.efa" in msg and "g6e.xlarge" in msg
 
 
 def test_min_size_above_max_size_is_rejected():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["train"].update({"minSize": 5, "maxSize": 2})
+    cfg["mleks:nodeGroups"]["train-p5"].update({"minSize": 5, "maxSize": 2})
     msg = single_error(cfg)
-    assert "mleks:nodeGroups.train.maxSize = 2" in msg and "minSize" in msg
+    assert "mleks:nodeGroups.train-p5.maxSize = 2" in msg and "minSize" in msg
 
 
 def test_capacity_block_without_a_reservation_is_rejected():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["train"]["capacityType"] = "capacity-block"
+    del cfg["mleks:nodeGroups"]["train-p5"]["capacityReservationId"]
     msg = single_error(cfg)
-    assert "mleks:nodeGroups.train.capacityReservationId" in msg and "cr-" in msg
+    assert "mleks:nodeGroups.train-p5.capacityReservationId" in msg and "cr-" in msg
 
 
 def test_an_unknown_key_is_rejected_with_the_known_keys():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["train"]["maxNodes"] = 4  # the key is maxSize
+    cfg["mleks:nodeGroups"]["train-p5"]["maxNodes"] = 4  # the key is maxSize
     msg = single_error(cfg)
-    assert "mleks:nodeGroups.train.maxNodes = 4 is invalid: unknown key" in msg and "maxSize" in msg
+    assert "mleks:nodeGroups.train-p5.maxNodes = 4 is invalid: unknown key" in msg and "maxSize" in msg
 
 
 def test_an_unknown_topology_is_rejected_listing_both():
@@ -148,11 +148,13 @@ def test_an_existing_vpc_needs_two_private_subnets():
 
 def test_an_existing_vpc_is_used_instead_of_creating_one():
     cfg = unified()
-    cfg["mleks:vpc"] = {"id": "vpc-0abc", "privateSubnetIds": ["subnet-a", "subnet-b"]}
+    # (Mocked subnet lookups find a subnet's AZ at the end of its id; the Capacity Block is in us-west-2b.)
+    subnets = ["subnet-a-us-west-2a", "subnet-b-us-west-2b"]
+    cfg["mleks:vpc"] = {"id": "vpc-0abc", "privateSubnetIds": subnets}
     result = offline.run("unified", config=cfg)
     assert result.of_type("mleks:network:MLVpc") == [] and result.of_type("aws:ec2/vpc:Vpc") == []
     cluster = result.of_type("eks:index:Cluster")[0]
-    assert cluster.inputs["vpcId"] == "vpc-0abc" and cluster.inputs["privateSubnetIds"] == ["subnet-a", "subnet-b"]
+    assert cluster.inputs["vpcId"] == "vpc-0abc" and cluster.inputs["privateSubnetIds"] == subnets
 
 
 def test_a_missing_region_is_reported_as_aws_region():
@@ -161,10 +163,17 @@ def test_a_missing_region_is_reported_as_aws_region():
     assert single_error(cfg).startswith("aws:region = None is invalid")
 
 
-def test_a_group_whose_role_contradicts_its_key_is_rejected():
+def test_a_group_named_after_a_role_must_have_that_role():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["train"]["role"] = "inference"
+    cfg["mleks:nodeGroups"]["train"] = {**cfg["mleks:nodeGroups"].pop("train-g6e"), "role": "inference"}
     assert "mleks:nodeGroups.train.role = 'inference'" in single_error(cfg)
+
+
+def test_a_group_whose_name_is_not_a_role_needs_one():
+    cfg = unified()
+    del cfg["mleks:nodeGroups"]["train-g6e"]["role"]
+    errors = run_bad(cfg)
+    assert [e.key for e in errors.errors] == ["mleks:nodeGroups.train-g6e.role"]
 
 
 @pytest.mark.parametrize("section", ["mleks:trainingJobs", "mleks:inferenceServices", "mleks:notebooks"])
@@ -187,29 +196,29 @@ def test_a_list_entry_without_a_name_or_with_a_used_one_is_rejected_naming_its_p
     assert f"{section}[{len(entries)}].name" in {e.key for e in run_bad(cfg).errors}
 
 
-def test_node_groups_may_be_a_list_of_groups_with_their_role():
+def test_node_groups_may_be_a_list_of_named_groups():
     cfg = unified()
     as_list = copy.deepcopy(cfg)
-    as_list["mleks:nodeGroups"] = [{"role": role, **body} for role, body in cfg["mleks:nodeGroups"].items()]
+    as_list["mleks:nodeGroups"] = [{"name": name, **body} for name, body in cfg["mleks:nodeGroups"].items()]
     assert offline.run("unified", config=as_list).resources == offline.run("unified", config=cfg).resources
     as_list["mleks:nodeGroups"][0]["efa"] = "maybe"
-    assert "mleks:nodeGroups.train.efa" in {e.key for e in run_bad(as_list).errors}
+    assert "mleks:nodeGroups.train-p5.efa" in {e.key for e in run_bad(as_list).errors}
 
 
 def test_several_problems_are_reported_together():
     cfg = unified()
     cfg["mleks:topology"] = "hybrid"
-    cfg["mleks:nodeGroups"]["train"]["instanceTypes"] = ["m5.large"]
+    cfg["mleks:nodeGroups"]["train-p5"]["instanceTypes"] = ["m5.large"]
     errors = run_bad(cfg)
     keys = {e.key for e in errors.errors}
-    assert {"mleks:topology", "mleks:nodeGroups.train.instanceTypes[0]"} <= keys
+    assert {"mleks:topology", "mleks:nodeGroups.train-p5.instanceTypes[0]"} <= keys
 
 
 def test_gp3_throughput_above_the_iops_ratio_is_rejected():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["inference"].update({"diskThroughputMibps": 1000, "diskIops": 3000})
+    cfg["mleks:nodeGroups"]["inference-spot"].update({"diskThroughputMibps": 1000, "diskIops": 3000})
     msg = single_error(cfg)
-    assert "mleks:nodeGroups.inference.diskThroughputMibps = 1000" in msg and "750" in msg
+    assert "mleks:nodeGroups.inference-spot.diskThroughputMibps = 1000" in msg and "750" in msg
 
 
 def test_an_sts_session_admin_principal_is_rejected_because_access_entries_refuse_sessions():
@@ -273,7 +282,7 @@ def test_the_european_sovereign_cloud_region_is_accepted():
     cfg = unified()
     cfg["aws:region"] = "eusc-de-east-1"
     # No EKS add-on registry is recorded for EUSC, so no EFA device plugin image either.
-    cfg["mleks:nodeGroups"]["train"]["efa"] = False
+    cfg["mleks:nodeGroups"]["train-p5"]["efa"] = False
     result = offline.run("unified", config=cfg)
     assert result.of_type("eks:index:Cluster")
 

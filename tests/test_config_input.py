@@ -66,37 +66,37 @@ def test_every_partitions_regions_are_known(region: str):
 
 def test_problems_in_several_sections_and_between_sections_are_reported_in_one_run():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["inference"]["instanceTypes"] = ["g6e.xlarge", "m5.large"]  # schema
-    cfg["mleks:nodeGroups"]["inference"].update({"diskThroughputMibps": 1000, "diskIops": 3000})  # the same group's own rule
+    cfg["mleks:nodeGroups"]["inference-spot"]["instanceTypes"] = ["g6e.xlarge", "m5.large"]  # schema
+    cfg["mleks:nodeGroups"]["inference-spot"].update({"diskThroughputMibps": 1000, "diskIops": 3000})  # the same group's own rule
     cfg["mleks:cluster"]["logRetentionDays"] = 8  # another section
     cfg["mleks:tags"]["aws:owner"] = "me"  # another
     cfg["mleks:trainingJobs"]["gpu-smoke"]["nodes"] = 9  # between sections: more pods than the train group's maxSize
     keys = sorted(e.key for e in errors_of(cfg))
     assert keys == sorted(
         [
-            "mleks:nodeGroups.inference.instanceTypes[1]",
+            "mleks:nodeGroups.inference-spot.instanceTypes[1]",
             "mleks:cluster.logRetentionDays",
             "mleks:tags.aws:owner",
             "mleks:trainingJobs.gpu-smoke.nodes",
         ]
     )
     # The throughput check needs valid instance types; once they are fixed it is reported with the rest.
-    cfg["mleks:nodeGroups"]["inference"]["instanceTypes"] = ["g6e.xlarge"]
-    assert "mleks:nodeGroups.inference.diskThroughputMibps" in [e.key for e in errors_of(cfg)]
+    cfg["mleks:nodeGroups"]["inference-spot"]["instanceTypes"] = ["g6e.xlarge"]
+    assert "mleks:nodeGroups.inference-spot.diskThroughputMibps" in [e.key for e in errors_of(cfg)]
 
 
 def test_a_node_groups_own_rules_are_all_reported_together():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["train"].update({"minSize": 5, "maxSize": 4, "diskThroughputMibps": 1000, "diskIops": 3000, "labels": {"role": "x"}})
+    cfg["mleks:nodeGroups"]["train-p5"].update({"minSize": 5, "maxSize": 4, "diskThroughputMibps": 1000, "diskIops": 3000, "labels": {"role": "x"}})
     keys = {e.key for e in errors_of(cfg)}
-    assert {"mleks:nodeGroups.train.maxSize", "mleks:nodeGroups.train.diskThroughputMibps", "mleks:nodeGroups.train.labels.role"} <= keys
+    assert {"mleks:nodeGroups.train-p5.maxSize", "mleks:nodeGroups.train-p5.diskThroughputMibps", "mleks:nodeGroups.train-p5.labels.role"} <= keys
 
 
 def test_workloads_on_a_broken_group_wait_for_the_group_to_be_fixed_instead_of_adding_noise():
     cfg = unified()
-    cfg["mleks:nodeGroups"]["train"]["instanceTypes"] = ["p4d.24xlargee"]
+    cfg["mleks:nodeGroups"]["train-p5"]["instanceTypes"] = ["p4d.24xlargee"]
     keys = [e.key for e in errors_of(cfg)]
-    assert keys == ["mleks:nodeGroups.train.instanceTypes[0]"]
+    assert keys == ["mleks:nodeGroups.train-p5.instanceTypes[0]"]
 
 
 def test_an_error_shows_the_value_as_written_not_as_parsed():
@@ -195,7 +195,7 @@ def test_efa_in_a_region_without_an_eks_addon_registry_fails_before_registration
     cfg["mleks:inferenceServices"] = {}
     cfg["mleks:notebooks"] = {}
     [err] = errors_of(cfg)
-    assert err.key == "mleks:nodeGroups.train.efa" and "mx-central-1" in err.problem
+    assert err.key == "mleks:nodeGroups.train-p5.efa" and "mx-central-1" in err.problem
 
 
 # -- warnings ------------------------------------------------------------------------------

@@ -115,14 +115,14 @@ def test_al2023_keeps_images_on_the_sized_root_volume():
 
 def _capacity_block_train_group(**overrides) -> dict:
     cfg = copy.deepcopy(offline.load_stack_file("unified"))
-    train = cfg["mleks:nodeGroups"]["train"]
+    train = cfg["mleks:nodeGroups"]["train-p5"]
     train.update({"capacityType": "capacity-block", "capacityReservationId": "cr-0123456789abcdef0", **overrides})
     return cfg
 
 
 def _train_node_group_subnets(cfg: dict) -> list[str]:
     result = offline.run("unified", config=cfg)
-    (group,) = [ng for ng in result.of_type("aws:eks/nodeGroup:NodeGroup") if ng.inputs["labels"]["role"] == "train"]
+    (group,) = [ng for ng in result.of_type("aws:eks/nodeGroup:NodeGroup") if ng.inputs["labels"].get("mleks.io/node-group") == "train-p5"]
     return group.inputs["subnetIds"]
 
 

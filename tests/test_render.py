@@ -44,7 +44,7 @@ def test_kubernetes_objects_are_written_per_cluster(tmp_path: Path):
 def test_tree_nests_gpu_groups_under_their_cluster(rendered):
     lines = tree_lines(rendered["unified"])
     cluster_line = next(i for i, line in enumerate(lines) if line.startswith("mleks:cluster:MLCluster  ml-unified"))
-    train_line = next(i for i, line in enumerate(lines) if "mleks:nodegroup:GpuNodeGroup  ml-unified-train-gpu" in line)
+    train_line = next(i for i, line in enumerate(lines) if "mleks:nodegroup:GpuNodeGroup  ml-unified-train-p5-gpu" in line)
     assert train_line > cluster_line and lines[train_line].startswith("  ")
 
 

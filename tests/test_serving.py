@@ -26,7 +26,7 @@ from mleks.manifests.workloads import proportional_requests
 from mleks.validation.schema import keyed_entries, parse
 from stacks import offline
 from stacks.offline import Registration, RenderResult
-from tests.checks import groups_selected, iam_documents, lint_findings, schema_errors
+from tests.checks import groups_for_pod, iam_documents, lint_findings, schema_errors
 
 KUBE_VERSION = "1.35.0"
 G6E_XLARGE = catalog()["g6e.xlarge"]
@@ -192,7 +192,8 @@ def test_the_service_runs_on_inference_nodes_with_the_gpu_toleration_and_gpu_lim
     [deployment] = stack_objects(stack, "Deployment", name)
     pod = pod_of(deployment)
     [reg] = [r for r, o in stack.kube_objects() if o is deployment or (o["kind"] == "Deployment" and o["metadata"]["name"] == name)]
-    assert pod["nodeSelector"]["role"] == "inference" and len(groups_selected(stack, reg, pod["nodeSelector"])) == 1
+    expected = ["inference-ondemand", "inference-spot"] if stack.stack == "unified" else ["inference"]
+    assert pod["nodeSelector"]["role"] == "inference" and groups_for_pod(stack, reg, pod) == expected
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     [server] = pod["containers"]
     assert server["resources"]["limits"]["nvidia.com/gpu"] == "1" == server["resources"]["requests"]["nvidia.com/gpu"]
@@ -397,7 +398,8 @@ def test_a_gpu_notebook_runs_on_the_train_group_and_requests_its_share_for_escal
     [statefulset] = stack_objects(stack, "StatefulSet", "research")
     pod = pod_of(statefulset)
     [reg] = [r for r, o in stack.kube_objects() if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "research"]
-    assert pod["nodeSelector"]["role"] == "train" and len(groups_selected(stack, reg, pod["nodeSelector"])) == 1
+    expected = ["train-g6e"] if stack.stack == "unified" else ["train"]
+    assert pod["nodeSelector"]["role"] == "train" and groups_for_pod(stack, reg, pod) == expected
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     requests = pod["containers"][0]["resources"]["requests"]
     assert requests["nvidia.com/gpu"] == "1"
@@ -571,8 +573,10 @@ def test_a_gpu_count_that_fits_the_larger_type_but_not_the_smallest_still_fails(
 
 def test_an_inference_service_in_a_stack_without_inference_nodes_fails_naming_the_key():
     cfg = stack_file("unified")
-    del cfg["mleks:nodeGroups"]["inference"]
+    for name in ("inference-spot", "inference-ondemand"):
+        del cfg["mleks:nodeGroups"][name]
     cfg.pop("mleks:clusterAutoscaler", None)
+    del cfg["mleks:inferenceServices"]["densenet"]["nodeGroup"]
     err = error_for(config_errors("unified", cfg), "mleks:inferenceServices.densenet")
     assert "no inference nodes" in (err.problem or "") and "an inference node group" in err.accepted
 

@@ -12,19 +12,22 @@ NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 
 
 def node_groups_by_cluster(result: RenderResult) -> dict[str, dict[str, Registration]]:
-    """cluster name -> node-group role label -> the aws.eks.NodeGroup registration."""
+    """cluster name -> node-group name (its ``mleks.io/node-group`` label, "system" for the system group) -> the aws.eks.NodeGroup registration."""
     out: dict[str, dict[str, Registration]] = {}
     for ng in result.of_type(NODE_GROUP):
         cluster = result.ancestor_of_type(ng, CLUSTER)
         assert cluster is not None, f"{ng.name} is not inside an MLCluster"
-        out.setdefault(cluster.name, {})[ng.inputs["labels"]["role"]] = ng
+        labels = ng.inputs["labels"]
+        out.setdefault(cluster.name, {})[labels.get("mleks.io/node-group", labels["role"])] = ng
     return out
 
 
-def test_unified_is_one_cluster_with_system_train_and_inference_groups(rendered):
+def test_unified_is_one_cluster_with_a_system_group_and_a_fleet_of_train_and_inference_groups(rendered):
     groups = node_groups_by_cluster(rendered["unified"])
     assert list(groups) == ["ml-unified"]
-    assert sorted(groups["ml-unified"]) == ["inference", "system", "train"]
+    assert sorted(groups["ml-unified"]) == ["inference-ondemand", "inference-spot", "system", "train-g6e", "train-p5"]
+    roles = {name: ng.inputs["labels"]["role"] for name, ng in groups["ml-unified"].items()}
+    assert roles == {"inference-ondemand": "inference", "inference-spot": "inference", "system": "system", "train-g6e": "train", "train-p5": "train"}
 
 
 def test_dedicated_is_two_clusters_each_with_a_system_group_and_one_gpu_group(rendered):
@@ -61,12 +64,14 @@ def test_gpu_groups_scale_from_zero_and_ignore_desired_size_drift(stack):
 
 def test_gpu_group_labels_carry_the_gpu_facts_of_its_instance_type(rendered):
     groups = node_groups_by_cluster(rendered["unified"])["ml-unified"]
-    train = groups["train"].inputs["labels"]
-    assert train["mleks.io/gpu-model"] == "a100"
+    train = groups["train-p5"].inputs["labels"]
+    assert train["mleks.io/gpu-model"] == "h100"
     assert train["mleks.io/gpu-count"] == "8"
-    assert train["k8s.amazonaws.com/accelerator"] == "nvidia-a100"
+    assert train["k8s.amazonaws.com/accelerator"] == "nvidia-h100"
     assert train["vpc.amazonaws.com/efa.present"] == "true"
-    inference = groups["inference"].inputs["labels"]
+    assert "vpc.amazonaws.com/efa.present" not in groups["train-g6e"].inputs["labels"]
+    assert groups["train-g6e"].inputs["labels"]["mleks.io/gpu-count"] == "4"
+    inference = groups["inference-spot"].inputs["labels"]
     assert inference["mleks.io/gpu-model"] == "l40s" and inference["mleks.io/gpu-count"] == "1"
     assert "vpc.amazonaws.com/efa.present" not in inference
 
@@ -110,19 +115,18 @@ def test_gpu_root_volumes_are_sized_and_provisioned_for_multi_gb_images(stack):
 
 def test_efa_group_gets_every_efa_interface_a_placement_group_and_one_subnet(rendered):
     result = rendered["unified"]
-    train = node_groups_by_cluster(result)["ml-unified"]["train"]
+    train = node_groups_by_cluster(result)["ml-unified"]["train-p5"]
     lt = next(r for r in result.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.parent == train.parent)
     nics = lt.inputs["networkInterfaces"]
-    # p4d.24xlarge has 4 EFA interfaces: an ENA primary, then EFA-only on card 0 and each other card.
+    # p5.48xlarge has 32 EFA interfaces on 32 network cards: an ENA primary, then EFA-only on card 0 and each other card.
     assert [(n["networkCardIndex"], n["deviceIndex"], n["interfaceType"]) for n in nics] == [
         (0, 0, "interface"),
         (0, 1, "efa-only"),
-        (1, 0, "efa-only"),
-        (2, 0, "efa-only"),
-        (3, 0, "efa-only"),
+        *[(card, 0, "efa-only") for card in range(1, 32)],
     ]
     assert lt.inputs["placement"]["groupName"]
-    assert [r.name for r in result.of_type("aws:ec2/placementGroup:PlacementGroup")] == ["ml-unified-train-gpu-pg"]
+    # Only the EFA group gets a placement group; train-g6e spreads over every subnet.
+    assert [r.name for r in result.of_type("aws:ec2/placementGroup:PlacementGroup")] == ["ml-unified-train-p5-gpu-pg"]
     assert result.of_type("aws:ec2/placementGroup:PlacementGroup")[0].inputs["strategy"] == "cluster"
     assert len(train.inputs["subnetIds"]) == 1
 
@@ -131,7 +135,7 @@ def test_cluster_autoscaler_groups_carry_scale_from_zero_template_tags(rendered)
     tags = {
         r.inputs["tag"]["key"]: r.inputs["tag"]["value"]
         for r in rendered["unified"].of_type("aws:autoscaling/tag:Tag")
-        if r.parent.endswith("ml-unified-inference-gpu")
+        if r.parent.endswith("ml-unified-inference-spot-gpu")
     }
     prefix = "k8s.io/cluster-autoscaler/node-template"
     assert tags[f"{prefix}/label/role"] == "inference"

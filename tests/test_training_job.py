@@ -170,10 +170,17 @@ def test_gpu_limits_are_present_and_equal_to_requests(stack: offline.RenderResul
         assert resources["requests"]["memory"] == resources["limits"]["memory"]
 
 
-def test_requests_fit_the_smallest_train_instance(stack: offline.RenderResult) -> None:
+def _group_of(cfg: Any, job: dict[str, Any]) -> Any:
+    """The configured node group a job's pods are pinned to, found from the pod's own nodeSelector."""
+    name = job["spec"]["template"]["spec"]["nodeSelector"]["mleks.io/node-group"]
+    [group] = [g for g in cfg.node_groups.values() if g.group_name == name]
+    return group
+
+
+def test_requests_fit_the_smallest_instance_of_the_jobs_group(stack: offline.RenderResult) -> None:
     cfg = validation.load(_raw(stack.stack))
-    smallest = cfg.node_groups["train"].smallest_instance
     for job in _jobs(stack).values():
+        smallest = _group_of(cfg, job).smallest_instance
         requests = _container(job)["resources"]["requests"]
         assert int(requests["nvidia.com/gpu"]) <= smallest.accelerator_count
         assert cpu_millis(requests["cpu"]) < smallest.vcpu * 1000
@@ -185,8 +192,8 @@ def test_requests_fit_the_smallest_train_instance(stack: offline.RenderResult) -
 
 def test_a_whole_node_job_requests_most_of_the_node_so_escalator_sees_it(stack: offline.RenderResult) -> None:
     cfg = validation.load(_raw(stack.stack))
-    smallest = cfg.node_groups["train"].smallest_instance
     for job in _jobs(stack).values():
+        smallest = _group_of(cfg, job).smallest_instance
         requests = _container(job)["resources"]["requests"]
         assert int(requests["nvidia.com/gpu"]) == smallest.accelerator_count
         assert cpu_millis(requests["cpu"]) > 0.9 * smallest.vcpu * 1000
@@ -311,8 +318,8 @@ def test_efa_devices_and_libfabric_settings_only_on_multi_node_jobs_of_efa_group
             env = _env(container)
             efa = container["resources"]["limits"].get("vpc.amazonaws.com/efa")
             if (name, job_name) == ("unified", "nccl-allreduce"):
-                # p4d.24xlarge: 4 EFA interfaces, all for the pod's 8 GPUs.
-                assert efa == container["resources"]["requests"]["vpc.amazonaws.com/efa"] == "4"
+                # p5.48xlarge (train-p5): 32 EFA interfaces, all for the pod's 8 GPUs.
+                assert efa == container["resources"]["requests"]["vpc.amazonaws.com/efa"] == "32"
                 assert env["FI_PROVIDER"] == "efa" and env["FI_EFA_USE_HUGE_PAGE"] == "0" and env["FI_EFA_USE_DEVICE_RDMA"] == "1"
                 assert env["NCCL_SOCKET_IFNAME"] == "eth0"
             else:
@@ -480,7 +487,8 @@ def test_more_gpus_than_the_instance_has_is_refused_naming_the_key() -> None:
     raw = _raw("unified")
     raw["trainingJobs"]["gpu-smoke"]["gpusPerNode"] = 9
     err = _error(raw, "mleks:trainingJobs.gpu-smoke.gpusPerNode")
-    assert err.value == 9 and "1 to 8" in err.accepted and "p4d.24xlarge" in err.accepted
+    # gpu-smoke runs on train-g6e; its 4-GPU limit applies, not the 8 of train-p5 beside it.
+    assert err.value == 9 and "1 to 4" in err.accepted and "g6e.12xlarge" in err.accepted and "nodeGroups.train-g6e" in err.accepted
 
 
 def test_an_unknown_dlc_version_is_refused_listing_the_versions() -> None:
