@@ -55,8 +55,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
         if isinstance(found_all, list) and found_all and isinstance(found_all[0], ConfigError):
             errors.extend(e for e in found_all if isinstance(e, ConfigError))
             continue
-        found = _smallest_group(found_all) if found_all else None
-        if found is None:
+        if not found_all:
             if not has["inference"] and not unchecked:
                 errors.append(
                     ConfigError(
@@ -67,7 +66,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
                     )
                 )
             continue
-        inference = found[1]
+        groups = [g for _, g in found_all]
         if svc.exposure == "internal-nlb" and cfg.load_balancer_controller.install == "never":
             errors.append(
                 ConfigError(
@@ -77,10 +76,21 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
                     "an internal NLB needs the AWS Load Balancer Controller, and loadBalancerController.install is 'never'",
                 )
             )
-        gpu_errors = _gpu_errors(key, svc.gpus, svc.cpu, svc.memory, inference)
+        arches = {g.arch for g in groups}
+        if len(arches) > 1:
+            # The service renders one image reference, and DLC tags are built per architecture.
+            detail = ", ".join(f"{g.key} is {g.arch}" for g in groups)
+            errors.append(
+                ConfigError(
+                    f"{key}.nodeGroup", svc.node_group, "groups of one CPU architecture: the service runs one image", f"the groups mix architectures ({detail})"
+                )
+            )
+            continue
+        # Every listed group must be able to run a pod: a group no pod fits would be scaled by nothing.
+        gpu_errors = [e for g in groups for e in _gpu_errors(key, svc.gpus, svc.cpu, svc.memory, g)]
         # A pod that fits no node makes the replica bound meaningless; report the cause only.
-        errors += gpu_errors or _replica_errors(key, svc, inference)
-        errors += _image_errors(key, cfg.region, "inference", svc.image, inference.instance_infos)
+        errors += gpu_errors or _replica_errors(key, svc, groups)
+        errors += _image_errors(key, cfg.region, "inference", svc.image, [t for g in groups for t in g.instance_infos])
 
     for name, nb in cfg.notebooks.items():
         key = f"notebooks.{name}"
@@ -152,17 +162,18 @@ def _gpu_errors(key: str, gpus: int, cpu: str | None, memory: str | None, group:
     return [e.under(key) for e in fit_errors(cpu, memory, instance, group_key)]
 
 
-def _replica_errors(key: str, svc: InferenceServiceArgs, group: GpuNodeGroupArgs) -> list[ConfigError]:
-    # Upper bound: every node the largest member type, as many pods per node as its GPUs allow.
-    per_node = max(t.accelerator_count for t in group.instance_infos) // svc.gpus
-    most = group.max_size * per_node
+def _replica_errors(key: str, svc: InferenceServiceArgs, groups: list[GpuNodeGroupArgs]) -> list[ConfigError]:
+    # Upper bound: every node of every group the largest member type, as many pods per node as its GPUs allow.
+    per_node = [(g, max(t.accelerator_count for t in g.instance_infos) // svc.gpus) for g in groups]
+    most = sum(g.max_size * n for g, n in per_node)
     if svc.autoscaling.max_replicas > most:
+        detail = " + ".join(f"{_group_key(g.key)}.maxSize {g.max_size} x {n} pod(s)" for g, n in per_node)
         return [
             ConfigError(
                 f"{key}.autoscaling.maxReplicas",
                 svc.autoscaling.max_replicas,
-                f"at most {most} ({_group_key(group.key)}.maxSize {group.max_size} x {per_node} pod(s) of {svc.gpus} GPU(s) per node)",
-                "more pods than the inference group can ever hold",
+                f"at most {most} ({detail} of {svc.gpus} GPU(s) per node)",
+                "more pods than its inference groups can ever hold",
             )
         ]
     return []

@@ -74,10 +74,10 @@ def resolve_group(
             return None
         group = cfg.node_groups.get(requested)
         if group is None:
-            return ConfigError(f"{key}.nodeGroup", requested, f"the name of a {role} group under nodeGroups: {of_role}", "no such node group")
+            return ConfigError(f"{key}.nodeGroup", requested, f"the name of one of the {role} groups under nodeGroups: {of_role}", "no such node group")
         if group.role != role:
             return ConfigError(
-                f"{key}.nodeGroup", requested, f"a {role} group: {of_role}", f"nodeGroups.{requested} is a group of role {group.role!r}, not {role!r}"
+                f"{key}.nodeGroup", requested, f"one of the {role} groups: {of_role}", f"nodeGroups.{requested} is a group of role {group.role!r}, not {role!r}"
             )
         return requested, group
     if any(name in unchecked for name in of_role) or (not of_role and unchecked):
