@@ -24,7 +24,7 @@ REPOSITORY = "eks/aws-efa-k8s-device-plugin"
 NAME = "aws-efa-k8s-device-plugin"
 
 
-def image_for(region: str, key: str = "nodeGroups.<role>.efa") -> str:
+def image_for(region: str, key: str = "nodeGroups.<name>.efa") -> str:
     """The plugin image in ``region``'s EKS add-on registry; ``ConfigError`` at ``key`` where none is known."""
     return addon_image(region, REPOSITORY, VERSION, key=key)
 

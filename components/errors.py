@@ -29,7 +29,9 @@ class ConfigError(ValueError):
 
     def __str__(self) -> str:
         detail = f": {self.problem}" if self.problem else ""
-        return f"{self.key} = {self.value!r} is invalid{detail}. Accepted: {self.accepted}"
+        # A key left out has no value to show; "= None" would read as if the user had written null.
+        given = "is not set" if self.value is None else f"= {self.value!r} is invalid"
+        return f"{self.key} {given}{detail}. Accepted: {self.accepted}"
 
     def under(self, prefix: str) -> ConfigError:
         """The same error with its key placed under ``prefix``: ``prefix.key``, or ``prefix[0]`` for an index."""

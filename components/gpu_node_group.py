@@ -1,6 +1,6 @@
 """GpuNodeGroup: one EKS managed node group of NVIDIA GPU nodes for one role.
 
-Nodes carry ``role=<role>`` and GPU facts as labels, and the taint
+Nodes carry ``role=<role>``, ``mleks.io/node-group=<name>`` and GPU facts as labels, and the taint
 ``nvidia.com/gpu=true:NoSchedule`` so only pods that ask for GPUs land there.
 Groups scale from zero by default; exactly one autoscaler (Escalator for
 training, cluster-autoscaler for inference, or none) owns each group's size.

@@ -118,12 +118,12 @@ class StackConfig(Model):
     objects with ``name``; see components/jupyter_notebook.py and docs/serving.md.  Default: none."""
 
     training_jobs: ByName[DLCTrainingJobArgs] = Field(default_factory=dict)
-    """DLC training jobs on the train group (``mleks:trainingJobs``): a list of jobs, or a dict
+    """DLC training jobs on a train group (``mleks:trainingJobs``, ``nodeGroup`` picks it): a list of jobs, or a dict
     of jobs by name; see components/dlc_training_job.py and docs/training.md.  Default: none."""
 
     escalator: EscalatorArgs | None = None
     """Escalator (``mleks:escalator``): options per Escalator-owned node group under
-    ``nodeGroups.<role>``, plus ``dryMode``, ``scanInterval``, ``logLevel``.  Default:
+    ``nodeGroups.<name>`` (the group names of ``mleks:nodeGroups``), plus ``dryMode``, ``scanInterval``, ``logLevel``.  Default:
     Escalator's ML defaults for every group with ``autoscaler: escalator``."""
 
     load_balancer_controller: LoadBalancerControllerArgs = Field(default_factory=LoadBalancerControllerArgs)

@@ -160,7 +160,7 @@ def test_an_existing_vpc_is_used_instead_of_creating_one():
 def test_a_missing_region_is_reported_as_aws_region():
     cfg = unified()
     del cfg["aws:region"]
-    assert single_error(cfg).startswith("aws:region = None is invalid")
+    assert single_error(cfg).startswith("aws:region is not set")
 
 
 def test_a_group_named_after_a_role_must_have_that_role():

@@ -120,6 +120,9 @@ def test_legacy_role_keyed_stack_files_keep_working_without_a_role_key():
     result = offline.run("dedicated", config=cfg)
     roles = sorted(ng.inputs["labels"]["role"] for ng in result.of_type("aws:eks/nodeGroup:NodeGroup"))
     assert roles == ["inference", "system", "system", "train"]
+    # Resource names are what they were before groups had names: an upgrade replaces nothing.
+    names = sorted(ng.name for ng in result.of_type("aws:eks/nodeGroup:NodeGroup"))
+    assert names == ["ml-prod-inference-gpu", "ml-prod-inference-system", "ml-prod-train-gpu", "ml-prod-train-system"]
 
 
 # --- bad input ----------------------------------------------------------------------------------
