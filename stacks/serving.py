@@ -148,11 +148,6 @@ def _service_groups(cfg: StackConfig, svc: InferenceServiceArgs, key: str, unche
     return answers
 
 
-def _smallest_group(found: list[Any]) -> tuple[str, GpuNodeGroupArgs]:
-    """Of the groups a service may use, the one whose smallest instance is smallest: what a pod can count on."""
-    return min(found, key=lambda kv: (kv[1].smallest_instance.accelerator_count, kv[1].smallest_instance.vcpu, kv[1].smallest_instance.memory_gib))
-
-
 def _gpu_errors(key: str, gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs) -> list[ConfigError]:
     group_key = _group_key(group.key)
     instance = group.smallest_instance

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
 import kubernetes_validate
+import pytest
 from parliament import analyze_policy_string
 
+from mleks.errors import ConfigError, ConfigErrors
+from stacks import offline
 from stacks.offline import RenderResult
 
 # Findings parliament always raises on a correct IRSA trust policy: trust
@@ -131,3 +135,23 @@ def groups_for_pod(result: RenderResult, reg: Any, pod: dict[str, Any]) -> list[
             continue
         out.append(labels["mleks.io/node-group"])
     return sorted(out)
+
+
+def stack_file(stack: str) -> dict[str, Any]:
+    """A private copy of an example stack's config, to change one value of."""
+    return copy.deepcopy(offline.load_stack_file(stack))
+
+
+def config_errors(stack: str, cfg: dict[str, Any]) -> list[ConfigError]:
+    """The errors running ``stack`` with ``cfg`` raises; fails the test if anything was registered first."""
+    with pytest.raises(ConfigErrors) as info:
+        offline.run(stack, config=cfg)
+    assert info.value.registered_urns == [], "nothing may be registered before the config is valid"  # type: ignore[attr-defined]
+    return info.value.errors
+
+
+def error_for(errors: list[ConfigError], key: str) -> ConfigError:
+    """The first error at ``key``; fails the test, listing every error, when there is none."""
+    matching = [e for e in errors if e.key == key]
+    assert matching, [str(e) for e in errors]
+    return matching[0]

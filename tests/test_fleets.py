@@ -7,16 +7,14 @@ pods can really go rather than what the config asked for.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from mleks.errors import ConfigError, ConfigErrors
 from stacks import offline
 from stacks.offline import RenderResult
-from tests.checks import groups_for_pod
+from tests.checks import config_errors, error_for, groups_for_pod, stack_file
 
 WORKLOAD_KINDS = {"Job", "Deployment", "StatefulSet"}
 
@@ -32,23 +30,6 @@ def workload_pods(result: RenderResult) -> list[tuple[Any, dict[str, Any], dict[
         if any("nvidia.com/gpu" in lim for lim in limits) and "mleks:addons:" not in reg.urn:
             out.append((reg, obj, pod))
     return out
-
-
-def stack_file(stack: str) -> dict[str, Any]:
-    return copy.deepcopy(offline.load_stack_file(stack))
-
-
-def errors_of(stack: str, cfg: dict[str, Any]) -> list[ConfigError]:
-    with pytest.raises(ConfigErrors) as info:
-        offline.run(stack, config=cfg)
-    assert info.value.registered_urns == [], "nothing may be registered before the config is valid"  # type: ignore[attr-defined]
-    return info.value.errors
-
-
-def the_error(errors: list[ConfigError], key: str) -> ConfigError:
-    matching = [e for e in errors if e.key == key]
-    assert matching, [str(e) for e in errors]
-    return matching[0]
 
 
 # --- what renders -------------------------------------------------------------------------------
@@ -238,7 +219,7 @@ BAD = [
 def test_bad_fleet_input_fails_before_registration_naming_the_key_and_value(mutate: Any, key: str, value: Any, words: list[str]):
     cfg = stack_file("unified")
     mutate(cfg)
-    err = the_error(errors_of("unified", cfg), key)
+    err = error_for(config_errors("unified", cfg), key)
     assert err.value == value
     text = f"{err.problem} {err.accepted}"
     for word in words:
@@ -248,7 +229,7 @@ def test_bad_fleet_input_fails_before_registration_naming_the_key_and_value(muta
 def test_a_group_name_too_long_for_aws_names_is_refused_with_every_dependent_problem_reported_too():
     cfg = stack_file("unified")
     cfg["mleks:nodeGroups"]["train-p5-capacity-block"] = cfg["mleks:nodeGroups"].pop("train-p5")
-    errors = errors_of("unified", cfg)
+    errors = config_errors("unified", cfg)
     err = next(e for e in errors if e.key.startswith("mleks:nodeGroups.train-p5-capacity-block"))
     assert err.value == "train-p5-capacity-block" and "1-18" in err.accepted
 
@@ -261,8 +242,8 @@ def test_a_job_is_checked_against_the_cuda_support_of_the_group_it_names_not_its
     cfg["mleks:nodeGroups"]["train-v100"] = {"role": "train", "instanceTypes": ["p3.8xlarge"], "minSize": 0, "maxSize": 2}
     cfg["mleks:escalator"]["nodeGroups"]["train-v100"] = {"scale_up_threshold_percent": 70}
     cfg["mleks:trainingJobs"]["gpu-smoke"]["nodeGroup"] = "train-v100"
-    errors = errors_of("unified", cfg)
-    err = the_error(errors, "mleks:trainingJobs.gpu-smoke.cuda")
+    errors = config_errors("unified", cfg)
+    err = error_for(errors, "mleks:trainingJobs.gpu-smoke.cuda")
     assert "Volta" in err.problem and "p3.8xlarge" in err.problem
     # nccl-allreduce uses the same image on train-p5 (H100) and is fine.
     assert not [e for e in errors if e.key.startswith("mleks:trainingJobs.nccl-allreduce")]
@@ -273,7 +254,7 @@ def test_a_job_is_checked_against_the_architecture_of_the_group_it_names():
     cfg["mleks:nodeGroups"]["train-arm"] = {"role": "train", "instanceTypes": ["g5g.16xlarge"], "minSize": 0, "maxSize": 2}
     cfg["mleks:escalator"]["nodeGroups"]["train-arm"] = {"scale_up_threshold_percent": 70}
     cfg["mleks:trainingJobs"]["gpu-smoke"].update(nodeGroup="train-arm", gpusPerNode=1)
-    err = the_error(errors_of("unified", cfg), "mleks:trainingJobs.gpu-smoke.version")
+    err = error_for(config_errors("unified", cfg), "mleks:trainingJobs.gpu-smoke.version")
     assert "arm64" in err.problem and "g5g.16xlarge" in err.problem
 
 
@@ -281,7 +262,7 @@ def test_a_service_on_groups_of_two_architectures_is_refused_because_it_runs_one
     cfg = stack_file("unified")
     cfg["mleks:nodeGroups"]["inference-arm"] = {"role": "inference", "instanceTypes": ["g5g.xlarge"], "minSize": 0, "maxSize": 2}
     cfg["mleks:inferenceServices"]["densenet"]["nodeGroup"] = ["inference-spot", "inference-arm"]
-    err = the_error(errors_of("unified", cfg), "mleks:inferenceServices.densenet.nodeGroup")
+    err = error_for(config_errors("unified", cfg), "mleks:inferenceServices.densenet.nodeGroup")
     assert err.value == ["inference-spot", "inference-arm"] and "inference-arm is arm64" in err.problem
 
 
@@ -291,7 +272,7 @@ def test_a_services_replica_bound_is_what_all_its_groups_hold_together():
     cfg["mleks:inferenceServices"]["densenet"]["autoscaling"]["maxReplicas"] = 8
     offline.run("unified", config=cfg)
     cfg["mleks:inferenceServices"]["densenet"]["autoscaling"]["maxReplicas"] = 9
-    err = the_error(errors_of("unified", cfg), "mleks:inferenceServices.densenet.autoscaling.maxReplicas")
+    err = error_for(config_errors("unified", cfg), "mleks:inferenceServices.densenet.autoscaling.maxReplicas")
     assert err.value == 9 and err.accepted.startswith("at most 8 (")
     assert "nodeGroups.inference-spot.maxSize 6" in err.accepted and "nodeGroups.inference-ondemand.maxSize 2" in err.accepted
 
@@ -300,5 +281,5 @@ def test_a_service_whose_pod_fits_only_one_of_its_groups_is_refused_naming_the_o
     cfg = stack_file("unified")
     cfg["mleks:nodeGroups"]["inference-ondemand"]["instanceTypes"] = ["g6e.2xlarge"]
     cfg["mleks:inferenceServices"]["densenet"]["cpu"] = "6"  # fits g6e.2xlarge (8 vCPU), not the g6e.xlarge (4) of inference-spot
-    err = the_error(errors_of("unified", cfg), "mleks:inferenceServices.densenet.cpu")
+    err = error_for(config_errors("unified", cfg), "mleks:inferenceServices.densenet.cpu")
     assert "inference-spot" in f"{err.accepted} {err.problem}"

@@ -26,7 +26,7 @@ from mleks.manifests.workloads import proportional_requests
 from mleks.validation.schema import keyed_entries, parse
 from stacks import offline
 from stacks.offline import Registration, RenderResult
-from tests.checks import groups_for_pod, iam_documents, lint_findings, schema_errors
+from tests.checks import config_errors, error_for, groups_for_pod, iam_documents, lint_findings, schema_errors, stack_file
 
 KUBE_VERSION = "1.35.0"
 G6E_XLARGE = catalog()["g6e.xlarge"]
@@ -84,23 +84,6 @@ def ours(stack: RenderResult) -> list[tuple[Registration, dict[str, Any]]]:
 
 def stack_objects(stack: RenderResult, kind: str, name: str) -> list[dict[str, Any]]:
     return [obj for _, obj in stack.kube_objects() if obj["kind"] == kind and obj["metadata"]["name"] == name]
-
-
-def config_errors(stack: str, cfg: dict[str, Any]) -> list[ConfigError]:
-    with pytest.raises(ConfigErrors) as info:
-        offline.run(stack, config=cfg)
-    assert info.value.registered_urns == [], "nothing may be registered before the config is valid"  # type: ignore[attr-defined]
-    return info.value.errors
-
-
-def error_for(errors: list[ConfigError], key: str) -> ConfigError:
-    matching = [e for e in errors if e.key == key]
-    assert matching, [str(e) for e in errors]
-    return matching[0]
-
-
-def stack_file(stack: str) -> dict[str, Any]:
-    return copy.deepcopy(offline.load_stack_file(stack))
 
 
 # -- the Kubernetes schema -------------------------------------------------------------------
