@@ -67,7 +67,10 @@ def scaled_config(n: int) -> dict:
     job = cfg["mleks:trainingJobs"]["gpu-smoke"]
     service = cfg["mleks:inferenceServices"]["densenet"]
     notebook = cfg["mleks:notebooks"]["research"]
-    cfg["mleks:nodeGroups"]["inference"]["maxSize"] = 6 * n
+    # Room for every service's replicas: the example's services may use any of its inference groups.
+    for group in cfg["mleks:nodeGroups"].values():
+        if group.get("role") == "inference":
+            group["maxSize"] = 6 * n
     cfg["mleks:trainingJobs"] = {f"job-{i}": job for i in range(n)}
     cfg["mleks:inferenceServices"] = {f"svc-{i}": service for i in range(n)}
     cfg["mleks:notebooks"] = {f"nb-{i}": notebook for i in range(n)}

@@ -283,3 +283,12 @@ def test_a_service_whose_pod_fits_only_one_of_its_groups_is_refused_naming_the_o
     cfg["mleks:inferenceServices"]["densenet"]["cpu"] = "6"  # fits g6e.2xlarge (8 vCPU), not the g6e.xlarge (4) of inference-spot
     err = error_for(config_errors("unified", cfg), "mleks:inferenceServices.densenet.cpu")
     assert "inference-spot" in f"{err.accepted} {err.problem}"
+
+
+def test_the_benchmarks_scaled_stack_is_a_valid_config():
+    # stacks.bench derives its scale test from the unified example; a change to the example must keep it rendering.
+    from stacks.bench import scaled_config
+
+    result = offline.run("unified", config=scaled_config(3))
+    jobs = [obj for _, obj in result.kube_objects() if obj["kind"] == "Job"]
+    assert len(jobs) == 3
