@@ -84,8 +84,35 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--stack", help="stack name, i.e. a Pulumi.<stack>.yaml (default: the only one)")
     cmd.add_argument("--out", type=Path, help="output folder (default: <program_dir>/render-out)")
     cmd.add_argument("--quiet", action="store_true", help="do not print the resource tree")
+    cmd = commands.add_parser("diff", help="forecast what pulumi up would change between two offline renders")
+    add_diff_arguments(cmd)
     args = parser.parse_args(argv)
+    if args.command == "diff":
+        return diff(args)
     return render(args.program_dir, stack=args.stack, out=args.out, quiet=args.quiet)
+
+
+def add_diff_arguments(cmd: argparse.ArgumentParser) -> None:
+    """The arguments of ``mleks diff`` (shared with ``python -m stacks.diff``)."""
+    cmd.add_argument("base_dir", type=Path, help="the base render: an --out folder of mleks render, or one stack's folder in it")
+    cmd.add_argument("head_dir", type=Path, help="the head render, laid out the same way")
+    cmd.add_argument("--format", choices=("markdown", "json"), default="markdown", help="markdown for a PR comment (default), json for machines")
+    cmd.add_argument(
+        "--fail-on", choices=("replace", "delete", "unknown", "change"), help="exit 1 when the diff has this (or a graver) action; default: always exit 0"
+    )
+
+
+def diff(args: argparse.Namespace) -> int:
+    """Print the forecast of ``args.base_dir`` -> ``args.head_dir``; the exit code is the --fail-on gate."""
+    from mleks.review import diff as review
+
+    try:
+        diffs = review.diff_folders(args.base_dir, args.head_dir)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(review.to_json(diffs) if args.format == "json" else review.to_markdown(diffs), end="")
+    return review.gate(diffs, args.fail_on)
 
 
 if __name__ == "__main__":

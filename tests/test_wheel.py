@@ -54,6 +54,9 @@ def test_the_wheel_holds_only_the_mleks_package_with_its_data_and_types(built: d
     assert {n.split("/")[0] for n in names} == {"mleks", "mleks-0.2.0.dist-info"}
     for required in ("mleks/py.typed", "mleks/catalogs/data/gpu_instances.json", "mleks/catalogs/data/aws_load_balancer_controller/iam_policy_cn.json"):
         assert required in names
+    # Every subpackage of the source tree is packaged (pyproject lists them by hand).
+    subpackages = {str(p.parent.relative_to(ROOT / "components")) for p in (ROOT / "components").rglob("__init__.py")} - {"."}
+    assert {f"mleks/{sub}/__init__.py" for sub in subpackages} <= set(names)
     metadata = zipfile.ZipFile(built["wheel"]).read("mleks-0.2.0.dist-info/METADATA").decode()
     assert "Requires-Python: >=3.11" in metadata and "Requires-Dist: pulumi-eks<5,>=4.4" in metadata
     entry_points = zipfile.ZipFile(built["wheel"]).read("mleks-0.2.0.dist-info/entry_points.txt").decode()
@@ -86,6 +89,19 @@ def test_every_example_renders_with_the_installed_mleks_command(built: dict[str,
     assert done.returncode == 0, done.stderr
     assert (program / "render-out" / "dev" / "plan.json").exists()
     assert list((program / "render-out" / "dev" / "kubernetes").glob("*.yaml"))
+
+
+def test_the_installed_mleks_command_diffs_two_renders(built: dict[str, Path], tmp_path: Path):
+    program = tmp_path / "training-cluster"
+    shutil.copytree(ROOT / "examples" / "training-cluster", program)
+    mleks = str(built["venv"] / "bin" / "mleks")
+    assert _in_venv(built, mleks, "render", "--stack", "dev", "--quiet", "--out", str(tmp_path / "base"), str(program), cwd=tmp_path).returncode == 0
+    main = program / "__main__.py"
+    main.write_text(main.read_text().replace("max_size=2, efa=True", "max_size=4, efa=True"))
+    assert _in_venv(built, mleks, "render", "--stack", "dev", "--quiet", "--out", str(tmp_path / "head"), str(program), cwd=tmp_path).returncode == 0
+    done = _in_venv(built, mleks, "diff", str(tmp_path / "base"), str(tmp_path / "head"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "`scalingConfig.maxSize`: `2` → `4`" in done.stdout
 
 
 def test_an_example_runs_under_mleks_testing_set_mocks_in_the_fresh_venv(built: dict[str, Path], tmp_path: Path):

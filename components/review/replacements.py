@@ -1,0 +1,134 @@
+"""Which input changes make Pulumi replace a resource, per resource type the stacks register.
+
+A forecast table, read from the providers' own sources (checked 2026-12-01):
+
+* AWS types: the ``ForceNew: true`` attributes of the Terraform AWS provider schemas that
+  pulumi-aws bridges (hashicorp/terraform-provider-aws, ``internal/service/<service>/<resource>.go``,
+  e.g. ``eks/node_group.go`` at 012e0a32: ami_type, capacity_type, cluster_name, disk_size,
+  instance_types, launch_template id/name, node_group_name, node_role_arn, remote_access,
+  subnet_ids), spelled as Pulumi inputs (camelCase).  EKS cluster subnets are updatable in place
+  since provider 5.25.0 (its CHANGELOG, cited in terraform-aws-eks#2868).
+* Kubernetes: pulumi-kubernetes replaces on ``metadata.name``/``metadata.namespace`` and its
+  ``forceNew`` table (``provider/pkg/provider/forcenew.go``: StorageClass parameters/provisioner,
+  ConfigMap data, PVC spec, Secret type, Service clusterIP/type), and whenever the API server's
+  dry run refuses a field as immutable: a Job's ``spec.template``/``spec.selector`` (batch/v1
+  validation), a Deployment's, DaemonSet's or StatefulSet's ``spec.selector``, a StatefulSet's
+  ``volumeClaimTemplates``/``serviceName``/``podManagementPolicy``, a binding's ``roleRef``.
+
+A type missing here is reported as "unknown, check ``pulumi preview``", never as an update.
+"""
+
+from __future__ import annotations
+
+# Pulumi type token -> input paths (dotted, list indices dropped) whose change replaces the resource.
+AWS_REPLACE_ON: dict[str, tuple[str, ...]] = {
+    "aws:eks/nodeGroup:NodeGroup": (
+        "amiType",
+        "capacityType",
+        "clusterName",
+        "diskSize",
+        "instanceTypes",
+        "launchTemplate.id",
+        "launchTemplate.name",
+        "nodeGroupName",
+        "nodeGroupNamePrefix",
+        "nodeRoleArn",
+        "remoteAccess",
+        "subnetIds",
+    ),
+    "aws:eks/addon:Addon": ("addonName", "clusterName"),
+    "aws:ec2/launchTemplate:LaunchTemplate": ("name", "namePrefix"),
+    "aws:ec2/vpc:Vpc": ("cidrBlock", "instanceTenancy", "ipv4IpamPoolId"),
+    "aws:ec2/subnet:Subnet": ("availabilityZone", "availabilityZoneId", "cidrBlock", "vpcId", "outpostArn"),
+    "aws:ec2/internetGateway:InternetGateway": (),
+    "aws:ec2/eip:Eip": ("domain", "networkBorderGroup", "publicIpv4Pool", "customerOwnedIpv4Pool"),
+    "aws:ec2/natGateway:NatGateway": ("allocationId", "connectivityType", "privateIp", "subnetId"),
+    "aws:ec2/routeTable:RouteTable": ("vpcId",),
+    "aws:ec2/route:Route": ("routeTableId", "destinationCidrBlock", "destinationIpv6CidrBlock", "destinationPrefixListId"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": ("subnetId", "gatewayId"),
+    "aws:ec2/placementGroup:PlacementGroup": ("name", "strategy", "partitionCount", "spreadLevel"),
+    "aws:iam/role:Role": ("name", "namePrefix", "path"),
+    "aws:iam/rolePolicy:RolePolicy": ("name", "namePrefix", "role"),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("policyArn", "role"),
+    "aws:kms/key:Key": ("customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId", "customKeyStoreId"),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix", "logGroupClass"),
+    # aws_autoscaling_group_tag: both arguments are ForceNew.
+    "aws:autoscaling/tag:Tag": ("autoscalingGroupName", "tag"),
+    "aws:s3/bucketV2:BucketV2": ("bucket", "bucketPrefix", "objectLockEnabled"),
+    "aws:fsx/lustreFileSystem:LustreFileSystem": ("subnetIds", "deploymentType", "storageType", "kmsKeyId", "perUnitStorageThroughput"),
+    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": ("fileSystemId", "fileSystemPath", "dataRepositoryPath", "batchImportMetaDataOnCreate"),
+    # A provider is updated in place when its kubeconfig changes (pulumi-kubernetes diffs only the cluster identity).
+    "pulumi:providers:kubernetes": ("cluster",),
+    # pulumi-random: every argument of random_password is ForceNew (a new value each time).
+    "random:index/randomPassword:RandomPassword": (
+        "length",
+        "special",
+        "upper",
+        "lower",
+        "numeric",
+        "minLower",
+        "minUpper",
+        "minNumeric",
+        "minSpecial",
+        "overrideSpecial",
+        "keepers",
+    ),
+}
+
+# pulumi-eks's Cluster component: the inputs that recreate the EKS control plane underneath it
+# (aws_eks_cluster ForceNew: name, role_arn, kubernetes_network_config, encryption_config).
+EKS_CLUSTER_REPLACE_ON = ("name", "serviceRole", "kubernetesServiceIpAddressRange", "ipFamily", "encryptionConfigKeyArn", "vpcId")
+
+# Kubernetes kind -> immutable fields; metadata.name/namespace, kind and apiVersion apply to every kind.
+KUBE_COMMON = ("metadata.name", "metadata.namespace", "kind", "apiVersion")
+KUBE_REPLACE_ON: dict[str, tuple[str, ...]] = {
+    "Job": ("spec.template", "spec.selector", "spec.completionMode"),
+    "Deployment": ("spec.selector",),
+    "DaemonSet": ("spec.selector",),
+    "StatefulSet": ("spec.selector", "spec.volumeClaimTemplates", "spec.serviceName", "spec.podManagementPolicy"),
+    "Service": ("spec.clusterIP", "spec.type"),
+    "ConfigMap": ("data", "binaryData"),
+    "Secret": ("type",),
+    "PersistentVolumeClaim": ("spec",),
+    "StorageClass": ("parameters", "provisioner", "reclaimPolicy", "volumeBindingMode"),
+    "RoleBinding": ("roleRef",),
+    "ClusterRoleBinding": ("roleRef",),
+    "Namespace": (),
+    "ServiceAccount": (),
+    "Role": (),
+    "ClusterRole": (),
+    "NetworkPolicy": (),
+    "PodDisruptionBudget": (),
+    "HorizontalPodAutoscaler": (),
+}
+
+
+def replace_paths(type_token: str, kind: str | None) -> tuple[str, ...] | None:
+    """The replace-on-change paths of a resource, or ``None`` when the type is not in the table."""
+    if type_token == "kubernetes:helm.sh/v3:Release":
+        # pulumi-kubernetes replaces a release for a new name or namespace; anything else is a `helm upgrade`.
+        return ("name", "namespace")
+    if type_token.startswith("kubernetes:"):
+        specific = KUBE_REPLACE_ON.get(kind or "")
+        return None if specific is None else KUBE_COMMON + specific
+    if type_token == "eks:index:Cluster":
+        return EKS_CLUSTER_REPLACE_ON
+    return AWS_REPLACE_ON.get(type_token)
+
+
+def forces_replacement(path: str, paths: tuple[str, ...]) -> bool:
+    """Whether a changed input ``path`` (``a.b[0].c``) is at or under one of ``paths`` (indices ignored)."""
+    plain = strip_indices(path)
+    return any(plain == p or plain.startswith(p + ".") for p in paths)
+
+
+def strip_indices(path: str) -> str:
+    out, depth = [], 0
+    for ch in path:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,144 @@
+"""``mleks diff``: the forecast of what a config change does, from two offline renders."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mleks import cli
+from mleks.review import diff as review
+from mleks.review.replacements import replace_paths
+from mleks.testing.render import plan_document, write
+from stacks import offline
+from tests.checks import stack_file
+
+
+def _changed_unified() -> dict[str, Any]:
+    cfg = stack_file("unified")
+    cfg["mleks:nodeGroups"]["train-g6e"]["instanceTypes"] = ["g6e.24xlarge"]
+    cfg["mleks:trainingJobs"]["nccl-allreduce"]["command"] = ["bash", "-lc"]
+    cfg["mleks:nodeGroups"]["inference-spot"]["maxSize"] = 8
+    cfg["mleks:tags"] = {**cfg.get("mleks:tags", {}), "owner": "ml-platform"}
+    cfg["mleks:notebooks"]["scratch"] = copy.deepcopy(cfg["mleks:notebooks"]["research"])
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def forecast(rendered: dict[str, offline.RenderResult]) -> review.StackDiff:
+    head = offline.run("unified", config=_changed_unified())
+    return review.diff_plans(plan_document(rendered["unified"]), plan_document(head), "unified")
+
+
+def _one(d: review.StackDiff, type_: str, name: str) -> review.ResourceChange:
+    [r] = [r for r in d.resources if r.type == type_ and r.name == name]
+    return r
+
+
+def test_new_instance_types_replace_the_node_group_and_say_jobs_die(forecast: review.StackDiff):
+    r = _one(forecast, "aws:eks/nodeGroup:NodeGroup", "ml-unified-train-g6e-gpu")
+    assert r.action == "replace" and r.risk == review.DATA_OR_NODES
+    assert [c.path for c in r.changes if c.forces_replacement] == ["instanceTypes"]
+    assert "running jobs are killed" in r.summary
+    assert forecast.resources[0] is r, "the node group replacement is the first thing a reviewer reads"
+
+
+def test_a_new_training_command_replaces_the_job_so_it_runs_again(forecast: review.StackDiff):
+    r = _one(forecast, "kubernetes:batch/v1:Job", "ml-training/nccl-allreduce")
+    assert r.action == "replace" and r.risk == review.JOBS and "runs again" in r.summary
+    assert [c.path for c in r.changes] == ["spec.template.spec.containers[0].command"]
+
+
+def test_a_larger_inference_max_size_is_an_in_place_update(forecast: review.StackDiff):
+    r = _one(forecast, "aws:eks/nodeGroup:NodeGroup", "ml-unified-inference-spot-gpu")
+    assert r.action == "update" and not any(c.forces_replacement for c in r.changes)
+    assert ("scalingConfig.maxSize", 6, 8) in [(c.path, c.old, c.new) for c in r.changes]
+
+
+def test_a_new_tag_updates_tagged_resources_in_place(forecast: review.StackDiff):
+    tag_only = [r for r in forecast.resources if r.changes and all(c.path.startswith("tags.") for c in r.changes)]
+    assert len(tag_only) >= 25
+    assert {r.action for r in tag_only} == {"update"}
+    # Instance tags live in the launch templates: a new version, which EKS rolls out node by node.
+    templates = [r for r in forecast.resources if r.type == "aws:ec2/launchTemplate:LaunchTemplate"]
+    assert len(templates) == 5 and all(r.action == "update" and r.risk == review.DATA_OR_NODES for r in templates)
+    assert all("replaces every node" in r.summary for r in templates)
+
+
+def test_one_more_notebook_is_created(forecast: review.StackDiff):
+    created = {(r.type, r.name) for r in forecast.resources if r.action == "create"}
+    assert ("kubernetes:apps/v1:StatefulSet", "notebooks/scratch") in created
+    assert ("kubernetes:core/v1:Service", "notebooks/scratch") in created
+    assert all(r.action != "delete" for r in forecast.resources)
+
+
+def test_every_resource_type_the_stacks_register_is_in_the_replacement_table(stack: offline.RenderResult):
+    plan = plan_document(stack)
+    missing = sorted({r["type"] for r in plan["resources"] if r.get("custom", True) and replace_paths(r["type"], (r.get("inputs") or {}).get("kind")) is None})
+    assert missing == []
+
+
+def test_a_type_missing_from_the_table_is_unknown_not_an_update():
+    base = {"resources": [{"urn": "u1", "type": "aws:sqs/queue:Queue", "name": "q", "custom": True, "inputs": {"delaySeconds": 0}}]}
+    head = {"resources": [{"urn": "u1", "type": "aws:sqs/queue:Queue", "name": "q", "custom": True, "inputs": {"delaySeconds": 5}}]}
+    [r] = review.diff_plans(base, head, "s").resources
+    assert r.action == "unknown" and "pulumi preview" in r.summary
+
+
+def _secret_pair() -> tuple[dict[str, Any], dict[str, Any]]:
+    def plan(token: str) -> dict[str, Any]:
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tok", "namespace": "nb"}, "stringData": {"token": token}, "type": "Opaque"}
+        env = [{"name": "DB_PASSWORD", "value": token}]
+        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "env": env}]}}}}
+        return {
+            "resources": [
+                {"urn": "s", "type": "kubernetes:core/v1:Secret", "name": "tok", "custom": True, "inputs": secret},
+                {"urn": "j", "type": "kubernetes:batch/v1:Job", "name": "j", "custom": True, "inputs": job},
+                {"urn": "p", "type": "random:index/randomPassword:RandomPassword", "name": "p", "custom": True, "inputs": {"length": len(token)}},
+            ]
+        }
+
+    return plan("hunter2-old"), plan("hunter2-new-value")
+
+
+def test_secret_values_are_never_printed():
+    base, head = _secret_pair()
+    diffs = [review.diff_plans(base, head, "s")]
+    for text in (review.to_markdown(diffs), review.to_json(diffs)):
+        assert "hunter2" not in text
+        assert review.SECRET in text
+
+
+def test_deleting_a_retained_resource_says_it_stays(rendered: dict[str, offline.RenderResult]):
+    plan = plan_document(rendered["unified"])
+    head = {"resources": [r for r in plan["resources"] if r["name"] != "ml-unified-ebs-csi-volumes"]}
+    [r] = review.diff_plans(plan, head, "unified").resources
+    assert r.action == "delete" and r.risk == review.DATA_OR_NODES and "retained on delete" in r.summary
+
+
+def test_the_markdown_says_it_is_a_forecast_and_leads_with_the_risky_changes(forecast: review.StackDiff):
+    text = review.to_markdown([forecast])
+    assert "forecast" in text and "`pulumi preview` is the authority" in text
+    assert text.index("Needs attention") < text.index("Jobs that will run") < text.index("Routine changes")
+    assert "replaces node group `ml-unified-train-g6e-gpu`" in text
+
+
+def test_the_cli_exits_0_by_default_and_1_with_fail_on_replace(rendered: dict[str, offline.RenderResult], tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    write(rendered["unified"], tmp_path / "base")
+    write(offline.run("unified", config=_changed_unified()), tmp_path / "head")
+    assert cli.main(["diff", str(tmp_path / "base"), str(tmp_path / "head")]) == 0
+    assert "# mleks diff" in capsys.readouterr().out
+    assert cli.main(["diff", str(tmp_path / "base"), str(tmp_path / "head"), "--fail-on", "replace", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["stacks"]["unified"]["counts"]["replace"] >= 2
+    # No change at all passes every gate.
+    assert cli.main(["diff", str(tmp_path / "base"), str(tmp_path / "base"), "--fail-on", "change"]) == 0
+    assert "No changes." in capsys.readouterr().out
+
+
+def test_a_folder_without_a_render_is_an_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert cli.main(["diff", str(tmp_path), str(tmp_path)]) == 2
+    assert "no plan.json" in capsys.readouterr().err
