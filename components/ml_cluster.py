@@ -351,6 +351,9 @@ class MLCluster(EksCluster):
             description=f"EKS secrets envelope encryption for {cluster_name}",
             tags=tags,
             parent=self,
+            # A key is never worth losing to a refactor that drops it from the program: retained, it
+            # costs $1 a month and can still be scheduled for deletion (30-day window) by hand.
+            retain_on_delete=True,
         )
 
         # Created before the cluster so EKS writes into a log group that
@@ -360,7 +363,9 @@ class MLCluster(EksCluster):
             name=f"/aws/eks/{cluster_name}/cluster",
             retention_in_days=args.log_retention_days,
             tags=tags,
-            opts=child,
+            # Audit logs outlive the program that made them; they still expire after retention_in_days.
+            # A stack re-created under the same cluster name must import it (pulumi import) or delete it.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
 
         self.node_role, attachments = create_node_role(name, cluster_name, node_role_policy_arns(partition_of(region)), tags=tags, parent=self)

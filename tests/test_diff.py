@@ -142,3 +142,22 @@ def test_the_cli_exits_0_by_default_and_1_with_fail_on_replace(rendered: dict[st
 def test_a_folder_without_a_render_is_an_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert cli.main(["diff", str(tmp_path), str(tmp_path)]) == 2
     assert "no plan.json" in capsys.readouterr().err
+
+
+DATA_BEARING = ("aws:kms/key:Key", "aws:cloudwatch/logGroup:LogGroup", "kubernetes:core/v1:Namespace")
+
+
+def test_data_bearing_resources_are_retained_so_no_diff_can_hide_data_loss(stack: offline.RenderResult):
+    plan = plan_document(stack)
+    found = [r for r in plan["resources"] if r["type"] in DATA_BEARING]
+    assert {r["type"] for r in found} == set(DATA_BEARING)
+    assert [r["name"] for r in found if not (r.get("options") or {}).get("retainOnDelete")] == []
+    # Notebook home volumes: the StorageClass keeps released volumes and the StatefulSet keeps its claims.
+    for r in plan["resources"]:
+        if r["type"] == "kubernetes:storage.k8s.io/v1:StorageClass":
+            assert r["inputs"]["reclaimPolicy"] == "Retain"
+        if r["type"] == "kubernetes:apps/v1:StatefulSet":
+            assert r["inputs"]["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    # And the diff says so when one of them leaves the program.
+    gone = review.diff_plans(plan, {"resources": [r for r in plan["resources"] if r["type"] not in DATA_BEARING]}, stack.stack).resources
+    assert gone and all(r.action == "delete" and "retained on delete" in r.summary for r in gone)
