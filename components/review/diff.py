@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mleks.review.replacements import forces_replacement, replace_paths, strip_indices
+from mleks.review.replacements import path_under, replace_paths, strip_indices
 
 Action = Literal["create", "delete", "update", "replace", "unknown"]
 
@@ -201,12 +201,11 @@ def _deleted(r: dict[str, Any]) -> ResourceChange:
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> ResourceChange | None:
     ignored = tuple((new.get("options") or {}).get("ignoreChanges") or ())
     before, after = redact(old["type"], old.get("inputs") or {}), redact(new["type"], new.get("inputs") or {})
-    changes = [c for c in _field_changes(before, after) if not _under_any(c.path, ignored)]
+    changes = [c for c in _field_changes(before, after) if not path_under(c.path, ignored)]
     if not changes:
         return None
     name = _label(new)
     paths = replace_paths(new["type"], _kind(new))
-    masked = changes
     if paths is None:
         return ResourceChange(
             new["urn"],
@@ -215,9 +214,9 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> ResourceChange | None:
             "unknown",
             UNKNOWN,
             f"changes {_noun(new)} `{name}`; this type is not in the replacement table: check `pulumi preview`",
-            masked,
+            changes,
         )
-    marked = [FieldChange(c.path, c.old, c.new, forces_replacement(c.path, paths)) for c in masked]
+    marked = [FieldChange(c.path, c.old, c.new, path_under(c.path, paths)) for c in changes]
     forcing = [c.path for c in marked if c.forces_replacement]
     if forcing:
         shown = ", ".join(f"`{p}`" for p in forcing[:3]) + (f" and {len(forcing) - 3} more" if len(forcing) > 3 else "")
@@ -275,11 +274,6 @@ def _noun(r: dict[str, Any]) -> str:
     if r["type"].startswith("kubernetes:") and kind:
         return kind
     return r["type"].rsplit(":", 1)[-1]
-
-
-def _under_any(path: str, prefixes: tuple[str, ...]) -> bool:
-    plain = strip_indices(path)
-    return any(plain == p or plain.startswith(p + ".") for p in prefixes)
 
 
 def _field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:

@@ -116,8 +116,9 @@ def replace_paths(type_token: str, kind: str | None) -> tuple[str, ...] | None:
     return AWS_REPLACE_ON.get(type_token)
 
 
-def forces_replacement(path: str, paths: tuple[str, ...]) -> bool:
-    """Whether a changed input ``path`` (``a.b[0].c``) is at or under one of ``paths`` (indices ignored)."""
+def path_under(path: str, paths: tuple[str, ...]) -> bool:
+    """Whether an input ``path`` (``a.b[0].c``) is at or under one of ``paths`` (indices ignored): a change
+    there forces replacement when ``paths`` are a type's replace-on-change paths."""
     plain = strip_indices(path)
     return any(plain == p or plain.startswith(p + ".") for p in paths)
 
