@@ -20,6 +20,7 @@ from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from mleks.inference_service import InferenceService, InferenceServiceArgs
 from mleks.jupyter_notebook import JupyterNotebook, JupyterNotebookArgs
 from mleks.load_balancer_controller import AwsLoadBalancerController, LoadBalancerControllerArgs
+from mleks.metrics_server import MetricsServer
 from mleks.ml_cluster import MLCluster, MLClusterArgs, SystemNodeGroupArgs
 from mleks.network import MLVpc, VpcArgs
 from mleks.nvidia_device_plugin import NvidiaDevicePlugin
@@ -51,6 +52,7 @@ __all__ = [
     "MLCluster",
     "MLClusterArgs",
     "MLVpc",
+    "MetricsServer",
     "NvidiaDevicePlugin",
     "ServiceAccountRole",
     "SystemNodeGroupArgs",

@@ -450,6 +450,11 @@ class MLCluster(EksCluster):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.system_node_group]),
         )
+        # Every cluster gets the resource metrics API: without it an HPA on CPU or memory never scales.
+        # Imported here: the add-on modules import this one for its node labels.
+        from mleks.metrics_server import MetricsServer
+
+        self.metrics_server = MetricsServer(f"{name}-metrics-server", cluster=self, opts=child)
 
         self.register_outputs(
             {

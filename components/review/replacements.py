@@ -100,6 +100,8 @@ KUBE_REPLACE_ON: dict[str, tuple[str, ...]] = {
     "NetworkPolicy": (),
     "PodDisruptionBudget": (),
     "HorizontalPodAutoscaler": (),
+    # apiregistration.k8s.io/v1 APIService: every spec field is mutable.
+    "APIService": (),
 }
 
 
