@@ -134,13 +134,9 @@ def _service_groups(cfg: StackConfig, svc: InferenceServiceArgs, key: str, unche
     if names is None:
         found = topology.resolve_group(cfg, "inference", None, key, unchecked)
         return None if found is None else [found]
-    answers = [
-        topology.resolve_group(cfg, "inference", n, f"{key}.nodeGroup[{i}]" if isinstance(svc.node_group, list) else key, unchecked)
-        for i, n in enumerate(names)
-    ]
+    listed = isinstance(svc.node_group, list)
+    answers = [topology.resolve_group(cfg, "inference", n, key, unchecked, at=f"{key}.nodeGroup[{i}]" if listed else None) for i, n in enumerate(names)]
     errors = [a for a in answers if isinstance(a, ConfigError)]
-    if isinstance(svc.node_group, list):
-        errors = [ConfigError(e.key.removesuffix(".nodeGroup"), e.value, e.accepted, e.problem) for e in errors]
     if errors:
         return errors
     if any(a is None for a in answers):

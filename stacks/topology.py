@@ -59,33 +59,30 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
 
 
 def resolve_group(
-    cfg: StackConfig, role: Role, requested: str | None, key: str, unchecked: frozenset[str] = frozenset()
+    cfg: StackConfig, role: Role, requested: str | None, key: str, unchecked: frozenset[str] = frozenset(), *, at: str | None = None
 ) -> tuple[str, GpuNodeGroupArgs] | ConfigError | None:
     """The node group (config key, args) a workload at ``key`` runs on: the one it names, or the only one of ``role``.
 
-    A ``ConfigError`` (keyed ``<key>.nodeGroup``) when the name is unknown, of another role, or
-    missing while several groups have the role; ``None`` when the answer depends on a group that did
-    not parse (``unchecked``), whose own error is the one to fix.  No group of the role at all is the
-    caller's to report.
+    A ``ConfigError`` (keyed ``at``, by default ``<key>.nodeGroup``) when the name is unknown, of
+    another role, or missing while several groups have the role; ``None`` when the answer depends on
+    a group that did not parse (``unchecked``), whose own error is the one to fix.  No group of the
+    role at all is the caller's to report.
     """
+    at = at or f"{key}.nodeGroup"
     of_role = [name for name, g in cfg.node_groups.items() if g.role == role]
     if requested is not None:
         if requested in unchecked:
             return None
         group = cfg.node_groups.get(requested)
         if group is None:
-            return ConfigError(f"{key}.nodeGroup", requested, f"the name of one of the {role} groups under nodeGroups: {of_role}", "no such node group")
+            return ConfigError(at, requested, f"the name of one of the {role} groups under nodeGroups: {of_role}", "no such node group")
         if group.role != role:
-            return ConfigError(
-                f"{key}.nodeGroup", requested, f"one of the {role} groups: {of_role}", f"nodeGroups.{requested} is a group of role {group.role!r}, not {role!r}"
-            )
+            return ConfigError(at, requested, f"one of the {role} groups: {of_role}", f"nodeGroups.{requested} is a group of role {group.role!r}, not {role!r}")
         return requested, group
     if any(name in unchecked for name in of_role) or (not of_role and unchecked):
         return None
     if len(of_role) > 1:
-        return ConfigError(
-            f"{key}.nodeGroup", None, f"one of the {role} groups {of_role}", f"the stack has {len(of_role)} {role} groups, so this must name the one to run on"
-        )
+        return ConfigError(at, None, f"one of the {role} groups {of_role}", f"the stack has {len(of_role)} {role} groups, so this must name the one to run on")
     if not of_role:
         return None
     return of_role[0], cfg.node_groups[of_role[0]]
