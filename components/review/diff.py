@@ -325,8 +325,8 @@ def _routine_groups(resources: list[ResourceChange]) -> list[tuple[list[Resource
     """Routine updates that make the same field changes, together: one new tag touches dozens of resources."""
     groups: dict[str, tuple[list[ResourceChange], list[FieldChange]]] = {}
     for r in resources:
-        key = json.dumps([r.action, [(c.path.split("[")[0] if r.action == "update" else c.path, c.old, c.new) for c in r.changes]], sort_keys=True, default=str)
-        groups.setdefault(key if r.action == "update" else r.urn, ([], r.changes))[0].append(r)
+        same = json.dumps([[c.path, c.old, c.new] for c in r.changes], sort_keys=True) if r.action == "update" else r.urn
+        groups.setdefault(same, ([], r.changes))[0].append(r)
     return list(groups.values())
 
 
