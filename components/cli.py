@@ -38,22 +38,23 @@ def _shown(path: Path) -> Path:
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
-def render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: bool) -> int:
+def render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: bool, spot_discount: float | None = None) -> int:
     # A render is one short-lived pass: the collector would only walk the SDKs' many
     # module and class objects again and again (a fifth of a cold render), so it stays off.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _render(program_dir, stack=stack, out=out, quiet=quiet)
+        return _render(program_dir, stack=stack, out=out, quiet=quiet, spot_discount=spot_discount)
     finally:
         if collecting:
             gc.enable()
 
 
-def _render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: bool) -> int:
+def _render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: bool, spot_discount: float | None) -> int:
     # Imported here: the Pulumi SDKs are heavy, and `mleks --help` should not wait for them.
+    from mleks.review.cost import estimate, summary_lines
     from mleks.testing.program import Project
-    from mleks.testing.render import tree_lines, write
+    from mleks.testing.render import plan_document, tree_lines, write
 
     _print_diagnostics()
     try:
@@ -66,11 +67,16 @@ def _render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: bo
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    cost = summary_lines(estimate(plan_document(result), spot_discount=spot_discount))
     if not quiet:
         print("\n".join(tree_lines(result)))
         print()
-    paths = write(result, out if out is not None else project.directory / "render-out")
+        print("\n".join(cost))
+        print()
+    paths = write(result, out if out is not None else project.directory / "render-out", spot_discount=spot_discount)
     print(f"stack {name}: {len(result.resources)} resources, {len(result.kube_objects())} Kubernetes objects")
+    if quiet:
+        print(f"  {cost[0]}")
     for path in paths:
         print(f"  wrote {_shown(path)}")
     return 0
@@ -83,13 +89,33 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("program_dir", nargs="?", type=Path, default=Path.cwd(), help="folder with Pulumi.yaml (default: the current one)")
     cmd.add_argument("--stack", help="stack name, i.e. a Pulumi.<stack>.yaml (default: the only one)")
     cmd.add_argument("--out", type=Path, help="output folder (default: <program_dir>/render-out)")
-    cmd.add_argument("--quiet", action="store_true", help="do not print the resource tree")
+    cmd.add_argument("--quiet", action="store_true", help="do not print the resource tree (the cost totals still are)")
+    add_spot_argument(cmd)
     cmd = commands.add_parser("diff", help="forecast what pulumi up would change between two offline renders")
     add_diff_arguments(cmd)
     args = parser.parse_args(argv)
     if args.command == "diff":
         return diff(args)
-    return render(args.program_dir, stack=args.stack, out=args.out, quiet=args.quiet)
+    return render(args.program_dir, stack=args.stack, out=args.out, quiet=args.quiet, spot_discount=args.spot_discount)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a fraction such as 0.6 or a percentage such as 60%") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; accepted: 0 to below 1 (or 0% to below 100%)")
+    return value
+
+
+def add_spot_argument(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--spot-discount",
+        type=_fraction,
+        metavar="FRACTION",
+        help="price spot nodes this far below on-demand (0.6 or 60%%); default: at on-demand, with a note that spot varies",
+    )
 
 
 def add_diff_arguments(cmd: argparse.ArgumentParser) -> None:
@@ -100,6 +126,7 @@ def add_diff_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--fail-on", choices=("replace", "delete", "unknown", "change"), help="exit 1 when the diff has this (or a graver) action; default: always exit 0"
     )
+    add_spot_argument(cmd)
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -107,7 +134,7 @@ def diff(args: argparse.Namespace) -> int:
     from mleks.review import diff as review
 
     try:
-        diffs = review.diff_folders(args.base_dir, args.head_dir)
+        diffs = review.diff_folders(args.base_dir, args.head_dir, spot_discount=args.spot_discount)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

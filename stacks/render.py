@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mleks.cli import render
+from mleks.cli import add_spot_argument, render
 from stacks.offline import PROJECT_ROOT
 
 
@@ -18,9 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name: a stacks/Pulumi.<stack>.yaml file, e.g. unified or dedicated")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "render-out", help="output folder (default: render-out/)")
-    parser.add_argument("--quiet", action="store_true", help="do not print the resource tree")
+    parser.add_argument("--quiet", action="store_true", help="do not print the resource tree (the cost totals still are)")
+    add_spot_argument(parser)
     args = parser.parse_args(argv)
-    return render(PROJECT_ROOT, stack=args.stack, out=args.out, quiet=args.quiet)
+    return render(PROJECT_ROOT, stack=args.stack, out=args.out, quiet=args.quiet, spot_discount=args.spot_discount)
 
 
 if __name__ == "__main__":

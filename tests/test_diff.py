@@ -68,11 +68,32 @@ def test_a_new_tag_updates_tagged_resources_in_place(forecast: review.StackDiff)
     assert all("replaces every node" in r.summary for r in templates)
 
 
-def test_one_more_notebook_is_created(forecast: review.StackDiff):
+def test_one_more_notebook_is_created_with_its_cost(forecast: review.StackDiff):
     created = {(r.type, r.name) for r in forecast.resources if r.action == "create"}
     assert ("kubernetes:apps/v1:StatefulSet", "notebooks/scratch") in created
     assert ("kubernetes:core/v1:Service", "notebooks/scratch") in created
     assert all(r.action != "delete" for r in forecast.resources)
+    # Its 100 GiB gp3 home volume at us-west-2's $0.08 per GiB-month, 730 hours a month.
+    home = 100 * 0.08 / 730
+    notebook = _one(forecast, "kubernetes:apps/v1:StatefulSet", "notebooks/scratch")
+    assert notebook.cost == f"adds ${home:.4f}/h (1 × 100 GiB gp3 claim retained when the workload is deleted)"
+    assert f"Cost: adds ${home:.4f}/h" in review.to_markdown([forecast])
+
+
+def test_the_cost_table_shows_before_after_and_the_change(forecast: review.StackDiff):
+    cost = forecast.cost
+    assert cost is not None and cost.before is not None and cost.after is not None
+    # Idle: only the notebook volume is new (every GPU group has minSize 0).
+    assert cost.after.idle - cost.before.idle == pytest.approx(100 * 0.08 / 730)
+    # Max: g6e.12xlarge -> g6e.24xlarge for 4 nodes, and 2 more inference-spot nodes at the dearest type's price.
+    spot_node = 2.24208 + (200 * 0.08 + 3000 * 0.005 + 375 * 0.04) / 730
+    expected = 4 * (15.06559 - 10.49264) + 2 * spot_node + 100 * 0.08 / 730
+    assert cost.after.max - cost.before.max == pytest.approx(expected)
+    changed = {(c.kind, c.name) for c in cost.items}
+    assert changed == {("node-group", "train-g6e"), ("node-group", "inference-spot"), ("volume", "notebooks/scratch home")}
+    markdown = review.to_markdown([forecast])
+    assert "| at max size | $60.53 + unknown | $83.44 + unknown | +$22.91 |" in markdown
+    assert "node-group `train-g6e` (ml-unified): $0.0000/h idle, $42.27/h at max → $0.0000/h idle, $60.56/h at max" in markdown
 
 
 def test_every_resource_type_the_stacks_register_is_in_the_replacement_table(stack: offline.RenderResult):

@@ -518,7 +518,7 @@ def test_an_image_the_group_cannot_run_is_refused_naming_the_key() -> None:
 def test_requests_that_do_not_fit_a_node_are_refused() -> None:
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["cpu"] = "48"
-    assert "g6e.12xlarge" in _error(raw, "mleks:trainingJobs.gpu-smoke.cpu").accepted
+    assert "g5.12xlarge" in _error(raw, "mleks:trainingJobs.gpu-smoke.cpu").accepted
     raw = _raw("dedicated")
     raw["trainingJobs"][0]["memory"] = "384Gi"
     _error(raw, "mleks:trainingJobs.gpu-smoke.memory")

@@ -30,6 +30,12 @@ def kubernetes_version_status(version: str, today: datetime.date | None = None) 
     return "unsupported"
 
 
+def end_of_standard_support(version: str) -> str | None:
+    """The ISO date ``version`` leaves EKS standard support, if the calendar has it."""
+    row = _versions().get(version)
+    return row["end_of_standard_support"] if row else None
+
+
 def control_plane_price(status: Literal["standard", "extended"]) -> float:
     """US dollars per cluster-hour of the EKS control plane (``eks_versions.json``, EKS pricing page)."""
     return float(json.loads(resources.files("mleks.catalogs.data").joinpath("eks_versions.json").read_text())["control_plane_usd_per_hour"][status])

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mleks.review.cost import EXCLUDES, Estimate, Item, estimate, money, total_text
 from mleks.review.replacements import path_under, replace_paths, strip_indices
 
 Action = Literal["create", "delete", "update", "replace", "unknown"]
@@ -110,12 +111,33 @@ class ResourceChange:
     summary: str
     changes: list[FieldChange] = field(default_factory=list)
     retained: bool = False
+    # What the change does to the hourly bill, e.g. "costs $0.0110/h (idle and max)".
+    cost: str | None = None
+
+
+@dataclass
+class ItemChange:
+    """A priced item whose figures differ between base and head (``None``: not on that side)."""
+
+    section: str
+    kind: str
+    name: str
+    before: Item | None
+    after: Item | None
+
+
+@dataclass
+class CostDiff:
+    before: Estimate | None
+    after: Estimate | None
+    items: list[ItemChange]
 
 
 @dataclass
 class StackDiff:
     stack: str
     resources: list[ResourceChange]
+    cost: CostDiff | None = None
 
     def count(self, action: Action) -> int:
         return sum(1 for r in self.resources if r.action == action)
@@ -134,8 +156,8 @@ def load_plans(folder: Path) -> dict[str, dict[str, Any]]:
     return plans
 
 
-def diff_plans(base: dict[str, Any], head: dict[str, Any], stack: str) -> StackDiff:
-    """What changes between two plans of one stack, sorted most urgent first."""
+def diff_plans(base: dict[str, Any], head: dict[str, Any], stack: str, *, spot_discount: float | None = None) -> StackDiff:
+    """What changes between two plans of one stack, sorted most urgent first, and its cost before and after."""
     old = {r["urn"]: r for r in base.get("resources", []) if r.get("custom", True)}
     new = {r["urn"]: r for r in head.get("resources", []) if r.get("custom", True)}
     out: list[ResourceChange] = []
@@ -148,13 +170,56 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any], stack: str) -> StackD
         if change is not None:
             out.append(change)
     out.sort(key=lambda r: (r.risk, _ACTION_ORDER[r.action], r.type, r.name))
-    return StackDiff(stack, out)
+    cost = _cost_diff(base, head, spot_discount)
+    _annotate_costs(out, cost)
+    return StackDiff(stack, out, cost)
 
 
-def diff_folders(base_dir: Path, head_dir: Path) -> list[StackDiff]:
+def diff_folders(base_dir: Path, head_dir: Path, *, spot_discount: float | None = None) -> list[StackDiff]:
     base, head = load_plans(base_dir), load_plans(head_dir)
     empty: dict[str, Any] = {"resources": []}
-    return [diff_plans(base.get(s, empty), head.get(s, empty), s) for s in sorted(base.keys() | head.keys())]
+    return [diff_plans(base.get(s, empty), head.get(s, empty), s, spot_discount=spot_discount) for s in sorted(base.keys() | head.keys())]
+
+
+def _cost_diff(base: dict[str, Any], head: dict[str, Any], spot_discount: float | None) -> CostDiff:
+    before = estimate(base, spot_discount=spot_discount) if base.get("resources") else None
+    after = estimate(head, spot_discount=spot_discount) if head.get("resources") else None
+
+    def keyed(est: Estimate | None) -> dict[tuple[str, str, str], tuple[str, Item]]:
+        return {(s.name, i.kind, i.name): (s.name, i) for s in (est.sections if est else []) for i in s.items}
+
+    old, new = keyed(before), keyed(after)
+    items = []
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key, (key[0], None))[1], new.get(key, (key[0], None))[1]
+        if a is None or b is None or (a.idle, a.max) != (b.idle, b.max):
+            items.append(ItemChange(key[0], key[1], key[2], a, b))
+    return CostDiff(before, after, items)
+
+
+def _per_hour(item: Item) -> str:
+    if item.idle == item.max:
+        return f"{money(item.max)}/h"
+    return f"{money(item.idle)}/h idle, {money(item.max)}/h at max"
+
+
+def _annotate_costs(resources: list[ResourceChange], cost: CostDiff) -> None:
+    """Put each priced item's change on the resource that carries it (a new notebook's StatefulSet, a node group)."""
+    by_urn: dict[str, list[ItemChange]] = {}
+    for change in cost.items:
+        urn = (change.after or change.before).urn  # type: ignore[union-attr]
+        by_urn.setdefault(urn, []).append(change)
+    for r in resources:
+        parts = []
+        for c in by_urn.get(r.urn, []):
+            if c.before is None and c.after is not None:
+                parts.append(f"adds {_per_hour(c.after)} ({c.after.detail})")
+            elif c.after is None and c.before is not None:
+                parts.append(f"removes {_per_hour(c.before)}")
+            elif c.before is not None and c.after is not None:
+                parts.append(f"{_per_hour(c.before)} → {_per_hour(c.after)}")
+        if parts:
+            r.cost = "; ".join(parts)
 
 
 _ACTION_ORDER = {"replace": 0, "delete": 1, "unknown": 2, "update": 3, "create": 4}
@@ -335,6 +400,7 @@ def to_markdown(diffs: list[StackDiff]) -> str:
     for d in diffs:
         counts = ", ".join(f"{d.count(a)} to {a}" for a in ("replace", "delete", "update", "create")) + f", {d.count('unknown')} unknown"
         lines += [f"## Stack `{d.stack}`", "", f"**{counts}.**" if d.resources else "No changes.", ""]
+        lines += _cost_markdown(d.cost)
         for tier, title in TIER_TITLES.items():
             group = [r for r in d.resources if r.risk == tier]
             if not group:
@@ -344,7 +410,7 @@ def to_markdown(diffs: list[StackDiff]) -> str:
             for members, changes in batches:
                 first = members[0]
                 if len(members) == 1:
-                    lines.append(f"- **{first.action}** `{first.type}` — {first.summary}")
+                    lines.append(f"- **{first.action}** `{first.type}` — {first.summary}" + (f". Cost: {first.cost}" if first.cost else ""))
                 else:
                     names = ", ".join(f"`{m.name}`" for m in members)
                     lines.append(f"- **{first.action}** in place, {len(members)} resources the same way: {names}")
@@ -355,6 +421,38 @@ def to_markdown(diffs: list[StackDiff]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _change_text(before: float, after: float) -> str:
+    delta = after - before
+    return "no change" if abs(delta) < 5e-5 else ("+" if delta > 0 else "−") + money(abs(delta))
+
+
+def _cost_markdown(cost: CostDiff | None) -> list[str]:
+    if cost is None or (cost.before is None and cost.after is None):
+        return []
+    a, b = cost.before, cost.after
+    lines = ["### Cost per hour (on-demand list prices, forecast)", "", "| | before | after | change |", "|---|---:|---:|---:|"]
+    for which in ("idle", "max"):
+        old = getattr(a, which) if a else 0.0
+        new = getattr(b, which) if b else 0.0
+        label = "idle (every group at min size)" if which == "idle" else "at max size"
+        lines.append(f"| {label} | {total_text(a, which) if a else '—'} | {total_text(b, which) if b else '—'} | {_change_text(old, new)} |")
+    lines.append("")
+    for c in cost.items:
+        where = f"{c.kind} `{c.name}` ({c.section})"
+        if c.before is None and c.after is not None:
+            lines.append(f"- new {where}: {_per_hour(c.after)}, {c.after.detail}")
+        elif c.after is None and c.before is not None:
+            lines.append(f"- removed {where}: was {_per_hour(c.before)}")
+        elif c.before is not None and c.after is not None:
+            lines.append(f"- {where}: {_per_hour(c.before)} → {_per_hour(c.after)} ({c.after.detail})")
+    est = b or a
+    if est is not None:
+        unknown = "; ".join(f"{i.kind} {i.name}" for i in est.unknown)
+        region = f"{est.region}, prices of {est.prices_retrieved}"
+        lines.append(f"- {region}; not in the totals: {unknown or 'nothing'}; never estimated: {EXCLUDES}.")
+    return [*lines, ""]
+
+
 def to_json(diffs: list[StackDiff]) -> str:
     return json.dumps(
         {
@@ -363,6 +461,7 @@ def to_json(diffs: list[StackDiff]) -> str:
                 d.stack: {
                     "counts": {a: d.count(a) for a in ("replace", "delete", "update", "create", "unknown")},
                     "resources": [asdict(r) for r in d.resources],
+                    "cost": _cost_json(d.cost),
                 }
                 for d in diffs
             },
@@ -370,6 +469,20 @@ def to_json(diffs: list[StackDiff]) -> str:
         indent=1,
         sort_keys=True,
     )
+
+
+def _cost_json(cost: CostDiff | None) -> dict[str, Any] | None:
+    if cost is None:
+        return None
+    side = lambda e: None if e is None else {"idle": round(e.idle, 4), "max": round(e.max, 4), "unknown": [f"{i.kind} {i.name}" for i in e.unknown]}  # noqa: E731
+    return {
+        "before": side(cost.before),
+        "after": side(cost.after),
+        "items": [
+            {"section": c.section, "kind": c.kind, "name": c.name, "before": c.before and asdict(c.before), "after": c.after and asdict(c.after)}
+            for c in cost.items
+        ],
+    }
 
 
 FAIL_ON = {

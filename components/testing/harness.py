@@ -33,6 +33,8 @@ class RenderResult:
     resources: list[Registration]
     outputs: dict[str, Any]
     secret_exports: list[str] = field(default_factory=list)
+    # The AWS region the program ran for (``aws:region``), which prices its resources.
+    region: str | None = None
     _index: dict[str, Registration] | None = field(default=None, repr=False, compare=False)
     _children: dict[str, list[Registration]] | None = field(default=None, repr=False, compare=False)
 
@@ -158,4 +160,5 @@ def run(
             monitor.registrations[urn].outputs = outs
             monitor.registrations[urn].secret_outputs = monitor.secret_outputs.get(urn, [])
     resources = sorted(monitor.registrations.values(), key=lambda r: r.urn)
-    return RenderResult(stack=stack, resources=resources, outputs=exported, secret_exports=sorted(secret_exports))
+    region = (config or {}).get("aws:region")
+    return RenderResult(stack=stack, resources=resources, outputs=exported, secret_exports=sorted(secret_exports), region=str(region) if region else None)

@@ -127,7 +127,7 @@ def plan_document(result: RenderResult) -> dict[str, Any]:
         }
         entry["options"] = {k: v for k, v in options.items() if v}
         resources.append(entry)
-    return {"stack": result.stack, "resourceCount": len(resources), "outputs": result.outputs, "resources": resources}
+    return {"stack": result.stack, "region": result.region, "resourceCount": len(resources), "outputs": result.outputs, "resources": resources}
 
 
 def kube_documents(result: RenderResult) -> dict[str, list[dict[str, Any]]]:
@@ -142,7 +142,10 @@ def kube_documents(result: RenderResult) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def write(result: RenderResult, out_dir: Path) -> list[Path]:
+def write(result: RenderResult, out_dir: Path, *, spot_discount: float | None = None) -> list[Path]:
+    """Write ``plan.json``, ``cost.json`` and one YAML file per cluster under ``out_dir/<stack>``."""
+    from mleks.review.cost import estimate
+
     target = out_dir / result.stack
     kube_dir = target / "kubernetes"
     kube_dir.mkdir(parents=True, exist_ok=True)
@@ -150,8 +153,12 @@ def write(result: RenderResult, out_dir: Path) -> list[Path]:
         stale.unlink()
     written = []
     plan_path = target / "plan.json"
-    plan_path.write_text(json.dumps(plan_document(result), indent=2, sort_keys=True) + "\n")
+    plan = plan_document(result)
+    plan_path.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     written.append(plan_path)
+    cost_path = target / "cost.json"
+    cost_path.write_text(json.dumps(estimate(plan, spot_discount=spot_discount).document(), indent=1, sort_keys=True) + "\n")
+    written.append(cost_path)
     for cluster, objs in sorted(kube_documents(result).items()):
         path = kube_dir / f"{cluster}.yaml"
         path.write_text(yaml.safe_dump_all(objs, sort_keys=True, default_flow_style=False))

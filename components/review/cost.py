@@ -1,0 +1,331 @@
+"""What a rendered stack costs per hour: idle (every group at its min size) and at its max.
+
+The estimate reads a plan (``plan.json`` of ``mleks render``) and the price table
+(:mod:`mleks.catalogs.prices`).  It covers the EKS control plane, every managed node
+group's instances and root volumes, NAT gateways and their public IPv4 addresses,
+and EBS volumes claimed by Kubernetes workloads.  An item without a price is
+reported as unknown, and the totals say they are incomplete; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from mleks.catalogs.eks_versions import end_of_standard_support, kubernetes_version_status
+from mleks.catalogs.prices import Price, PriceTable, prices
+
+# What the estimate leaves out, said in cost.json and the diff so nobody reads the totals as a bill.
+EXCLUDES = (
+    "data transfer and NAT data processing, load balancers, EKS add-on and CloudWatch charges, "
+    "KMS keys and requests, S3, taxes, and any Savings Plan, Reserved Instance or EDP discount"
+)
+SPOT_NOTE = "spot prices vary by hour and pool; shown at the on-demand price of the dearest listed type, an upper bound"
+
+# gp3 includes 3,000 IOPS and 125 MiB/s per volume; only provisioning above that is billed (EBS pricing page).
+GP3_FREE_IOPS = 3000
+GP3_FREE_MIBPS = 125
+
+
+@dataclass
+class Item:
+    """One priced thing, per hour in US dollars; ``None`` where the table has no price."""
+
+    kind: str
+    name: str
+    urn: str
+    idle: float | None
+    max: float | None
+    detail: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """A cluster's items, or the stack's network."""
+
+    name: str
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def idle(self) -> float:
+        return sum(i.idle or 0.0 for i in self.items)
+
+    @property
+    def max(self) -> float:
+        return sum(i.max or 0.0 for i in self.items)
+
+
+@dataclass
+class Estimate:
+    stack: str
+    region: str | None
+    prices_retrieved: str
+    spot_discount: float | None
+    sections: list[Section]
+    sources: dict[str, str]
+
+    @property
+    def items(self) -> list[Item]:
+        return [i for s in self.sections for i in s.items]
+
+    @property
+    def idle(self) -> float:
+        return sum(s.idle for s in self.sections)
+
+    @property
+    def max(self) -> float:
+        return sum(s.max for s in self.sections)
+
+    @property
+    def unknown(self) -> list[Item]:
+        return [i for i in self.items if i.idle is None or i.max is None]
+
+    def document(self) -> dict[str, Any]:
+        """The ``cost.json`` content."""
+        used = {n.removeprefix("source ") for i in self.items for n in i.notes if n.startswith("source ")}
+        return {
+            "stack": self.stack,
+            "region": self.region,
+            "currency": "USD",
+            "per": "hour",
+            "pricing": "on-demand list prices" + (f", spot at {self.spot_discount:.0%} off" if self.spot_discount else ""),
+            "pricesRetrieved": self.prices_retrieved,
+            "idle": {"usd": round(self.idle, 4), "complete": not any(i.idle is None for i in self.items)},
+            "max": {"usd": round(self.max, 4), "complete": not any(i.max is None for i in self.items)},
+            "sections": {s.name: {"idle": round(s.idle, 4), "max": round(s.max, 4), "items": [_rounded(asdict(i)) for i in s.items]} for s in self.sections},
+            "unknown": [f"{i.kind} {i.name}: {i.detail}" for i in self.unknown],
+            "excludes": EXCLUDES,
+            "sources": {k: v for k, v in self.sources.items() if k in used} or self.sources,
+        }
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def money(usd: float | None) -> str:
+    return "unknown" if usd is None else f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+
+
+def _src(p: Price) -> str:
+    return f"source {p.source}"
+
+
+def _gib(quantity: Any) -> float | None:
+    """A Kubernetes storage quantity in GiB (EBS bills per GiB-month)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?", str(quantity).strip())
+    if not m:
+        return None
+    binary = {"Ki": -20, "Mi": -10, "Gi": 0, "Ti": 10, "Pi": 20}
+    decimal = {"": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15}
+    unit = m.group(2) or ""
+    factor = 2.0 ** binary[unit] if unit in binary else 10.0 ** decimal[unit] / 2**30
+    return float(m.group(1)) * factor
+
+
+class _Pricer:
+    def __init__(self, plan: dict[str, Any], table: PriceTable, spot_discount: float | None) -> None:
+        self.plan, self.table, self.spot_discount = plan, table, spot_discount
+        self.region = plan.get("region")
+        self.by_urn = {r["urn"]: r for r in plan.get("resources", [])}
+        self.today = datetime.date.fromisoformat(table.retrieved)
+
+    def per_hour(self, p: Price | None) -> float | None:
+        return None if p is None else p.usd / self.table.hours_per_month
+
+    def volume(self, size_gib: float, volume_type: str, iops: Any = None, throughput: Any = None) -> tuple[float | None, str, list[str]]:
+        """Hourly cost of one EBS volume, its description and its sources."""
+        region = str(self.region)
+        desc = f"{size_gib:g} GiB {volume_type}"
+        if volume_type == "gp3":
+            parts = [(self.table.ebs_month(region, "gp3GbMonth"), size_gib)]
+            if iops and int(iops) > GP3_FREE_IOPS:
+                parts.append((self.table.ebs_month(region, "gp3IopsMonth"), int(iops) - GP3_FREE_IOPS))
+                desc += f" {int(iops)} IOPS"
+            if throughput and int(throughput) > GP3_FREE_MIBPS:
+                parts.append((self.table.ebs_month(region, "gp3MibpsMonth"), int(throughput) - GP3_FREE_MIBPS))
+                desc += f" {int(throughput)} MiB/s"
+        elif volume_type == "gp2":
+            parts = [(self.table.ebs_month(region, "gp2GbMonth"), size_gib)]
+        else:
+            return None, desc + " (no price for this volume type in the table)", []
+        if any(p is None for p, _ in parts):
+            return None, desc + f" (no EBS {volume_type} price for {region} in the table)", []
+        hourly = sum(p.usd * qty for p, qty in parts if p) / self.table.hours_per_month
+        return hourly, desc, sorted({_src(p) for p, _ in parts if p})
+
+    def no_price(self, types: str) -> str:
+        return f"no on-demand price for {types} in {self.region} in the table of {self.table.retrieved} (the type may not be offered there)"
+
+    def control_plane(self, r: dict[str, Any]) -> Item:
+        inputs = r.get("inputs") or {}
+        name, version = str(inputs.get("name") or r["name"]), str(inputs.get("version"))
+        status = kubernetes_version_status(version, self.today)
+        tier: Literal["standard", "extended"] = "standard" if status == "standard" else "extended"
+        price = self.table.eks_cluster_hour(str(self.region), tier)
+        ends = end_of_standard_support(version)
+        detail = f"EKS control plane, Kubernetes {version}, {tier} support" + (f" (standard support ends {ends})" if ends and tier == "standard" else "")
+        notes = [_src(price)] if price else []
+        hourly = price.usd if price else None
+        return Item("control-plane", name, r["urn"], hourly, hourly, detail if price else detail + f": no EKS price for {self.region}", notes)
+
+    def node_group(self, r: dict[str, Any]) -> Item:
+        inputs = r.get("inputs") or {}
+        labels = inputs.get("labels") or {}
+        name = str(labels.get("mleks.io/node-group") or labels.get("role") or r["name"])
+        scaling = inputs.get("scalingConfig") or {}
+        low, high = int(scaling.get("minSize") or 0), int(scaling.get("maxSize") or 0)
+        template = next(
+            (self.by_urn[u] for u in r.get("dependencies", []) if self.by_urn.get(u, {}).get("type") == "aws:ec2/launchTemplate:LaunchTemplate"), None
+        )
+        lt = (template or {}).get("inputs") or {}
+        types = list(inputs.get("instanceTypes") or ([lt["instanceType"]] if lt.get("instanceType") else []))
+        capacity = str(inputs.get("capacityType") or "ON_DEMAND")
+        notes: list[str] = []
+        node: float | None
+        if not types:
+            node, what = None, "no instance type in the plan"
+        elif capacity == "CAPACITY_BLOCK":
+            node, what = None, f"{types[0]} from an EC2 Capacity Block, paid up front when the block is bought (outside this stack)"
+        elif capacity == "SPOT":
+            found = [self.table.instance_hour(str(self.region), t) for t in types]
+            if any(p is None for p in found):
+                missing = [t for t, p in zip(types, found, strict=True) if p is None]
+                node, what = None, f"spot {', '.join(types)}: " + self.no_price(", ".join(missing))
+            else:
+                dearest = max((p for p in found if p), key=lambda p: p.usd)
+                node = dearest.usd * (1 - self.spot_discount) if self.spot_discount else dearest.usd
+                what = f"spot {', '.join(types)} at {money(node)}/node-hour" + (
+                    f" ({self.spot_discount:.0%} below on-demand)" if self.spot_discount else " (spot varies: priced at on-demand)"
+                )
+                notes += [_src(dearest)] + ([f"spot priced at {self.spot_discount:.0%} below on-demand (your discount)"] if self.spot_discount else [SPOT_NOTE])
+        else:
+            # EKS launches on-demand nodes in the listed order of priority, so the first type is the one billed.
+            price = self.table.instance_hour(str(self.region), types[0])
+            if price is None:
+                node, what = None, self.no_price(types[0])
+            else:
+                node, what = price.usd, f"on-demand {types[0]} at {money(price.usd)}/node-hour"
+                notes.append(_src(price))
+        ebs = ((lt.get("blockDeviceMappings") or [{}])[0] or {}).get("ebs") or {}
+        if ebs.get("volumeSize"):
+            disk, disk_desc, disk_src = self.volume(float(ebs["volumeSize"]), str(ebs.get("volumeType") or "gp3"), ebs.get("iops"), ebs.get("throughput"))
+        else:
+            disk, disk_desc, disk_src = None, "root volume size not in the plan", []
+        notes += disk_src
+        detail = f"{low}..{high} nodes; {what}; root {disk_desc}"
+        per_node = None if node is None or disk is None else node + disk
+        if per_node is None and node is None and disk is not None:
+            # The instances are unpriced, but what the stack itself adds (the disks) is still known.
+            notes.append(f"root volumes alone: idle {money(low * disk)}, max {money(high * disk)}")
+        idle = None if per_node is None else low * per_node
+        peak = None if per_node is None else high * per_node
+        if low == 0 and per_node is None:
+            idle = 0.0  # no nodes at min size, whatever one costs
+        return Item("node-group", name, r["urn"], idle, peak, detail, sorted(set(notes), key=notes.index))
+
+    def claims(self, r: dict[str, Any], classes: dict[tuple[str, str], dict[str, Any]], cluster: str) -> list[Item]:
+        inputs = r.get("inputs") or {}
+        meta = inputs.get("metadata") or {}
+        spec = inputs.get("spec") or {}
+        if r["type"] == "kubernetes:core/v1:PersistentVolumeClaim":
+            templates, copies, owner = [inputs], 1, f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        else:
+            # A claim outlives a StatefulSet scaled to zero, so a stopped notebook still pays for its home.
+            templates, copies, owner = (
+                list(spec.get("volumeClaimTemplates") or []),
+                max(1, int(spec.get("replicas") or 0)),
+                f"{meta.get('namespace', '')}/{meta.get('name', '')}",
+            )
+        out = []
+        for t in templates:
+            tspec = t.get("spec") or {}
+            claim = (t.get("metadata") or {}).get("name", "")
+            size = _gib(((tspec.get("resources") or {}).get("requests") or {}).get("storage"))
+            sc = classes.get((cluster, str(tspec.get("storageClassName") or "")), {})
+            params = sc.get("parameters") or {}
+            name = f"{owner} {claim}".strip() if r["type"] != "kubernetes:core/v1:PersistentVolumeClaim" else owner
+            if size is None:
+                out.append(Item("volume", name, r["urn"], None, None, "storage request not in the plan"))
+                continue
+            # The EBS CSI driver's default volume type is gp3.
+            hourly, desc, src = self.volume(size, str(params.get("type") or "gp3"), params.get("iops"), params.get("throughput"))
+            total = None if hourly is None else copies * hourly
+            kept = " retained when the workload is deleted" if sc.get("reclaimPolicy") == "Retain" else ""
+            out.append(Item("volume", name, r["urn"], total, total, f"{copies} × {desc} claim{kept}", src))
+        return out
+
+
+def estimate(plan: dict[str, Any], *, table: PriceTable | None = None, spot_discount: float | None = None) -> Estimate:
+    """The hourly cost of ``plan``, idle and at max, per cluster and for the network."""
+    table = table or prices()
+    if spot_discount is not None and not 0 <= spot_discount < 1:
+        raise ValueError(f"spot discount {spot_discount!r}: give a fraction from 0 to below 1, e.g. 0.6 for 60% off on-demand")
+    pricer = _Pricer(plan, table, spot_discount)
+    resources = plan.get("resources", [])
+    sections: dict[str, Section] = {}
+
+    def section(name: str) -> Section:
+        return sections.setdefault(name, Section(name))
+
+    for r in resources:
+        if r["type"] == "eks:index:Cluster":
+            item = pricer.control_plane(r)
+            section(item.name).items.append(item)
+    for r in resources:
+        if r["type"] == "aws:eks/nodeGroup:NodeGroup":
+            section(str((r.get("inputs") or {}).get("clusterName") or "?")).items.append(pricer.node_group(r))
+    region = str(plan.get("region"))
+    hourly_items = {
+        "aws:ec2/natGateway:NatGateway": ("nat-gateway", "NAT gateway hours", table.nat_gateway_hour(region)),
+        "aws:ec2/eip:Eip": ("public-ipv4", "public IPv4 address", table.public_ipv4_hour(region)),
+    }
+    for r in resources:
+        if r["type"] in hourly_items:
+            kind, what, p = hourly_items[r["type"]]
+            usd = p.usd if p else None
+            detail = what if p else f"{what}: no price for {region} in the table"
+            section("network").items.append(Item(kind, r["name"], r["urn"], usd, usd, detail, [_src(p)] if p else []))
+
+    # Kubernetes objects belong to the cluster of their provider, whose parent is the cluster component.
+    def cluster_of(r: dict[str, Any]) -> str:
+        provider = str((r.get("options") or {}).get("provider") or "")
+        if provider not in pricer.by_urn:  # a provider reference may carry "::<id>" after the URN
+            provider = provider.rsplit("::", 1)[0]
+        parent = pricer.by_urn.get(pricer.by_urn.get(provider, {}).get("parent", ""), {})
+        return str(parent.get("name") or "?")
+
+    classes = {
+        (cluster_of(r), str(((r.get("inputs") or {}).get("metadata") or {}).get("name"))): r.get("inputs") or {}
+        for r in resources
+        if r["type"] == "kubernetes:storage.k8s.io/v1:StorageClass"
+    }
+    for r in resources:
+        if r["type"] in ("kubernetes:apps/v1:StatefulSet", "kubernetes:core/v1:PersistentVolumeClaim"):
+            cluster = cluster_of(r)
+            section(cluster).items.extend(pricer.claims(r, classes, cluster))
+    ordered = sorted(sections.values(), key=lambda s: (s.name == "network", s.name))
+    return Estimate(str(plan.get("stack")), plan.get("region"), table.retrieved, spot_discount, ordered, table.sources)
+
+
+def summary_lines(est: Estimate) -> list[str]:
+    """The cost block under the resource tree."""
+    lines = [f"cost per hour ({est.region}, on-demand list prices of {est.prices_retrieved}): idle {total_text(est, 'idle')}, max {total_text(est, 'max')}"]
+    for s in est.sections:
+        lines.append(f"  {s.name}: idle {money(s.idle)}, max {money(s.max)}")
+        for i in s.items:
+            lines.append(f"    {i.kind} {i.name}: idle {money(i.idle)}, max {money(i.max)}  [{i.detail}]")
+    if est.unknown:
+        lines.append(f"  not in the totals: {'; '.join(f'{i.kind} {i.name}' for i in est.unknown)}")
+    lines.append(f"  not estimated: {EXCLUDES}")
+    return lines
+
+
+def total_text(est: Estimate, which: str) -> str:
+    """``$12.34`` or ``$12.34 + unknown`` for the ``idle`` or ``max`` total."""
+    value = est.idle if which == "idle" else est.max
+    missing = any((i.idle if which == "idle" else i.max) is None for i in est.items)
+    return money(value) + (" + unknown" if missing else "")
