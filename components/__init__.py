@@ -23,13 +23,17 @@ from mleks.load_balancer_controller import AwsLoadBalancerController, LoadBalanc
 from mleks.metrics_server import MetricsServer
 from mleks.ml_cluster import MLCluster, MLClusterArgs, SystemNodeGroupArgs
 from mleks.network import MLVpc, VpcArgs
+from mleks.node_monitoring_agent import NodeMonitoringAgent
+from mleks.node_repair import NodeRepairArgs, NodeRepairOverride, NodeRepairSettings
 from mleks.nvidia_device_plugin import NvidiaDevicePlugin
+from mleks.observability import CloudWatchObservability, DcgmExporter, ObservabilityArgs, ServiceMonitors
 from mleks.workload_identity import ServiceAccountRole
 
 __version__ = "0.2.0"
 
 __all__ = [
     "AwsLoadBalancerController",
+    "CloudWatchObservability",
     "ClusterAutoscalerAddon",
     "ClusterAutoscalerArgs",
     "ConfigError",
@@ -37,6 +41,7 @@ __all__ = [
     "ConfigWarning",
     "DLCTrainingJob",
     "DLCTrainingJobArgs",
+    "DcgmExporter",
     "EbsCsiDriver",
     "EfaDevicePlugin",
     "EscalatorAddon",
@@ -53,8 +58,14 @@ __all__ = [
     "MLClusterArgs",
     "MLVpc",
     "MetricsServer",
+    "NodeMonitoringAgent",
+    "NodeRepairArgs",
+    "NodeRepairOverride",
+    "NodeRepairSettings",
     "NvidiaDevicePlugin",
+    "ObservabilityArgs",
     "ServiceAccountRole",
+    "ServiceMonitors",
     "SystemNodeGroupArgs",
     "VpcArgs",
     "__version__",

@@ -28,6 +28,7 @@ from mleks.manifests import k8s_objects
 
 if TYPE_CHECKING:
     from mleks.gpu_node_group import GpuNodeGroup
+    from mleks.node_monitoring_agent import NodeMonitoringAgent
 
 PREEXISTING_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 """Namespaces every cluster has; workloads may use them, mleks never owns them."""
@@ -75,6 +76,7 @@ class EksCluster(pulumi.ComponentResource):
         super().__init__(type_, name, None, opts)
         self.name = name
         self.gpu_groups: list[GpuNodeGroup] = []
+        self.node_monitoring_agent: NodeMonitoringAgent | None = None
         self._device_plugins: dict[str, pulumi.Resource] = {}
         self._namespaces: dict[str, pulumi.Resource] = {}
         self._namespace_needs: dict[str, list[tuple[bool, bool]]] = {}
@@ -89,10 +91,14 @@ class EksCluster(pulumi.ComponentResource):
         """Called by each GpuNodeGroup of this cluster: add the device plugins it needs, once."""
         # Imported here: the plugins import the node group module for its labels.
         from mleks.efa_device_plugin import EfaDevicePlugin
+        from mleks.node_monitoring_agent import NodeMonitoringAgent
         from mleks.nvidia_device_plugin import NvidiaDevicePlugin
 
         self.gpu_groups.append(group)
         child = pulumi.ResourceOptions(parent=self)
+        if self.node_monitoring_agent is None:
+            # GPU health conditions for node auto-repair, and the one DCGM engine per GPU node.
+            self.node_monitoring_agent = NodeMonitoringAgent(f"{self.name}-node-monitoring", cluster=self, opts=child)
         if group.args.ami_family == "al2023" and "nvidia" not in self._device_plugins:
             NvidiaDevicePlugin(f"{self.name}-nvidia", cluster=self, opts=child)
         if group.args.efa and "efa" not in self._device_plugins:

@@ -22,6 +22,7 @@ from mleks.cluster_base import EksCluster, after_program
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.infra.managed_node_group import NodeGroupSpec, RootVolume, asg_name_of, create_node_group
 from mleks.ml_cluster import ROLE_LABEL
+from mleks.node_repair import NodeRepairArgs
 from mleks.validation.schema import Model, raise_all
 
 Role = Literal["train", "inference"]
@@ -141,6 +142,11 @@ class GpuNodeGroupArgs(Model):
 
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra node labels.  May not override the labels this component sets."""
+
+    auto_repair: NodeRepairArgs = Field(default_factory=NodeRepairArgs)
+    """EKS node auto-repair: reboot or replace nodes the node monitoring agent finds unhealthy (a GPU
+    with Xid errors, say).  Default: on, one node at a time.  In stack YAML set it under
+    ``mleks:nodeRepair``; see docs/operations.md."""
 
     @field_validator("instance_types")
     @classmethod
@@ -302,6 +308,7 @@ def node_group_spec(name: str, args: GpuNodeGroupArgs, tags: dict[str, str]) -> 
         efa_interfaces=args.efa_interfaces,
         capacity_reservation_id=args.capacity_reservation_id,
         autoscaled=args.owner != "none",
+        node_repair=args.auto_repair.api(),
         tags={**tags, "mleks/role": args.role, "mleks/node-group": args.group_name, "mleks/autoscaler": args.owner},
     )
 

@@ -26,6 +26,8 @@ from mleks.jupyter_notebook import JupyterNotebookArgs
 from mleks.load_balancer_controller import LoadBalancerControllerArgs
 from mleks.ml_cluster import MLClusterArgs
 from mleks.network import VpcArgs
+from mleks.node_repair import NodeRepairSettings
+from mleks.observability import ObservabilityArgs
 from mleks.validation.schema import ByName, Model, keyed_by, parse, raise_all
 from mleks.validation.tags import tag_errors
 
@@ -133,6 +135,15 @@ class StackConfig(Model):
     cluster_autoscaler: ClusterAutoscalerArgs | None = None
     """cluster-autoscaler tunables (``mleks:clusterAutoscaler``): expander, scale-down
     timing and thresholds.  Default: the GPU-service defaults of ClusterAutoscalerArgs."""
+
+    node_repair: NodeRepairSettings = Field(default_factory=NodeRepairSettings)
+    """EKS node auto-repair of the GPU groups (``mleks:nodeRepair``): ``enabled``, the parallel and
+    unhealthy-threshold limits and ``overrides`` for every group, and ``nodeGroups.<name>`` for what
+    differs in one group; see docs/operations.md.  Default: on for every GPU group, one node at a time."""
+
+    observability: ObservabilityArgs = Field(default_factory=ObservabilityArgs)
+    """GPU and cluster metrics (``mleks:observability``): ``cloudwatch``, ``prometheus`` or ``none``, or an
+    object with ``mode``, ``scrape`` and ``cloudwatchAddonVersion``; see docs/operations.md.  Default: cloudwatch."""
 
     @field_validator("region")
     @classmethod

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import pulumi
 
-from stacks import autoscaling, namespaces, serving, topology, training, validation
+from stacks import autoscaling, namespaces, operations, serving, topology, training, validation
 
 
 def main() -> None:
     cfg = validation.load()  # raises, with every problem, before any resource is registered
     platform = topology.build(cfg)
     autoscaling.build(cfg, platform)
+    operations.build(cfg, platform)  # after the autoscalers, whose metrics it may scrape
     namespaces.build(cfg, platform)  # before the workloads that live in them
     training.build(cfg, platform)
     serving.build(cfg, platform)

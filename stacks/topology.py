@@ -143,7 +143,8 @@ def build(cfg: StackConfig) -> Platform:
         )
         platform.clusters[cp.name] = cluster
         for key in cp.groups:
-            group = cfg.node_groups[key]
+            # The group's auto-repair comes from mleks:nodeRepair (checked in stacks.operations).
+            group = cfg.node_groups[key].model_copy(update={"auto_repair": cfg.node_repair.for_group(key)})
             platform.node_groups[key] = GpuNodeGroup(
                 f"{cfg.name_prefix}-{group.group_name}-gpu",
                 group,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 from parliament import analyze_policy_string
@@ -28,8 +31,34 @@ def kube_version(result: RenderResult, reg: Any) -> str:
     return f"{eks[0].inputs['version']}.0"
 
 
+SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
+# Custom resources and the CRD schema they are checked against (its source is in the file's $comment).
+CUSTOM_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-v1.json"}
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD schema in which unknown fields are errors, as the API server's pruning would drop them silently."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in out and not out.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@cache
+def _custom_validator(file: str) -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(_strict(json.loads((SCHEMAS / file).read_text())))
+
+
 def schema_errors(obj: dict[str, Any], version: str) -> list[str]:
-    """Violations of the official schema, strict mode (unknown fields are errors)."""
+    """Violations of the official schema, strict mode (unknown fields are errors); custom resources
+    against their CRD's schema."""
+    custom = CUSTOM_SCHEMAS.get((obj.get("apiVersion", ""), obj.get("kind", "")))
+    if custom is not None:
+        return [f"{obj['kind']}/{obj['metadata'].get('name')}: {'/'.join(map(str, e.path))}: {e.message}" for e in _custom_validator(custom).iter_errors(obj)]
     try:
         kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.ValidationError as err:

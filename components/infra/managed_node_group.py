@@ -61,6 +61,8 @@ class NodeGroupSpec:
     efa_interfaces: int = 0
     capacity_reservation_id: str | None = None
     autoscaled: bool = False
+    node_repair: dict[str, Any] | None = None
+    """``node_repair_config`` of the group, or None to leave EKS's default (off)."""
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -173,6 +175,8 @@ def node_group_args(spec: NodeGroupSpec) -> dict[str, Any]:
     }
     if spec.capacity_type != "CAPACITY_BLOCK":
         args["instance_types"] = list(spec.instance_types)
+    if spec.node_repair is not None:
+        args["node_repair_config"] = spec.node_repair
     return args
 
 

@@ -42,6 +42,9 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
 }
 
+# Custom resources this package renders; their CRDs come from elsewhere (the Prometheus Operator).
+_CUSTOM_KINDS = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor")})
+
 # Top-level manifest fields and the keyword each resource class takes for them.
 _FIELD_KWARGS = {
     "metadata": "metadata",
@@ -90,6 +93,9 @@ def create(
     clusters (the ``dedicated`` topology).
     """
     key = (obj["apiVersion"], obj["kind"])
+    name = f"{name_prefix}-{resource_name(obj)}" if name_prefix else resource_name(obj)
+    if key in _CUSTOM_KINDS:
+        return k8s.apiextensions.CustomResource(name, api_version=key[0], kind=key[1], metadata=obj["metadata"], spec=obj["spec"], opts=opts)
     cls = _KINDS.get(key)
     if cls is None:
         raise ValueError(f"no resource class registered for {key}; add it to components/k8s_objects.py")
@@ -101,5 +107,4 @@ def create(
         if kwarg is None:
             raise ValueError(f"{obj['kind']} field {field!r} has no keyword mapping in components/k8s_objects.py")
         kwargs[kwarg] = value
-    name = f"{name_prefix}-{resource_name(obj)}" if name_prefix else resource_name(obj)
     return cls(name, opts=opts, **kwargs)

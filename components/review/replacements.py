@@ -102,6 +102,8 @@ KUBE_REPLACE_ON: dict[str, tuple[str, ...]] = {
     "HorizontalPodAutoscaler": (),
     # apiregistration.k8s.io/v1 APIService: every spec field is mutable.
     "APIService": (),
+    # A custom resource is patched in place; the ServiceMonitor CRD marks no field immutable.
+    "ServiceMonitor": (),
 }
 
 
