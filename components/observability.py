@@ -115,6 +115,11 @@ class ObservabilityArgs(Model):
     on the Services, for a ``kubernetes_sd`` scrape job) and/or ``serviceMonitor`` (Prometheus Operator
     objects; its CRDs must be installed).  Default: [annotations]."""
 
+    custom_metrics: Literal["none", "provided"] = "none"
+    """Whether something you run serves the custom metrics API (``custom.metrics.k8s.io``: prometheus-adapter,
+    KEDA, ...), which an inference service's ``autoscaling.podsMetric`` needs: ``provided`` or ``none``.  With
+    ``none`` a ``podsMetric`` is refused, because its HPA would never get a reading.  Default: none."""
+
     cloudwatch_addon_version: str | None = None
     """With ``cloudwatch``: pin the add-on version (``v6.4.0-eksbuild.1``, say).  Default: EKS's default for
     the cluster's Kubernetes version."""

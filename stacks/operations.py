@@ -57,6 +57,18 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
                     "in a stack, node auto-repair is set under mleks:nodeRepair",
                 )
             )
+    if cfg.observability.custom_metrics == "none":
+        for name, svc in cfg.inference_services.items():
+            metric = svc.autoscaling.pods_metric
+            if metric is not None:
+                errors.append(
+                    ConfigError(
+                        f"inferenceServices.{name}.autoscaling.podsMetric",
+                        metric.model_dump(by_alias=True),
+                        f"a CPU target only, or an adapter you run that serves custom.metrics.k8s.io ({OBSERVABILITY_KEY}.customMetrics: provided)",
+                        "nothing in the cluster serves the custom metrics API, so the HPA would never get a reading and never scale",
+                    )
+                )
     bottlerocket = sorted(k for k, g in cfg.node_groups.items() if g.ami_family == "bottlerocket")
     errors += bottlerocket_problems(cfg.observability.mode, bottlerocket, OBSERVABILITY_KEY)
     return errors

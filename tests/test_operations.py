@@ -316,3 +316,16 @@ def test_the_docs_name_each_gpu_signal_and_where_to_see_it():
         assert signal in text, signal
     for topic in ("podFailurePolicy", "backoffLimit", "Escalator", "one engine per GPU"):
         assert topic in text, topic
+
+
+def test_a_pods_metric_without_a_custom_metrics_api_is_refused_and_accepted_once_declared():
+    cfg = stack_file("dedicated")
+    [chat] = cfg["mleks:inferenceServices"]  # a list of services in this stack file
+    chat["autoscaling"]["podsMetric"] = {"name": "vllm:num_requests_waiting", "targetAverageValue": "5"}
+    errors = config_errors("dedicated", cfg)
+    [err] = [e for e in errors if e.key.endswith("autoscaling.podsMetric")]
+    assert "never scale" in str(err) and "customMetrics: provided" in err.accepted
+    cfg["mleks:observability"] = {"mode": "cloudwatch", "customMetrics": "provided"}
+    result = offline.run("dedicated", config=cfg)
+    [hpa] = [o for _, o in result.kube_objects() if o["kind"] == "HorizontalPodAutoscaler"]
+    assert "Pods" in {m["type"] for m in hpa["spec"]["metrics"]}
