@@ -111,7 +111,7 @@ class NodeRepairSettings(NodeRepairArgs):
     under ``nodeGroups.<name>``.  Default: on for every group, one node at a time."""
 
     node_groups: dict[str, NodeRepairArgs] = Field(default_factory=dict)
-    """Per group, by its name under ``mleks:nodeRepair``'s sibling ``mleks:nodeGroups``: what differs from the
+    """Per group, by its key under ``mleks:nodeGroups``: what differs from the
     settings above, e.g. ``{inference-spot: {enabled: false}}``."""
 
     def for_group(self, name: str) -> NodeRepairArgs:

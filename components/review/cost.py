@@ -19,7 +19,7 @@ from mleks.catalogs.prices import Price, PriceTable, prices
 
 # What the estimate leaves out, said in cost.json and the diff so nobody reads the totals as a bill.
 EXCLUDES = (
-    "data transfer and NAT data processing, load balancers, EKS add-on and CloudWatch charges, "
+    "data transfer and NAT data processing, load balancers, CloudWatch metrics and logs, "
     "KMS keys and requests, S3, taxes, and any Savings Plan, Reserved Instance or EDP discount"
 )
 SPOT_NOTE = "spot prices vary by hour and pool; shown at the on-demand price of the dearest listed type, an upper bound"
