@@ -10,12 +10,14 @@ of: ``mleks.catalogs`` (GPU instances, DLC images, EKS versions, regions),
 """
 
 from mleks.cluster_autoscaler_addon import ClusterAutoscalerAddon, ClusterAutoscalerArgs
+from mleks.dataset import DatasetArgs, DatasetMount, FsxLustreDataset
 from mleks.dlc_training_job import DLCTrainingJob, DLCTrainingJobArgs
 from mleks.ebs_csi_driver import EbsCsiDriver
 from mleks.efa_device_plugin import EfaDevicePlugin
 from mleks.errors import ConfigError, ConfigErrors, ConfigWarning
 from mleks.escalator_addon import EscalatorAddon, EscalatorArgs
 from mleks.existing_cluster import ExistingCluster
+from mleks.fsx_csi_driver import FsxCsiDriver
 from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from mleks.inference_service import InferenceService, InferenceServiceArgs
 from mleks.jupyter_notebook import JupyterNotebook, JupyterNotebookArgs
@@ -41,12 +43,16 @@ __all__ = [
     "ConfigWarning",
     "DLCTrainingJob",
     "DLCTrainingJobArgs",
+    "DatasetArgs",
+    "DatasetMount",
     "DcgmExporter",
     "EbsCsiDriver",
     "EfaDevicePlugin",
     "EscalatorAddon",
     "EscalatorArgs",
     "ExistingCluster",
+    "FsxCsiDriver",
+    "FsxLustreDataset",
     "GpuNodeGroup",
     "GpuNodeGroupArgs",
     "InferenceService",

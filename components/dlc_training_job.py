@@ -64,6 +64,7 @@ from mleks.catalogs import dlc as dlc_catalog
 from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
 from mleks.catalogs.gpu import InstanceType
 from mleks.cluster_base import EksCluster, unique
+from mleks.dataset import DatasetMount, claim_name
 from mleks.errors import ConfigError, ConfigWarning
 from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
@@ -243,6 +244,10 @@ class DLCTrainingJobArgs(Model):
     volumes: list[SharedVolumeArgs] = Field(default_factory=list)
     """Shared file systems (existing FSx for Lustre or EFS claims).  Default: none."""
 
+    datasets: list[DatasetMount] = Field(default_factory=list)
+    """Datasets of the stack (``mleks:datasets``) to mount: ``[{name, mountPath, readOnly}]``; read-only unless
+    ``readOnly: false``.  Each is the claim ``dataset-<name>`` in the job's namespace.  Default: none."""
+
     node_group: str | None = None
     """The train node group to run on (``nodeGroups.<name>``).  Default: the stack's only train group;
     required when there are several.  The image, GPUs, fit and EFA are checked against it."""
@@ -325,7 +330,20 @@ class DLCTrainingJobArgs(Model):
         for i, path in enumerate(paths):
             if path in paths[:i]:
                 raise ConfigError(f"volumes[{i}].mountPath", self.volumes[i].mount_path, "a mount path used once", "mounted twice")
+        names = [d.name for d in self.datasets]
+        for i, d in enumerate(self.datasets):
+            if d.name in names[:i]:
+                raise ConfigError(f"datasets[{i}].name", d.name, "each dataset once", "mounted twice")
+            if d.mount_path.rstrip("/") in paths:
+                raise ConfigError(f"datasets[{i}].mountPath", d.mount_path, "a mount path no other volume uses", "mounted twice")
+            paths.append(d.mount_path.rstrip("/"))
         return self
+
+    @property
+    def mounted_volumes(self) -> list[SharedVolumeArgs]:
+        """The shared volumes and the datasets, as the claims the pods mount."""
+        datasets = [SharedVolumeArgs(claim_name=claim_name(d.name), mount_path=d.mount_path, read_only=d.read_only) for d in self.datasets]
+        return [*self.volumes, *datasets]
 
     @property
     def data_locations(self) -> list[S3Location]:
@@ -567,7 +585,7 @@ def _container(plan: JobPlan) -> dict[str, Any]:
             {"name": "dshm", "mountPath": "/dev/shm"},
             *(
                 {"name": f"shared-{i}", "mountPath": v.mount_path, "readOnly": v.read_only, **({"subPath": v.sub_path} if v.sub_path else {})}
-                for i, v in enumerate(args.volumes)
+                for i, v in enumerate(args.mounted_volumes)
             ),
         ],
     }
@@ -595,7 +613,10 @@ def render_job(plan: JobPlan) -> KubeObject:
         "containers": [_container(plan)],
         "volumes": [
             shared_memory_volume(plan.shm_size),
-            *({"name": f"shared-{i}", "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": v.read_only}} for i, v in enumerate(args.volumes)),
+            *(
+                {"name": f"shared-{i}", "persistentVolumeClaim": {"claimName": v.claim_name, "readOnly": v.read_only}}
+                for i, v in enumerate(args.mounted_volumes)
+            ),
         ],
     }
     if plan.multi_node:

@@ -383,6 +383,8 @@ class GpuNodeGroup(pulumi.ComponentResource):
             # A cluster placement group lives in one AZ, so the group gets one subnet.
             subnets = pulumi.Output.from_input([args.efa_subnet_id]) if args.efa_subnet_id else subnets.apply(lambda ids: ids[:1])
 
+        self.subnet_ids = subnets
+        """The subnets its nodes launch into: one AZ for EFA and Capacity Block groups."""
         self.node_group, self.launch_template, self.placement_group = create_node_group(
             spec,
             parent=self,

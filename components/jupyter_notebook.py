@@ -40,6 +40,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mleks.catalogs.gpu import InstanceType
 from mleks.cluster_base import EksCluster, unique
+from mleks.dataset import DatasetMount, claim_name
 from mleks.errors import ConfigError
 from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.manifests import k8s_objects
@@ -122,6 +123,10 @@ class JupyterNotebookArgs(Model):
     mount_path: str = "/home/jovyan"
     """Where the volume is mounted.  Default: /home/jovyan (the Docker Stacks user's home)."""
 
+    datasets: list[DatasetMount] = Field(default_factory=list)
+    """Datasets of the stack (``mleks:datasets``) to mount: ``[{name, mountPath, readOnly}]``; read-only unless
+    ``readOnly: false``.  Default: none."""
+
     node_group: str | None = None
     """The train node group a GPU notebook runs on (``nodeGroups.<name>``).  Default: the stack's only
     train group; required when there are several.  Unused without GPUs."""
@@ -170,6 +175,17 @@ class JupyterNotebookArgs(Model):
     @model_validator(mode="after")
     def _consistent(self) -> JupyterNotebookArgs:
         check_shared_memory(self.shared_memory, self.memory)
+        paths = [self.mount_path.rstrip("/"), "/dev/shm"]
+        names: list[str] = []
+        for i, d in enumerate(self.datasets):
+            if d.name in names:
+                raise ConfigError(f"datasets[{i}].name", d.name, "each dataset once", "mounted twice")
+            if d.mount_path.rstrip("/") in paths:
+                raise ConfigError(
+                    f"datasets[{i}].mountPath", d.mount_path, f"a path other than the home volume's ({self.mount_path}) and /dev/shm", "mounted twice"
+                )
+            names.append(d.name)
+            paths.append(d.mount_path.rstrip("/"))
         return self
 
 
@@ -225,9 +241,16 @@ def render_statefulset(
         requests=requests_for(args, instance),
         # /api answers without a token (it only reports the server version).
         probes={"startupProbe": http_probe("/api", 10, 30), "readinessProbe": http_probe("/api", 10, 3), "livenessProbe": http_probe("/api", 30, 5)},
-        volume_mounts=[{"name": "home", "mountPath": args.mount_path}, {"name": "dshm", "mountPath": "/dev/shm"}],
+        volume_mounts=[
+            {"name": "home", "mountPath": args.mount_path},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            *({"name": f"dataset-{i}", "mountPath": d.mount_path, "readOnly": d.read_only} for i, d in enumerate(args.datasets)),
+        ],
     )
-    pod = pod_spec(args, selector or {ROLE_LABEL: ROLE}, [container], [shared_memory_volume(args.shared_memory)], automountServiceAccountToken=False)
+    datasets = [
+        {"name": f"dataset-{i}", "persistentVolumeClaim": {"claimName": claim_name(d.name), "readOnly": d.read_only}} for i, d in enumerate(args.datasets)
+    ]
+    pod = pod_spec(args, selector or {ROLE_LABEL: ROLE}, [container], [shared_memory_volume(args.shared_memory), *datasets], automountServiceAccountToken=False)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",

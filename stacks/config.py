@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from mleks.catalogs.partitions import check_region
 from mleks.cluster_autoscaler_addon import ClusterAutoscalerArgs
+from mleks.dataset import DatasetArgs
 from mleks.dlc_training_job import DLCTrainingJobArgs
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.escalator_addon import EscalatorArgs
@@ -118,6 +119,11 @@ class StackConfig(Model):
     notebooks: Annotated[dict[str, JupyterNotebookArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
     """Jupyter servers in the training cluster (``mleks:notebooks``): a dict by name, or a list of
     objects with ``name``; see components/jupyter_notebook.py and docs/serving.md.  Default: none."""
+
+    datasets: Annotated[dict[str, DatasetArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
+    """Shared training data (``mleks:datasets``): FSx for Lustre file systems by name, optionally linked to an
+    S3 prefix, in the training cluster; jobs and notebooks mount them with ``datasets: [{name, mountPath}]``.
+    See components/dataset.py and docs/training.md.  Default: none."""
 
     training_jobs: ByName[DLCTrainingJobArgs] = Field(default_factory=dict)
     """DLC training jobs on a train group (``mleks:trainingJobs``, ``nodeGroup`` picks it): a list of jobs, or a dict

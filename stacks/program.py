@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pulumi
 
-from stacks import autoscaling, namespaces, operations, serving, topology, training, validation
+from stacks import autoscaling, datasets, namespaces, operations, serving, topology, training, validation
 
 
 def main() -> None:
@@ -18,10 +18,13 @@ def main() -> None:
     autoscaling.build(cfg, platform)
     operations.build(cfg, platform)  # after the autoscalers, whose metrics it may scrape
     namespaces.build(cfg, platform)  # before the workloads that live in them
+    exported_datasets = datasets.build(cfg, platform)  # claims in those namespaces, before the jobs that mount them
     training.build(cfg, platform)
     serving.build(cfg, platform)
 
     pulumi.export("topology", cfg.topology)
+    if exported_datasets:
+        pulumi.export("datasets", exported_datasets)
     pulumi.export(
         "clusters",
         {

@@ -25,11 +25,11 @@ from pydantic.alias_generators import to_snake
 
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.validation.schema import keyed_entries
-from stacks import autoscaling, operations, serving, topology, training
+from stacks import autoscaling, datasets, operations, serving, topology, training
 from stacks.config import NAMESPACE, StackConfig, config_from_pulumi, parse_config
 
 # Sections whose entries are named by a key, and the field the key fills.
-KEYED_SECTIONS = {"nodeGroups": "name", "trainingJobs": "name", "inferenceServices": "name", "notebooks": "name"}
+KEYED_SECTIONS = {"nodeGroups": "name", "trainingJobs": "name", "inferenceServices": "name", "notebooks": "name", "datasets": "name"}
 # Without these, nothing between sections can be checked.
 REQUIRED = frozenset({"region", "topology", "nodeGroups"})
 
@@ -42,6 +42,7 @@ def cross_check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> li
     """
     errors = [*topology.check(cfg, unchecked), *autoscaling.check(cfg, unchecked), *training.check(cfg, unchecked), *serving.check(cfg, unchecked)]
     errors += operations.check(cfg, unchecked)
+    errors += datasets.check(cfg, unchecked)
     unique: dict[str, ConfigError] = {}
     for err in errors:
         unique.setdefault(str(err), err)

@@ -136,11 +136,15 @@ def test_the_unified_stack_costs_what_its_groups_and_network_add_up_to(rendered:
     # The Capacity Block group is paid when the block is bought, outside the stack: unknown, never guessed.
     p5 = items[("node-group", "train-p5")]
     assert p5.idle == 0.0 and p5.max is None and "Capacity Block" in p5.detail
-    assert set(items) == set(expected) | {("node-group", "train-p5")}
+    # The dataset's FSx file system: the table has no FSx prices, so it is unknown in both totals.
+    fsx = items[("file-system", "tokens")]
+    assert fsx.idle is None and fsx.max is None and "no FSx price for us-west-2" in fsx.detail
+    assert set(items) == set(expected) | {("node-group", "train-p5"), ("file-system", "tokens")}
     assert est.idle == pytest.approx(sum(f[0] for f in expected.values()))
     assert est.max == pytest.approx(sum(f[1] for f in expected.values()))
     doc = est.document()
-    assert doc["idle"]["complete"] and not doc["max"]["complete"] and doc["unknown"] == [f"node-group train-p5: {p5.detail}"]
+    assert not doc["idle"]["complete"] and not doc["max"]["complete"]
+    assert sorted(doc["unknown"]) == sorted([f"node-group train-p5: {p5.detail}", f"file-system tokens: {fsx.detail}"])
 
 
 def test_every_node_group_of_both_stacks_is_priced_per_node_and_counted_once(stack: offline.RenderResult):

@@ -226,7 +226,7 @@ def test_no_add_on_lands_on_gpu_nodes_unless_it_tolerates_the_taint_on_purpose(s
         values = json.loads(addon.inputs.get("configurationValues") or "{}")
         if values.get("node", {}).get("tolerateAllTaints") or _tolerates_gpu_taint({"tolerations": values.get("dcgmAgent", {}).get("tolerations", [])}):
             onto_gpu.add(addon.inputs["addonName"])
-    expected = {"eks-node-monitoring-agent"} | ({"aws-ebs-csi-driver"} if _addons(stack, "aws-ebs-csi-driver") else set())
+    expected = {"eks-node-monitoring-agent"} | {a for a in ("aws-ebs-csi-driver", "aws-fsx-csi-driver") if _addons(stack, a)}
     assert onto_gpu == expected
 
 

@@ -50,6 +50,10 @@ class PriceTable:
     def eks_cluster_hour(self, region: str, tier: Literal["standard", "extended"]) -> Price | None:
         return self._entry(region, "eksClusterHour", tier)
 
+    def fsx_lustre_month(self, region: str, deployment_type: str, throughput: int) -> Price | None:
+        """Per GiB-month of an SSD FSx for Lustre file system of that deployment type and MB/s/TiB tier."""
+        return self._entry(region, "fsxLustreGbMonth", f"{deployment_type}-{throughput}")
+
     def ebs_month(self, region: str, item: Literal["gp3GbMonth", "gp3IopsMonth", "gp3MibpsMonth", "gp2GbMonth"]) -> Price | None:
         """A per-month EBS rate (divide by ``hours_per_month`` for an hourly figure)."""
         return self._entry(region, "ebs", item)

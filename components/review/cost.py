@@ -3,7 +3,7 @@
 The estimate reads a plan (``plan.json`` of ``mleks render``) and the price table
 (:mod:`mleks.catalogs.prices`).  It covers the EKS control plane, every managed node
 group's instances and root volumes, NAT gateways and their public IPv4 addresses,
-and EBS volumes claimed by Kubernetes workloads.  An item without a price is
+EBS volumes claimed by Kubernetes workloads, and FSx for Lustre datasets.  An item without a price is
 reported as unknown, and the totals say they are incomplete; nothing is guessed.
 """
 
@@ -227,11 +227,24 @@ class _Pricer:
             idle = 0.0  # no nodes at min size, whatever one costs
         return Item("node-group", name, r["urn"], idle, peak, detail, sorted(set(notes), key=notes.index))
 
+    def file_system(self, r: dict[str, Any]) -> Item:
+        inputs = r.get("inputs") or {}
+        gib, kind, tput = int(inputs.get("storageCapacity") or 0), str(inputs.get("deploymentType")), int(inputs.get("perUnitStorageThroughput") or 0)
+        name = str(((inputs.get("tags") or {}).get("mleks/dataset")) or r["name"])
+        desc = f"FSx for Lustre {gib} GiB {kind} SSD at {tput} MB/s/TiB"
+        price = self.table.fsx_lustre_month(str(self.region), kind, tput)
+        if price is None:
+            return Item("file-system", name, r["urn"], None, None, desc + f": no FSx price for {self.region} in the table (aws.amazon.com/fsx/lustre/pricing)")
+        hourly = gib * price.usd / self.table.hours_per_month
+        return Item("file-system", name, r["urn"], hourly, hourly, desc, [_src(price)])
+
     def claims(self, r: dict[str, Any], classes: dict[tuple[str, str], dict[str, Any]], cluster: str) -> list[Item]:
         inputs = r.get("inputs") or {}
         meta = inputs.get("metadata") or {}
         spec = inputs.get("spec") or {}
         if r["type"] == "kubernetes:core/v1:PersistentVolumeClaim":
+            if spec.get("volumeName"):
+                return []  # bound to a volume made elsewhere (a dataset's file system), priced there
             templates, copies, owner = [inputs], 1, f"{meta.get('namespace', '')}/{meta.get('name', '')}"
         else:
             # A claim outlives a StatefulSet scaled to zero, so a stopped notebook still pays for its home.
@@ -289,6 +302,12 @@ def estimate(plan: dict[str, Any], *, table: PriceTable | None = None, spot_disc
             usd = p.usd if p else None
             detail = what if p else f"{what}: no price for {region} in the table"
             section("network").items.append(Item(kind, r["name"], r["urn"], usd, usd, detail, [_src(p)] if p else []))
+
+    for r in resources:
+        if r["type"] == "aws:fsx/lustreFileSystem:LustreFileSystem":
+            # The dataset component's parent is the cluster it serves.
+            owner = pricer.by_urn.get(pricer.by_urn.get(r.get("parent", ""), {}).get("parent", ""), {})
+            section(str(owner.get("name") or "?")).items.append(pricer.file_system(r))
 
     # Kubernetes objects belong to the cluster of their provider, whose parent is the cluster component.
     def cluster_of(r: dict[str, Any]) -> str:

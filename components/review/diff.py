@@ -90,6 +90,8 @@ _CRITICAL_TYPES = {
     "aws:ec2/vpc:Vpc": "VPC",
     "aws:ec2/subnet:Subnet": "subnet",
     "aws:fsx/lustreFileSystem:LustreFileSystem": "FSx file system",
+    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": "FSx link to S3",
+    "kubernetes:core/v1:PersistentVolume": "persistent volume",
 }
 
 

@@ -55,8 +55,28 @@ AWS_REPLACE_ON: dict[str, tuple[str, ...]] = {
     # aws_autoscaling_group_tag: both arguments are ForceNew.
     "aws:autoscaling/tag:Tag": ("autoscalingGroupName", "tag"),
     "aws:s3/bucketV2:BucketV2": ("bucket", "bucketPrefix", "objectLockEnabled"),
-    "aws:fsx/lustreFileSystem:LustreFileSystem": ("subnetIds", "deploymentType", "storageType", "kmsKeyId", "perUnitStorageThroughput"),
-    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": ("fileSystemId", "fileSystemPath", "dataRepositoryPath", "batchImportMetaDataOnCreate"),
+    # fsx/lustre_file_system.go at 06ee53d9 (a storage_capacity decrease also replaces: CustomizeDiff).
+    "aws:fsx/lustreFileSystem:LustreFileSystem": (
+        "backupId",
+        "copyTagsToBackups",
+        "deploymentType",
+        "driveCacheType",
+        "exportPath",
+        "fileSystemTypeVersion",
+        "importPath",
+        "importedFileChunkSize",
+        "kmsKeyId",
+        "perUnitStorageThroughput",
+        "securityGroupIds",
+        "storageType",
+        "subnetIds",
+    ),
+    # fsx/data_repository_association.go at 0a774656.
+    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": ("fileSystemId", "fileSystemPath", "dataRepositoryPath"),
+    "aws:ec2/securityGroup:SecurityGroup": ("name", "namePrefix", "description", "vpcId"),
+    # vpc_security_group_ingress_rule / _egress_rule: only the group is RequiresReplace; rules modify in place.
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("securityGroupId",),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": ("securityGroupId",),
     # A provider is updated in place when its kubeconfig changes (pulumi-kubernetes diffs only the cluster identity).
     "pulumi:providers:kubernetes": ("cluster",),
     # pulumi-random: every argument of random_password is ForceNew (a new value each time).
@@ -90,6 +110,8 @@ KUBE_REPLACE_ON: dict[str, tuple[str, ...]] = {
     "ConfigMap": ("data", "binaryData"),
     "Secret": ("type",),
     "PersistentVolumeClaim": ("spec",),
+    # core/v1 validation: a volume's source (spec.csi here) and volumeMode are immutable after creation.
+    "PersistentVolume": ("spec.csi", "spec.volumeMode"),
     "StorageClass": ("parameters", "provisioner", "reclaimPolicy", "volumeBindingMode"),
     "RoleBinding": ("roleRef",),
     "ClusterRoleBinding": ("roleRef",),

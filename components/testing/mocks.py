@@ -149,6 +149,9 @@ class MleksMocks(pulumi.runtime.Mocks):
             state.update({"latestVersion": 1, "arn": _arn("ec2", f"launch-template/{name}", self.region)})
         elif t == "aws:ec2/placementGroup:PlacementGroup":
             state.update({"name": inputs.get("name") or name, "arn": _arn("ec2", f"placement-group/{name}", self.region)})
+        elif t == "aws:fsx/lustreFileSystem:LustreFileSystem":
+            # As FSx names them: <id>.fsx.<region>.amazonaws.com, and an 8-character mount name.
+            state.update({"dnsName": f"{rid}.fsx.{self.region}.amazonaws.com", "mountName": "mockmnt1", "arn": _arn("fsx", f"file-system/{rid}", self.region)})
         elif t == "aws:cloudwatch/logGroup:LogGroup":
             state.update({"arn": _arn("logs", f"log-group:{inputs.get('name')}", self.region)})
         elif t == "random:index/randomPassword:RandomPassword":

@@ -122,7 +122,8 @@ _CAMEL_PART = re.compile(r"[a-z][a-zA-Z0-9]*")
 
 def _python_key(key: str) -> str:
     """``diskThroughputMibps`` -> ``disk_throughput_mibps``, part by part (label and tag keys are left alone)."""
-    return ".".join(to_snake(part) if _CAMEL_PART.fullmatch(part.split("[", 1)[0]) else part for part in key.split("."))
+    # to_snake would also split a letter from a digit ("s3" -> "s_3"), which no field is named.
+    return ".".join(re.sub(r"_(\d)", r"\1", to_snake(part)) if _CAMEL_PART.fullmatch(part.split("[", 1)[0]) else part for part in key.split("."))
 
 
 def to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], prefix: str = "", *, python_names: bool = False) -> ConfigErrors:

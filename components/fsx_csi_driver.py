@@ -1,0 +1,72 @@
+"""FsxCsiDriver: the Amazon FSx for Lustre CSI driver EKS add-on, which mounts datasets into pods.
+
+The datasets here are static volumes (:mod:`mleks.dataset`): the driver only mounts them, on the
+nodes, and never creates or deletes a file system.  So its controller gets an IRSA role that may
+only describe file systems (the driver's install guide grants create/delete for dynamic
+provisioning, which is not used), and the node plugin needs no AWS access at all.  The node
+plugin must run on the GPU nodes, where the jobs are: the chart's ``node.tolerateAllTaints``
+(aws-fsx-csi-driver ``charts/aws-fsx-csi-driver/values.yaml`` at v1.9.0, default true) is set
+explicitly so a changed default cannot strand a job.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from mleks.cluster_base import EksCluster
+from mleks.workload_identity import ServiceAccountRole
+
+TOKEN = "mleks:addons:FsxCsiDriver"
+ADDON_NAME = "aws-fsx-csi-driver"
+NAMESPACE = "kube-system"
+CONTROLLER_SERVICE_ACCOUNT = "fsx-csi-controller-sa"
+
+
+def controller_policy() -> dict[str, Any]:
+    """Describe only: enough for the controller to validate static volumes, nothing that changes FSx."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            # DescribeFileSystems supports no resource-level permissions (Service Authorization Reference, Amazon FSx).
+            {"Sid": "DescribeFileSystems", "Effect": "Allow", "Action": ["fsx:DescribeFileSystems"], "Resource": "*"},
+        ],
+    }
+
+
+def addon_configuration() -> dict[str, Any]:
+    return {"node": {"tolerateAllTaints": True}}
+
+
+class FsxCsiDriver(pulumi.ComponentResource):
+    """The FSx CSI driver add-on in one cluster.  Outputs: ``role_arn``, ``addon_version``."""
+
+    def __init__(self, name: str, *, cluster: EksCluster, addon_version: str | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TOKEN, name, None, opts)
+        role = ServiceAccountRole(
+            f"{name}-controller",
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            namespace=NAMESPACE,
+            service_account=CONTROLLER_SERVICE_ACCOUNT,
+            policy=controller_policy(),
+            tags=cluster.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.addon = aws.eks.Addon(
+            f"{name}-addon",
+            cluster_name=cluster.cluster_name,
+            addon_name=ADDON_NAME,
+            addon_version=addon_version,
+            service_account_role_arn=role.role_arn,
+            configuration_values=json.dumps(addon_configuration(), sort_keys=True),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=cluster.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*cluster.addon_prerequisites, role]),
+        )
+        self.role_arn = role.role_arn
+        self.register_outputs({"role_arn": role.role_arn, "addon_name": ADDON_NAME, "addon_version": self.addon.addon_version})
