@@ -52,6 +52,7 @@ def render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: boo
 
 def _render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: bool, spot_discount: float | None) -> int:
     # Imported here: the Pulumi SDKs are heavy, and `mleks --help` should not wait for them.
+    from mleks.review import startup
     from mleks.review.cost import estimate, summary_lines
     from mleks.testing.program import Project
     from mleks.testing.render import plan_document, tree_lines, write
@@ -67,12 +68,17 @@ def _render(program_dir: Path, *, stack: str | None, out: Path | None, quiet: bo
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    cost = summary_lines(estimate(plan_document(result), spot_discount=spot_discount))
+    plan = plan_document(result)
+    cost = summary_lines(estimate(plan, spot_discount=spot_discount))
+    starts = startup.summary_lines(startup.estimate(plan))
     if not quiet:
         print("\n".join(tree_lines(result)))
         print()
         print("\n".join(cost))
         print()
+        if starts:
+            print("\n".join(starts))
+            print()
     paths = write(result, out if out is not None else project.directory / "render-out", spot_discount=spot_discount)
     print(f"stack {name}: {len(result.resources)} resources, {len(result.kube_objects())} Kubernetes objects")
     if quiet:

@@ -88,6 +88,38 @@ def check_group_name(value: str) -> str:
     return value
 
 
+_SNAPSHOT_ID = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+# nodeadm ignores FastImagePull below a vCPU/memory threshold and recommends 2xlarge or larger, with at
+# least 600 MiB/s of root volume throughput (amazon-eks-ami nodeadm/doc/examples.md, "Enabling fast image pull").
+PARALLEL_PULL_MIN_VCPU = 8
+PARALLEL_PULL_MIN_MIBPS = 600
+PARALLEL_PULL_MIBPS = 1000
+
+
+class FastStartArgs(Model):
+    """Image fast-start levers of one GPU group (``nodeGroups.<name>.fastStart``)."""
+
+    parallel_pull: bool | None = None
+    """Pull and unpack image layers in parallel (SOCI parallel pull mode: AL2023 nodeadm ``FastImagePull``,
+    Bottlerocket ``soci-snapshotter`` ``parallel-pull-unpack``).  It helps images read in full at start, as
+    training images are, unlike lazy loading.  Default: on when the group's smallest type has 8 or more vCPUs
+    and no snapshot is set."""
+
+    data_volume_snapshot_id: str | None = None
+    """Bottlerocket only: an EBS snapshot (``snap-...``) of a data volume that already holds the images, built
+    by ``python -m stacks.image_snapshot``.  Nodes boot with the images in place.  Default: none."""
+
+    data_volume_snapshot_size_gib: int | None = Field(default=None, ge=1)
+    """The snapshot's size in GiB, as the script prints it, so a too-small ``diskSizeGib`` is caught before deploying."""
+
+    @field_validator("data_volume_snapshot_id")
+    @classmethod
+    def _snapshot(cls, value: str | None) -> str | None:
+        if value is not None and not _SNAPSHOT_ID.match(value):
+            raise ConfigError("", value, "an EBS snapshot id: snap- and 8 or 17 hexadecimal digits", "not a snapshot id")
+        return value
+
+
 class GpuNodeGroupArgs(Model):
     """Settings of one GPU node group.  In stack YAML, under ``nodeGroups.<name>``."""
 
@@ -125,7 +157,8 @@ class GpuNodeGroupArgs(Model):
     """Root gp3 volume in GiB.  DLC images are 10-20 GB each and several are cached.  Default: 200."""
 
     disk_throughput_mibps: int = Field(default=500, ge=125, le=1000)
-    """gp3 throughput in MiB/s, for pulling multi-GB images quickly.  Default: 500."""
+    """gp3 throughput in MiB/s, for pulling multi-GB images quickly.  Default: 500, or 1000 when the group pulls
+    in parallel (``fastStart``), which nodeadm's guidance wants at 600 or more."""
 
     disk_iops: int = Field(default=6000, ge=3000, le=16000)
     """gp3 IOPS.  Default: 6000."""
@@ -142,6 +175,11 @@ class GpuNodeGroupArgs(Model):
 
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra node labels.  May not override the labels this component sets."""
+
+    fast_start: FastStartArgs = Field(default_factory=lambda: FastStartArgs())
+    """How nodes get images quickly: ``parallelPull`` (SOCI parallel pull and unpack) and, on Bottlerocket,
+    ``dataVolumeSnapshotId`` (a snapshot that already holds the images).  Default: parallel pull on groups
+    whose types have 8 vCPUs or more, no snapshot.  See docs/operations.md#fast-starts."""
 
     auto_repair: NodeRepairArgs = Field(default_factory=NodeRepairArgs)
     """EKS node auto-repair: reboot or replace nodes the node monitoring agent finds unhealthy (a GPU
@@ -181,6 +219,9 @@ class GpuNodeGroupArgs(Model):
         if self.disk_throughput_mibps > self.disk_iops // 4:
             accepted = f"at most diskIops/4 = {self.disk_iops // 4} (gp3 limit)"
             errors.append(ConfigError("diskThroughputMibps", self.disk_throughput_mibps, accepted, "too high for the IOPS"))
+        elif "disk_throughput_mibps" not in self.model_fields_set and self.instance_types and self.parallel_pull and self.disk_iops // 4 < PARALLEL_PULL_MIBPS:
+            accepted = f"diskIops of at least {PARALLEL_PULL_MIBPS * 4} for parallel pull's {PARALLEL_PULL_MIBPS} MiB/s, or diskThroughputMibps"
+            errors.append(ConfigError("diskIops", self.disk_iops, accepted, "too low for the default throughput of a parallel-pull group (gp3 limit)"))
         if self.capacity_type == "capacity-block":
             if not self.capacity_reservation_id or not self.capacity_reservation_id.startswith("cr-"):
                 accepted = "the Capacity Block reservation id (cr-...)"
@@ -195,10 +236,68 @@ class GpuNodeGroupArgs(Model):
             errors += self._efa_problems()
         elif self.efa_subnet_id is not None:
             errors.append(ConfigError("efaSubnetId", self.efa_subnet_id, "no value unless efa is true", "set without efa"))
+        errors += self._fast_start_problems()
         reserved = set(self.base_labels())
         for key in sorted(reserved & set(self.labels)):
             errors.append(ConfigError(f"labels.{key}", self.labels[key], f"a label key other than {sorted(reserved)}", "this label is set by the node group"))
         return errors
+
+    def _fast_start_problems(self) -> list[ConfigError]:
+        fast, errors = self.fast_start, []
+        if fast.data_volume_snapshot_id is not None:
+            if self.ami_family != "bottlerocket":
+                errors.append(
+                    ConfigError(
+                        "fastStart.dataVolumeSnapshotId",
+                        fast.data_volume_snapshot_id,
+                        "amiFamily: bottlerocket (its data volume holds the images), or no snapshot",
+                        "AL2023 keeps images on its root volume, which a snapshot cannot replace here",
+                    )
+                )
+            if fast.parallel_pull:
+                errors.append(
+                    ConfigError(
+                        "fastStart.parallelPull",
+                        True,
+                        "false, or no snapshot",
+                        "the snapshot's images are unpacked for containerd's default snapshotter; with SOCI every image would be pulled again",
+                    )
+                )
+            if fast.data_volume_snapshot_size_gib is not None and fast.data_volume_snapshot_size_gib > self.disk_size_gib:
+                errors.append(
+                    ConfigError(
+                        "diskSizeGib",
+                        self.disk_size_gib,
+                        f"at least {fast.data_volume_snapshot_size_gib}, the snapshot's size",
+                        "a volume cannot be smaller than the snapshot it is restored from",
+                    )
+                )
+        if fast.parallel_pull and "disk_throughput_mibps" in self.model_fields_set and self.disk_throughput_mibps < PARALLEL_PULL_MIN_MIBPS:
+            errors.append(
+                ConfigError(
+                    "diskThroughputMibps",
+                    self.disk_throughput_mibps,
+                    f"at least {PARALLEL_PULL_MIN_MIBPS} MiB/s with fastStart.parallelPull (nodeadm's guidance), or parallelPull: false",
+                    "parallel pull is slower than a plain pull on a slower volume",
+                )
+            )
+        return errors
+
+    @property
+    def parallel_pull(self) -> bool:
+        """Whether the group pulls in parallel: as set, or by default on groups of 8+ vCPUs without a snapshot."""
+        fast = self.fast_start
+        if fast.parallel_pull is not None:
+            return fast.parallel_pull
+        slow_disk = "disk_throughput_mibps" in self.model_fields_set and self.disk_throughput_mibps < PARALLEL_PULL_MIN_MIBPS
+        return fast.data_volume_snapshot_id is None and not slow_disk and self.smallest_instance.vcpu >= PARALLEL_PULL_MIN_VCPU
+
+    @property
+    def root_throughput_mibps(self) -> int:
+        """The image volume's throughput: as set, else 1000 MiB/s for parallel pull and 500 otherwise."""
+        if "disk_throughput_mibps" in self.model_fields_set or not self.parallel_pull:
+            return self.disk_throughput_mibps
+        return PARALLEL_PULL_MIBPS
 
     def _efa_problems(self) -> list[ConfigError]:
         lacking = [t.instance_type for t in self.instance_infos if not t.efa_capable]
@@ -302,7 +401,9 @@ def node_group_spec(name: str, args: GpuNodeGroupArgs, tags: dict[str, str]) -> 
         min_size=args.min_size,
         max_size=args.max_size,
         desired_size=args.desired_size if args.desired_size is not None else args.min_size,
-        root_volume=RootVolume(args.disk_size_gib, args.disk_throughput_mibps, args.disk_iops),
+        root_volume=RootVolume(args.disk_size_gib, args.root_throughput_mibps, args.disk_iops),
+        parallel_pull=args.parallel_pull,
+        data_volume_snapshot_id=args.fast_start.data_volume_snapshot_id,
         labels=args.node_labels(),
         taints=(GPU_TAINT,),
         efa_interfaces=args.efa_interfaces,

@@ -118,7 +118,7 @@ def test_the_unified_stack_costs_what_its_groups_and_network_add_up_to(rendered:
     est = estimate(plan_document(rendered["unified"]))
     items = {(i.kind, i.name): i for i in est.items}
     system = 0.1008 + _gp3(50)
-    g6e = 10.49264 + _gp3(300, 6000, 500)
+    g6e = 10.49264 + _gp3(300, 6000, 1000)  # parallel pull raises the default throughput to 1000 MiB/s
     spot = 2.24208 + _gp3(200, 6000, 500)  # the dearer of g6e.xlarge and g6e.2xlarge, at on-demand
     ondemand = 1.861 + _gp3(200, 6000, 500)
     expected = {
@@ -192,7 +192,7 @@ def test_render_writes_cost_json_and_prints_the_figures(tmp_path: Path, capsys: 
     printed = capsys.readouterr().out
     doc = json.loads((tmp_path / "unified" / "cost.json").read_text())
     assert doc["pricing"] == "on-demand list prices, spot at 60% off" and doc["region"] == "us-west-2"
-    assert f"idle ${doc['idle']['usd']:.4f}" in printed and "node-group train-g6e: idle $0.0000, max $42.27" in printed
+    assert f"idle ${doc['idle']['usd']:.4f}" in printed and "node-group train-g6e: idle $0.0000, max $42.38" in printed
     assert set(doc["sections"]) == {"ml-unified", "network"} and doc["excludes"]
     assert set(doc["sources"]) == {"aws-pages", "vantage"}, "cost.json names the sources of the prices it used"
     assert cli.main(["render", str(root), "--stack", "unified", "--out", str(tmp_path), "--quiet"]) == 0

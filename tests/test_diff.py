@@ -92,8 +92,8 @@ def test_the_cost_table_shows_before_after_and_the_change(forecast: review.Stack
     changed = {(c.kind, c.name) for c in cost.items}
     assert changed == {("node-group", "train-g6e"), ("node-group", "inference-spot"), ("volume", "notebooks/scratch home")}
     markdown = review.to_markdown([forecast])
-    assert "| at max size | $60.53 + unknown | $83.44 + unknown | +$22.91 |" in markdown
-    assert "node-group `train-g6e` (ml-unified): $0.0000/h idle, $42.27/h at max → $0.0000/h idle, $60.56/h at max" in markdown
+    assert "| at max size | $60.64 + unknown | $83.55 + unknown | +$22.91 |" in markdown
+    assert "node-group `train-g6e` (ml-unified): $0.0000/h idle, $42.38/h at max → $0.0000/h idle, $60.67/h at max" in markdown
 
 
 def test_every_resource_type_the_stacks_register_is_in_the_replacement_table(stack: offline.RenderResult):

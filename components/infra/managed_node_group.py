@@ -11,6 +11,7 @@ throughput, EFA interfaces and the placement group.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,10 @@ class NodeGroupSpec:
     efa_interfaces: int = 0
     capacity_reservation_id: str | None = None
     autoscaled: bool = False
+    parallel_pull: bool = False
+    """Pull and unpack image layers in parallel (SOCI parallel pull mode), through the node's user data."""
+    data_volume_snapshot_id: str | None = None
+    """Bottlerocket: restore the data volume (the container image store) from this EBS snapshot."""
     node_repair: dict[str, Any] | None = None
     """``node_repair_config`` of the group, or None to leave EKS's default (off)."""
     tags: dict[str, str] = field(default_factory=dict)
@@ -77,17 +82,21 @@ def _gp3(size_gib: int, throughput_mibps: int = 125, iops: int = 3000) -> dict[s
     }
 
 
-def block_device_mappings(volume: RootVolume, ami_type: str) -> list[dict[str, Any]]:
+def block_device_mappings(volume: RootVolume, ami_type: str, snapshot_id: str | None = None) -> list[dict[str, Any]]:
     """Where container images live gets the sized, provisioned volume.
 
     AL2023 keeps images on its root volume.  Bottlerocket keeps a small
     read-only OS volume and stores images on a second, data volume; sizing
-    the root there would leave the images on the AMI's default 20 GiB.
+    the root there would leave the images on the AMI's default 20 GiB.  That
+    data volume may start from a snapshot that already holds the images.
     """
     if ami_type.startswith("BOTTLEROCKET"):
+        data = _gp3(volume.size_gib, volume.throughput_mibps, volume.iops)
+        if snapshot_id is not None:
+            data["snapshot_id"] = snapshot_id
         return [
             {"device_name": ROOT_DEVICE, "ebs": _gp3(BOTTLEROCKET_OS_VOLUME_GIB)},
-            {"device_name": BOTTLEROCKET_DATA_DEVICE, "ebs": _gp3(volume.size_gib, volume.throughput_mibps, volume.iops)},
+            {"device_name": BOTTLEROCKET_DATA_DEVICE, "ebs": data},
         ]
     return [{"device_name": ROOT_DEVICE, "ebs": _gp3(volume.size_gib, volume.throughput_mibps, volume.iops)}]
 
@@ -121,6 +130,45 @@ def efa_network_interfaces(count: int, security_group_id: pulumi.Input[str]) -> 
     return [interface(0, 0, "interface"), interface(0, 1, "efa-only"), *(interface(card, 0, "efa-only") for card in range(1, count))]
 
 
+# AL2023: a NodeConfig part in a MIME multi-part document, merged by EKS with its own (amazon-eks-ami
+# nodeadm/doc/examples.md, "Enabling fast image pull").  Bottlerocket: TOML settings, merged likewise
+# (Bottlerocket settings reference 1.44.x, settings.container-runtime-plugins.soci-snapshotter).
+_MIME_BOUNDARY = "MLEKSBOUNDARY"
+AL2023_FAST_PULL = f"""MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="{_MIME_BOUNDARY}"
+
+--{_MIME_BOUNDARY}
+Content-Type: application/node.eks.aws
+
+---
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  featureGates:
+    FastImagePull: true
+
+--{_MIME_BOUNDARY}--
+"""
+BOTTLEROCKET_FAST_PULL = """[settings.container-runtime]
+snapshotter = "soci"
+
+[settings.container-runtime-plugins.soci-snapshotter]
+pull-mode = "parallel-pull-unpack"
+"""
+
+
+def user_data_text(spec: NodeGroupSpec) -> str | None:
+    """The launch template's user data before encoding, or None when EKS's own is enough."""
+    if not spec.parallel_pull:
+        return None
+    return BOTTLEROCKET_FAST_PULL if spec.ami_type.startswith("BOTTLEROCKET") else AL2023_FAST_PULL
+
+
+def user_data(spec: NodeGroupSpec) -> str | None:
+    text = user_data_text(spec)
+    return None if text is None else base64.b64encode(text.encode()).decode()
+
+
 def launch_template_args(
     spec: NodeGroupSpec,
     security_group_id: pulumi.Input[str],
@@ -136,7 +184,7 @@ def launch_template_args(
             "http_put_response_hop_limit": IMDS_HOP_LIMIT,
             "instance_metadata_tags": "disabled",
         },
-        "block_device_mappings": block_device_mappings(spec.root_volume, spec.ami_type),
+        "block_device_mappings": block_device_mappings(spec.root_volume, spec.ami_type, spec.data_volume_snapshot_id),
         "tag_specifications": [
             {"resource_type": "instance", "tags": {**spec.tags, "Name": spec.name}},
             {"resource_type": "volume", "tags": {**spec.tags, "Name": spec.name}},
@@ -145,6 +193,9 @@ def launch_template_args(
     }
     if spec.efa_interfaces:
         args["network_interfaces"] = efa_network_interfaces(spec.efa_interfaces, security_group_id)
+    data = user_data(spec)
+    if data is not None:
+        args["user_data"] = data
     if placement_group is not None:
         args["placement"] = {"group_name": placement_group}
     if spec.capacity_type == "CAPACITY_BLOCK":

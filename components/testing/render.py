@@ -143,7 +143,8 @@ def kube_documents(result: RenderResult) -> dict[str, list[dict[str, Any]]]:
 
 
 def write(result: RenderResult, out_dir: Path, *, spot_discount: float | None = None) -> list[Path]:
-    """Write ``plan.json``, ``cost.json`` and one YAML file per cluster under ``out_dir/<stack>``."""
+    """Write ``plan.json``, ``cost.json``, ``start-times.json`` and one YAML file per cluster under ``out_dir/<stack>``."""
+    from mleks.review import startup
     from mleks.review.cost import estimate
 
     target = out_dir / result.stack
@@ -159,6 +160,9 @@ def write(result: RenderResult, out_dir: Path, *, spot_discount: float | None = 
     cost_path = target / "cost.json"
     cost_path.write_text(json.dumps(estimate(plan, spot_discount=spot_discount).document(), indent=1, sort_keys=True) + "\n")
     written.append(cost_path)
+    start_path = target / "start-times.json"
+    start_path.write_text(json.dumps(startup.document(startup.estimate(plan)), indent=1, sort_keys=True) + "\n")
+    written.append(start_path)
     for cluster, objs in sorted(kube_documents(result).items()):
         path = kube_dir / f"{cluster}.yaml"
         path.write_text(yaml.safe_dump_all(objs, sort_keys=True, default_flow_style=False))
