@@ -35,15 +35,14 @@ DaemonSet on every node, GPU nodes included.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from mleks.catalogs.partitions import partition_of
 from mleks.cluster_base import EksCluster
 from mleks.infra import kms
+from mleks.infra.eks_addon import managed_addon
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.workload_identity import ServiceAccountRole
@@ -165,20 +164,16 @@ class EbsCsiDriver(pulumi.ComponentResource):
             policy=pulumi.Output.from_input(key).apply(kms_policy),
             managed_policy_arns=[managed_policy_arn(partition_of(cluster.region))],
         )
-        self.addon = aws.eks.Addon(
+        # The controller needs the role before it starts.
+        self.addon = managed_addon(
             f"{name}-addon",
-            cluster_name=cluster.cluster_name,
+            cluster=cluster,
             addon_name=ADDON_NAME,
             addon_version=addon_version,
-            service_account_role_arn=role.role_arn,
-            configuration_values=json.dumps(addon_configuration(), sort_keys=True),
-            # Pulumi owns the configuration: take over a hand-installed copy,
-            # and put back any console edit on the next ``pulumi up``.
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            tags=cluster.tags,
-            # The controller needs nodes to run on, and the role before it starts.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*cluster.addon_prerequisites, role]),
+            role_arn=role.role_arn,
+            configuration=addon_configuration(),
+            parent=self,
+            depends_on=[role],
         )
         # A StorageClass is only a name and parameters: it need not wait for the
         # driver, and claims that name it wait for their pods anyway.

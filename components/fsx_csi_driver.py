@@ -11,13 +11,12 @@ explicitly so a changed default cannot strand a job.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from mleks.cluster_base import EksCluster
+from mleks.infra.eks_addon import managed_addon
 from mleks.workload_identity import ServiceAccountRole
 
 TOKEN = "mleks:addons:FsxCsiDriver"
@@ -56,17 +55,15 @@ class FsxCsiDriver(pulumi.ComponentResource):
             tags=cluster.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.addon = aws.eks.Addon(
+        self.addon = managed_addon(
             f"{name}-addon",
-            cluster_name=cluster.cluster_name,
+            cluster=cluster,
             addon_name=ADDON_NAME,
             addon_version=addon_version,
-            service_account_role_arn=role.role_arn,
-            configuration_values=json.dumps(addon_configuration(), sort_keys=True),
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            tags=cluster.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*cluster.addon_prerequisites, role]),
+            role_arn=role.role_arn,
+            configuration=addon_configuration(),
+            parent=self,
+            depends_on=[role],
         )
         self.role_arn = role.role_arn
         self.register_outputs({"role_arn": role.role_arn, "addon_name": ADDON_NAME, "addon_version": self.addon.addon_version})

@@ -21,14 +21,13 @@ permissions (it writes node conditions through the Kubernetes API), so it has no
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from mleks.cluster_base import EksCluster
 from mleks.gpu_node_group import GPU_TOLERATION
+from mleks.infra.eks_addon import managed_addon
 
 TOKEN = "mleks:addons:NodeMonitoringAgent"
 ADDON_NAME = "eks-node-monitoring-agent"
@@ -59,15 +58,7 @@ class NodeMonitoringAgent(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, cluster: EksCluster, addon_version: str | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TOKEN, name, None, opts)
-        self.addon = aws.eks.Addon(
-            f"{name}-addon",
-            cluster_name=cluster.cluster_name,
-            addon_name=ADDON_NAME,
-            addon_version=addon_version,
-            configuration_values=json.dumps(addon_configuration(), sort_keys=True),
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            tags=cluster.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(cluster.addon_prerequisites)),
+        self.addon = managed_addon(
+            f"{name}-addon", cluster=cluster, addon_name=ADDON_NAME, addon_version=addon_version, configuration=addon_configuration(), parent=self
         )
         self.register_outputs({"addon_name": ADDON_NAME, "addon_version": self.addon.addon_version})

@@ -24,13 +24,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pulumi
-import pulumi_aws as aws
 from pydantic import Field, model_validator
 
 from mleks.catalogs.partitions import partition_of
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL, GPU_TOLERATION
+from mleks.infra.eks_addon import managed_addon
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.node_monitoring_agent import DCGM_PORT
@@ -189,16 +189,14 @@ class CloudWatchObservability(pulumi.ComponentResource):
             tags=cluster.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.addon = aws.eks.Addon(
+        self.addon = managed_addon(
             f"{name}-addon",
-            cluster_name=cluster.cluster_name,
+            cluster=cluster,
             addon_name=CLOUDWATCH_ADDON,
             addon_version=addon_version,
-            service_account_role_arn=role.role_arn,
-            resolve_conflicts_on_create="OVERWRITE",
-            resolve_conflicts_on_update="OVERWRITE",
-            tags=cluster.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*cluster.addon_prerequisites, role]),
+            role_arn=role.role_arn,
+            parent=self,
+            depends_on=[role],
         )
         self.role_arn = role.role_arn
         self.register_outputs({"role_arn": role.role_arn, "addon_version": self.addon.addon_version})
