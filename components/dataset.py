@@ -185,9 +185,51 @@ class DatasetMount(Model):
     @field_validator("mount_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/") or value.rstrip("/") in ("", "/dev", "/dev/shm", "/proc", "/sys"):
-            raise ConfigError("", value, "an absolute path such as /data, not /, /dev, /dev/shm, /proc or /sys", "not a usable mount path")
-        return value
+        return check_mount_path(value, "/data")
+
+
+def check_mount_path(value: str, example: str) -> str:
+    """A path a shared volume may be mounted at: absolute, and not one the runtime owns."""
+    if not value.startswith("/") or value.rstrip("/") in ("", "/dev", "/dev/shm", "/proc", "/sys"):
+        raise ConfigError("", value, f"an absolute path such as {example}, not /, /dev, /dev/shm, /proc or /sys", "not a usable mount path")
+    return value
+
+
+def lustre_rules(dataset: str, file_system_sg: Any, nodes_sg: Any) -> list[dict[str, Any]]:
+    """The security group rules Lustre needs, and no more: TCP 988 and 1018-1023 between the file
+    system's servers, from the nodes to the servers and back; all traffic among the servers."""
+    rules: list[dict[str, Any]] = []
+    for low, high in LUSTRE_PORTS:
+        ports = f"{low}" if low == high else f"{low}-{high}"
+        for direction, suffix, sg, source, what in (
+            ("ingress", "self", file_system_sg, file_system_sg, "between the file system's servers"),
+            ("ingress", "nodes", file_system_sg, nodes_sg, "from the cluster's nodes"),
+            ("ingress", "to-nodes", nodes_sg, file_system_sg, f"from dataset {dataset}'s servers to the nodes"),
+            ("egress", "egress", file_system_sg, nodes_sg, "to the cluster's nodes"),
+        ):
+            rules.append(
+                {
+                    "direction": direction,
+                    "suffix": f"{ports}-{suffix}",
+                    "security_group_id": sg,
+                    "referenced_security_group_id": source,
+                    "ip_protocol": "tcp",
+                    "from_port": low,
+                    "to_port": high,
+                    "description": f"Lustre {ports} {what}",
+                }
+            )
+    rules.append(
+        {
+            "direction": "egress",
+            "suffix": "egress-self",
+            "security_group_id": file_system_sg,
+            "referenced_security_group_id": file_system_sg,
+            "ip_protocol": "-1",
+            "description": "between the file system's servers",
+        }
+    )
+    return rules
 
 
 def persistent_1_import_policy(events: list[S3Event]) -> str:
@@ -273,45 +315,9 @@ class FsxLustreDataset(pulumi.ComponentResource):
             tags={**tags, "Name": f"{name}-fsx"},
             opts=child,
         )
-        for low, high in LUSTRE_PORTS:
-            ports = f"{low}" if low == high else f"{low}-{high}"
-            # Servers of the file system talk to each other; the nodes talk to the servers; the servers answer back.
-            for direction, sg, source, what in (
-                ("self", group.id, group.id, "between the file system's servers"),
-                ("nodes", group.id, cluster.cluster_security_group_id, "from the cluster's nodes"),
-                ("to-nodes", cluster.cluster_security_group_id, group.id, f"from dataset {args.name}'s servers to the nodes"),
-            ):
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-lustre-{ports}-{direction}",
-                    security_group_id=sg,
-                    referenced_security_group_id=source,
-                    ip_protocol="tcp",
-                    from_port=low,
-                    to_port=high,
-                    description=f"Lustre {ports} {what}",
-                    tags=tags,
-                    opts=child,
-                )
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-lustre-{ports}-egress",
-                security_group_id=group.id,
-                referenced_security_group_id=cluster.cluster_security_group_id,
-                ip_protocol="tcp",
-                from_port=low,
-                to_port=high,
-                description=f"Lustre {ports} to the cluster's nodes",
-                tags=tags,
-                opts=child,
-            )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-lustre-egress-self",
-            security_group_id=group.id,
-            referenced_security_group_id=group.id,
-            ip_protocol="-1",
-            description="between the file system's servers",
-            tags=tags,
-            opts=child,
-        )
+        for rule in lustre_rules(args.name, group.id, cluster.cluster_security_group_id):
+            kind = aws.vpc.SecurityGroupIngressRule if rule.pop("direction") == "ingress" else aws.vpc.SecurityGroupEgressRule
+            kind(f"{name}-lustre-{rule.pop('suffix')}", tags=tags, opts=child, **rule)
         lustre: dict[str, Any] = {}
         if args.s3 is not None and args.deployment_type == "PERSISTENT_1":
             # PERSISTENT_1 links S3 on the file system itself (no data repository association).

@@ -64,7 +64,7 @@ from mleks.catalogs import dlc as dlc_catalog
 from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
 from mleks.catalogs.gpu import InstanceType
 from mleks.cluster_base import EksCluster, unique
-from mleks.dataset import DatasetMount, claim_name
+from mleks.dataset import DatasetMount, check_mount_path, claim_name
 from mleks.errors import ConfigError, ConfigWarning
 from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
@@ -150,9 +150,7 @@ class SharedVolumeArgs(Model):
     @field_validator("mount_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/") or value.rstrip("/") in ("", "/dev/shm", "/dev", "/proc", "/sys"):
-            raise ConfigError("", value, "an absolute path such as /fsx, not /, /dev, /dev/shm, /proc or /sys", "not a usable mount path")
-        return value
+        return check_mount_path(value, "/fsx")
 
 
 class DLCTrainingJobArgs(Model):
