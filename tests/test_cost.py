@@ -204,3 +204,13 @@ def test_a_bad_spot_discount_is_refused_naming_the_option(capsys: pytest.Capture
     with pytest.raises(SystemExit):
         cli.main(["render", "--spot-discount", "120%"])
     assert "--spot-discount: '120%' is out of range; accepted: 0 to below 1" in capsys.readouterr().err
+
+
+def test_a_bottlerocket_group_pays_for_its_os_and_its_data_volume():
+    cfg = stack_file("unified")
+    cfg["mleks:nodeGroups"]["train-g6e"]["amiFamily"] = "bottlerocket"
+    [item] = [i for i in estimate(plan_document(offline.run("unified", config=cfg))).items if i.name == "train-g6e"]
+    # Bottlerocket's small OS volume plus the data volume that holds the images (300 GiB, 1000 MiB/s for parallel pull).
+    os_volume = _gp3(8)  # BOTTLEROCKET_OS_VOLUME_GIB
+    assert item.max == pytest.approx(4 * (10.49264 + os_volume + _gp3(300, 6000, 1000)))
+    assert "volumes 8 GiB gp3 + 300 GiB gp3" in item.detail

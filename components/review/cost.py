@@ -210,13 +210,20 @@ class _Pricer:
             else:
                 node, what = price.usd, f"on-demand {types[0]} at {money(price.usd)}/node-hour"
                 notes.append(_src(price))
-        ebs = ((lt.get("blockDeviceMappings") or [{}])[0] or {}).get("ebs") or {}
-        if ebs.get("volumeSize"):
-            disk, disk_desc, disk_src = self.volume(float(ebs["volumeSize"]), str(ebs.get("volumeType") or "gp3"), ebs.get("iops"), ebs.get("throughput"))
+        # Every EBS volume a node gets: the root, and on Bottlerocket the data volume that holds the images.
+        volumes = [(m.get("ebs") or {}) for m in lt.get("blockDeviceMappings") or []]
+        priced = [
+            self.volume(float(v["volumeSize"]), str(v.get("volumeType") or "gp3"), v.get("iops"), v.get("throughput")) for v in volumes if v.get("volumeSize")
+        ]
+        if priced:
+            costs = [c for c, _, _ in priced]
+            disk = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+            disk_desc = " + ".join(d for _, d, _ in priced)
+            disk_src = sorted({src for _, _, srcs in priced for src in srcs})
         else:
-            disk, disk_desc, disk_src = None, "root volume size not in the plan", []
+            disk, disk_desc, disk_src = None, "volume sizes not in the plan", []
         notes += disk_src
-        detail = f"{low}..{high} nodes; {what}; root {disk_desc}"
+        detail = f"{low}..{high} nodes; {what}; {'volumes' if len(priced) > 1 else 'root'} {disk_desc}"
         per_node = None if node is None or disk is None else node + disk
         if per_node is None and node is None and disk is not None:
             # The instances are unpriced, but what the stack itself adds (the disks) is still known.
