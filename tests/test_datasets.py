@@ -69,6 +69,9 @@ def test_the_data_outlives_the_stack_and_the_diff_says_so(unified: RenderResult)
     forecast = review.diff_plans(plan, plan_document(offline.run("unified", config=cfg)), "unified")
     [fs] = [r for r in forecast.resources if r.type == "aws:fsx/lustreFileSystem:LustreFileSystem"]
     assert fs.action == "delete" and fs.retained and "retained on delete" in fs.summary and fs.risk == review.DATA_OR_NODES
+    assert "may be lost" not in fs.summary, "a retained resource loses nothing, and the diff says so"
+    pvs = [r for r in forecast.resources if r.type == "kubernetes:core/v1:PersistentVolume"]
+    assert len(pvs) == 2 and all("storage and data stay" in r.summary for r in pvs)
 
 
 def test_deletion_delete_lets_the_file_system_go():

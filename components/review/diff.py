@@ -256,12 +256,15 @@ def _deleted(r: dict[str, Any]) -> ResourceChange:
     name, retained = _label(r), _retained(r)
     what = _critical_consequence(r, "delete", name)
     tier = DATA_OR_NODES if r["type"] in _CRITICAL_TYPES else OTHER_REPLACE
-    if retained:
-        what += (
-            " (retained on delete: Pulumi forgets it, the cloud resource stays)"
-            if (r.get("options") or {}).get("retainOnDelete")
-            else " (protected: `pulumi up` stops until protection is removed)"
-        )
+    spec = (r.get("inputs") or {}).get("spec") or {}
+    if (r.get("options") or {}).get("retainOnDelete"):
+        # Nothing is lost: say that instead of the generic warning.
+        noun = _CRITICAL_TYPES.get(r["type"], _noun(r))
+        what = f"removes {noun} `{name}` from the stack (retained on delete: Pulumi forgets it, the cloud resource and its data stay)"
+    elif retained:
+        what += " (protected: `pulumi up` stops until protection is removed)"
+    elif r["type"] == "kubernetes:core/v1:PersistentVolume" and spec.get("persistentVolumeReclaimPolicy") == "Retain":
+        what = f"deletes persistent volume `{name}`: the Kubernetes object only; with reclaim policy Retain its storage and data stay"
     return ResourceChange(r["urn"], r["type"], name, "delete", tier, what, retained=retained)
 
 
