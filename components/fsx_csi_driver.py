@@ -45,15 +45,8 @@ class FsxCsiDriver(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, cluster: EksCluster, addon_version: str | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TOKEN, name, None, opts)
-        role = ServiceAccountRole(
-            f"{name}-controller",
-            oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer=cluster.oidc_issuer,
-            namespace=NAMESPACE,
-            service_account=CONTROLLER_SERVICE_ACCOUNT,
-            policy=controller_policy(),
-            tags=cluster.tags,
-            opts=pulumi.ResourceOptions(parent=self),
+        role = ServiceAccountRole.of_cluster(
+            f"{name}-controller", cluster, parent=self, namespace=NAMESPACE, service_account=CONTROLLER_SERVICE_ACCOUNT, policy=controller_policy()
         )
         self.addon = managed_addon(
             f"{name}-addon",

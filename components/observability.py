@@ -179,15 +179,13 @@ class CloudWatchObservability(pulumi.ComponentResource):
         if problems:
             raise ConfigErrors(problems)
         super().__init__(CLOUDWATCH_TOKEN, name, None, opts)
-        role = ServiceAccountRole(
+        role = ServiceAccountRole.of_cluster(
             f"{name}-agent",
-            oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer=cluster.oidc_issuer,
+            cluster,
+            parent=self,
             namespace=CLOUDWATCH_NAMESPACE,
             service_account=CLOUDWATCH_SERVICE_ACCOUNT,
             managed_policy_arns=[cloudwatch_policy_arn(partition_of(cluster.region))],
-            tags=cluster.tags,
-            opts=pulumi.ResourceOptions(parent=self),
         )
         self.addon = managed_addon(
             f"{name}-addon",

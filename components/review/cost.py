@@ -126,6 +126,20 @@ def _gib(quantity: Any) -> float | None:
     return float(m.group(1)) * factor
 
 
+def launch_template_inputs(group: dict[str, Any], by_urn: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The inputs of the launch template a planned node group depends on ({} if none)."""
+    for urn in group.get("dependencies", []):
+        if by_urn.get(urn, {}).get("type") == "aws:ec2/launchTemplate:LaunchTemplate":
+            return dict(by_urn[urn].get("inputs") or {})
+    return {}
+
+
+def instance_types(group: dict[str, Any], launch_template: dict[str, Any]) -> list[str]:
+    """A planned node group's instance types: its own list, or its launch template's one type (Capacity Blocks)."""
+    own = (group.get("inputs") or {}).get("instanceTypes")
+    return list(own or ([launch_template["instanceType"]] if launch_template.get("instanceType") else []))
+
+
 class _Pricer:
     def __init__(self, plan: dict[str, Any], table: PriceTable, spot_discount: float | None) -> None:
         self.plan, self.table, self.spot_discount = plan, table, spot_discount
@@ -178,11 +192,8 @@ class _Pricer:
         name = str(labels.get("mleks.io/node-group") or labels.get("role") or r["name"])
         scaling = inputs.get("scalingConfig") or {}
         low, high = int(scaling.get("minSize") or 0), int(scaling.get("maxSize") or 0)
-        template = next(
-            (self.by_urn[u] for u in r.get("dependencies", []) if self.by_urn.get(u, {}).get("type") == "aws:ec2/launchTemplate:LaunchTemplate"), None
-        )
-        lt = (template or {}).get("inputs") or {}
-        types = list(inputs.get("instanceTypes") or ([lt["instanceType"]] if lt.get("instanceType") else []))
+        lt = launch_template_inputs(r, self.by_urn)
+        types = instance_types(r, lt)
         capacity = str(inputs.get("capacityType") or "ON_DEMAND")
         notes: list[str] = []
         node: float | None

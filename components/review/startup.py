@@ -33,6 +33,7 @@ from typing import Any
 
 from mleks.catalogs.gpu import catalog
 from mleks.manifests.escalator_config import parse_go_duration
+from mleks.review.cost import instance_types, launch_template_inputs
 
 # karpenter-provider-aws#6128: "about 70-80 s from instance launch to node registration"; the upper end.
 LAUNCH_TO_REGISTERED_S = 80.0
@@ -169,9 +170,7 @@ def group_paths(plan: dict[str, Any]) -> dict[str, GroupPath]:
         name = (inputs.get("labels") or {}).get("mleks.io/node-group")
         if not name:
             continue
-        lt: dict[str, Any] = next(
-            (by_urn[u]["inputs"] for u in r.get("dependencies", []) if by_urn.get(u, {}).get("type") == "aws:ec2/launchTemplate:LaunchTemplate"), {}
-        )
+        lt = launch_template_inputs(r, by_urn)
         ami = "bottlerocket" if str(inputs.get("amiType", "")).startswith("BOTTLEROCKET") else "al2023"
         mappings = lt.get("blockDeviceMappings") or [{}]
         image_volume = (mappings[1] if ami == "bottlerocket" and len(mappings) > 1 else mappings[0]).get("ebs") or {}
@@ -183,8 +182,7 @@ def group_paths(plan: dict[str, Any]) -> dict[str, GroupPath]:
         else:
             path = "plain"
         owner = str((inputs.get("tags") or {}).get("mleks/autoscaler", "none"))
-        types = list(inputs.get("instanceTypes") or ([lt["instanceType"]] if lt.get("instanceType") else []))
-        vcpus = [catalog()[t].vcpu for t in types if t in catalog()]
+        vcpus = [catalog()[t].vcpu for t in instance_types(r, lt) if t in catalog()]
         out[name] = GroupPath(name, ami, path, int(image_volume.get("throughput") or 125), owner, reactions.get(owner, 0.0), min(vcpus, default=0))
     return out
 
