@@ -29,6 +29,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator, model_validator
 
+from mleks.catalogs.partitions import partition_of
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError
 from mleks.infra import kms
@@ -36,6 +37,7 @@ from mleks.infra.s3_access import check_kms_key_arn, parse_s3_uri
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.validation.schema import Model, raise_all
+from mleks.vocabulary import ObjectName
 
 TOKEN = "mleks:storage:FsxLustreDataset"
 CSI_DRIVER = "fsx.csi.aws.com"
@@ -195,6 +197,11 @@ def check_mount_path(value: str, example: str) -> str:
     return value
 
 
+def s3_prefix_list_name(region: str) -> str:
+    """The AWS-managed prefix list of S3 in ``region`` (China regions prefix the service name with ``cn.``)."""
+    return f"{'cn.' if partition_of(region) == 'aws-cn' else ''}com.amazonaws.{region}.s3"
+
+
 def lustre_rules(dataset: str, file_system_sg: Any, nodes_sg: Any) -> list[dict[str, Any]]:
     """The security group rules Lustre needs, and no more: TCP 988 and 1018-1023 between the file
     system's servers, from the nodes to the servers and back; all traffic among the servers."""
@@ -252,6 +259,25 @@ def volume_name(cluster: str, dataset: str, namespace: str) -> str:
     return f"{cluster}-dataset-{dataset}-{namespace}"[:253]
 
 
+def object_names(dataset: str, *, cluster: str, namespace: str) -> tuple[ObjectName, ...]:
+    """The objects :func:`claim_objects` creates for ``namespace``: the cluster-scoped volume and the claim."""
+    return (ObjectName("PersistentVolume", None, volume_name(cluster, dataset, namespace)), ObjectName("PersistentVolumeClaim", namespace, claim_name(dataset)))
+
+
+def volume_handle(file_system_id: Any, namespace: str) -> Any:
+    """A handle per volume: the file system's id and the namespace (``fs-0abc::ml-training``).
+
+    Two PersistentVolumes with one ``volumeHandle`` are one volume to Kubernetes
+    (kubernetes/kubernetes#132921), and each namespace has a volume of its own
+    here.  The FSx CSI driver mounts by ``dnsname`` and ``mountname`` alone and
+    uses the handle only as a lock key (aws-fsx-csi-driver ``pkg/driver/node.go``
+    NodePublishVolume at 01a89278), so the suffix changes nothing it does.
+    """
+    if isinstance(file_system_id, pulumi.Output):
+        return file_system_id.apply(lambda fs: f"{fs}::{namespace}")
+    return f"{file_system_id}::{namespace}"
+
+
 def claim_objects(args: DatasetArgs, *, cluster: str, namespace: str, file_system_id: Any, dns_name: Any, mount_name: Any) -> list[KubeObject]:
     """The static PersistentVolume and the claim bound to it, for ``namespace`` (pure; ids may be Outputs)."""
     pv = volume_name(cluster, args.name, namespace)
@@ -271,7 +297,11 @@ def claim_objects(args: DatasetArgs, *, cluster: str, namespace: str, file_syste
                 "storageClassName": "",
                 "mountOptions": ["flock"],
                 "claimRef": {"namespace": namespace, "name": claim_name(args.name)},
-                "csi": {"driver": CSI_DRIVER, "volumeHandle": file_system_id, "volumeAttributes": {"dnsname": dns_name, "mountname": mount_name}},
+                "csi": {
+                    "driver": CSI_DRIVER,
+                    "volumeHandle": volume_handle(file_system_id, namespace),
+                    "volumeAttributes": {"dnsname": dns_name, "mountname": mount_name},
+                },
             },
         },
         {
@@ -318,6 +348,23 @@ class FsxLustreDataset(pulumi.ComponentResource):
         for rule in lustre_rules(args.name, group.id, cluster.cluster_security_group_id):
             kind = aws.vpc.SecurityGroupIngressRule if rule.pop("direction") == "ingress" else aws.vpc.SecurityGroupEgressRule
             kind(f"{name}-lustre-{rule.pop('suffix')}", tags=tags, opts=child, **rule)
+        if args.s3 is not None:
+            # Whether a data repository's S3 traffic leaves through the file system's own network
+            # interfaces is not documented either way (FSx for Lustre user guide; the EKS FSx guide only
+            # says to leave outbound open).  HTTPS to the region's S3 prefix list covers that case and
+            # opens nothing else: an S3 import that cannot reach S3 fails silently at deploy time.
+            s3_prefix_list = aws.ec2.get_managed_prefix_list_output(name=s3_prefix_list_name(cluster.region), opts=pulumi.InvokeOptions(parent=self))
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-s3-egress",
+                security_group_id=group.id,
+                prefix_list_id=s3_prefix_list.id,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description=f"HTTPS to S3 for dataset {args.name}'s data repository",
+                tags=tags,
+                opts=child,
+            )
         lustre: dict[str, Any] = {}
         if args.s3 is not None and args.deployment_type == "PERSISTENT_1":
             # PERSISTENT_1 links S3 on the file system itself (no data repository association).

@@ -73,7 +73,8 @@ from mleks.manifests.k8s_objects import KubeObject
 from mleks.manifests.node_capacity import BATCH, fit_errors, gpu_count_error, node_budget, share_requests
 from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
 from mleks.manifests.workloads import EnvVars, container_security_context, placement, pod_security_context, resources, shared_memory_volume
-from mleks.validation.schema import Model, VersionText
+from mleks.validation.schema import Model, VersionText, raise_all
+from mleks.vocabulary import ObjectName, label_errors
 from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 TYPE = "mleks:training:DLCTrainingJob"
@@ -310,9 +311,12 @@ class DLCTrainingJobArgs(Model):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if key in _OWN_LABEL_KEYS:
-                raise ConfigError(key, value[key], f"a label key other than {sorted(_OWN_LABEL_KEYS)}", "this label is set by the job")
+        errors = label_errors(value)
+        errors += [
+            ConfigError(k, value[k], f"a label key other than {sorted(_OWN_LABEL_KEYS)}", "this label is set by the job") for k in value if k in _OWN_LABEL_KEYS
+        ]
+        if errors:
+            raise_all("labels", errors)
         return value
 
     @model_validator(mode="after")
@@ -574,11 +578,11 @@ def _container(plan: JobPlan) -> dict[str, Any]:
         "resources": resources(plan.cpu, plan.memory, plan.gpus, plan.efa_devices, guaranteed=True),
         # DLC training images run as root and write where root owns (TEMP=/tmp,
         # ~/.cache, pip installs), so neither non-root nor a read-only root;
-        # every capability is dropped all the same.  IPC_LOCK only with EFA:
-        # libfabric registers (pins) host and GPU buffers with the adapter,
-        # which needs it whenever the locked-memory limit the container runtime
-        # hands down is below what NCCL registers.
-        "securityContext": container_security_context(False, add=("IPC_LOCK",) if plan.efa_devices else ()),
+        # every capability is dropped all the same.  EFA jobs need no IPC_LOCK
+        # (which Pod Security baseline refuses): the nodes of an EFA group hand
+        # every container an unlimited locked-memory limit for libfabric's
+        # buffer registration (mleks.infra.managed_node_group, _AL2023_EFA_MEMLOCK).
+        "securityContext": container_security_context(False),
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             *(
@@ -662,6 +666,12 @@ def render_network_policy(plan: JobPlan) -> KubeObject:
         "metadata": {"name": plan.name, "namespace": plan.namespace, "labels": labels_of(plan)},
         "spec": spec,
     }
+
+
+def object_names(args: DLCTrainingJobArgs) -> tuple[ObjectName, ...]:
+    """Every Kubernetes object :func:`render` creates: ServiceAccount, NetworkPolicy, Job, and a headless Service when multi-node."""
+    kinds = ("ServiceAccount", "NetworkPolicy", "Job", *(("Service",) if args.nodes > 1 else ()))
+    return tuple(ObjectName(kind, args.namespace, args.name) for kind in kinds)
 
 
 def render(plan: JobPlan, role_arn: pulumi.Input[str] | None = None) -> list[KubeObject]:

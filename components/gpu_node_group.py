@@ -20,10 +20,23 @@ from mleks.catalogs import gpu as gpu_catalog
 from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
 from mleks.cluster_base import EksCluster, after_program
 from mleks.errors import ConfigError, ConfigErrors
-from mleks.infra.managed_node_group import NodeGroupSpec, RootVolume, asg_name_of, create_node_group
+from mleks.infra.managed_node_group import (
+    GP3_IOPS_PER_MIBPS,
+    GP3_MAX_GIB,
+    GP3_MAX_IOPS,
+    GP3_MAX_IOPS_PER_GIB,
+    GP3_MAX_MIBPS,
+    GP3_MIN_IOPS,
+    GP3_MIN_MIBPS,
+    NodeGroupSpec,
+    RootVolume,
+    asg_name_of,
+    create_node_group,
+)
 from mleks.ml_cluster import ROLE_LABEL
 from mleks.node_repair import NodeRepairArgs
 from mleks.validation.schema import Model, raise_all
+from mleks.vocabulary import label_errors
 
 Role = Literal["train", "inference"]
 Autoscaler = Literal["escalator", "cluster-autoscaler", "none"]
@@ -153,18 +166,20 @@ class GpuNodeGroupArgs(Model):
     ami_family: AmiFamily = "al2023"
     """``al2023`` (EKS AL2023 NVIDIA AMI) or ``bottlerocket`` (ships its own device plugin).  Default: al2023."""
 
-    disk_size_gib: int = Field(default=200, ge=50, le=16384)
-    """Root gp3 volume in GiB.  DLC images are 10-20 GB each and several are cached.  Default: 200."""
+    disk_size_gib: int = Field(default=200, ge=50, le=GP3_MAX_GIB)
+    """Root gp3 volume in GiB, 50 to 65536.  DLC images are 10-20 GB each and several are cached.  Default: 200."""
 
-    disk_throughput_mibps: int = Field(default=500, ge=125, le=1000)
+    disk_throughput_mibps: int = Field(default=500, ge=GP3_MIN_MIBPS, le=GP3_MAX_MIBPS)
     """gp3 throughput in MiB/s, for pulling multi-GB images quickly.  Default: 500, or 1000 when the group pulls
     in parallel (``fastStart``), which nodeadm's guidance wants at 600 or more."""
 
-    disk_iops: int = Field(default=6000, ge=3000, le=16000)
-    """gp3 IOPS.  Default: 6000."""
+    disk_iops: int = Field(default=6000, ge=GP3_MIN_IOPS, le=GP3_MAX_IOPS)
+    """gp3 IOPS, 3000 to 80000 and at most 500 per GiB.  Default: 6000."""
 
     efa: bool = False
-    """Attach every EFA interface the type has and use a cluster placement group in one subnet.  Default: false."""
+    """Attach every EFA interface the type has, in one subnet, with a cluster placement group on on-demand and
+    spot capacity (not on a Capacity Block: a placement group the block was not made with loses reserved
+    instances, eksctl#7949).  Default: false."""
 
     efa_subnet_id: str | None = None
     """The subnet (one AZ) for an EFA group.  Default: the cluster's first private subnet
@@ -215,12 +230,22 @@ class GpuNodeGroupArgs(Model):
         if self.desired_size is not None and not self.min_size <= self.desired_size <= self.max_size:
             accepted = f"a number from minSize ({self.min_size}) to maxSize ({self.max_size})"
             errors.append(ConfigError("desiredSize", self.desired_size, accepted, "out of bounds"))
+        if self.disk_iops > self.disk_size_gib * GP3_MAX_IOPS_PER_GIB:
+            accepted = f"at most {GP3_MAX_IOPS_PER_GIB} per GiB of diskSizeGib ({self.disk_size_gib * GP3_MAX_IOPS_PER_GIB}), or a larger disk (gp3 limit)"
+            errors.append(ConfigError("diskIops", self.disk_iops, accepted, "too many IOPS for the volume's size"))
         # gp3 allows at most 0.25 MiB/s of throughput per provisioned IOPS.
-        if self.disk_throughput_mibps > self.disk_iops // 4:
-            accepted = f"at most diskIops/4 = {self.disk_iops // 4} (gp3 limit)"
+        if self.disk_throughput_mibps > self.disk_iops // GP3_IOPS_PER_MIBPS:
+            accepted = f"at most diskIops/{GP3_IOPS_PER_MIBPS} = {self.disk_iops // GP3_IOPS_PER_MIBPS} (gp3 limit)"
             errors.append(ConfigError("diskThroughputMibps", self.disk_throughput_mibps, accepted, "too high for the IOPS"))
-        elif "disk_throughput_mibps" not in self.model_fields_set and self.instance_types and self.parallel_pull and self.disk_iops // 4 < PARALLEL_PULL_MIBPS:
-            accepted = f"diskIops of at least {PARALLEL_PULL_MIBPS * 4} for parallel pull's {PARALLEL_PULL_MIBPS} MiB/s, or diskThroughputMibps"
+        elif (
+            "disk_throughput_mibps" not in self.model_fields_set
+            and self.instance_types
+            and self.parallel_pull
+            and self.disk_iops // GP3_IOPS_PER_MIBPS < PARALLEL_PULL_MIBPS
+        ):
+            accepted = (
+                f"diskIops of at least {PARALLEL_PULL_MIBPS * GP3_IOPS_PER_MIBPS} for parallel pull's {PARALLEL_PULL_MIBPS} MiB/s, or diskThroughputMibps"
+            )
             errors.append(ConfigError("diskIops", self.disk_iops, accepted, "too low for the default throughput of a parallel-pull group (gp3 limit)"))
         if self.capacity_type == "capacity-block":
             if not self.capacity_reservation_id or not self.capacity_reservation_id.startswith("cr-"):
@@ -237,6 +262,7 @@ class GpuNodeGroupArgs(Model):
         elif self.efa_subnet_id is not None:
             errors.append(ConfigError("efaSubnetId", self.efa_subnet_id, "no value unless efa is true", "set without efa"))
         errors += self._fast_start_problems()
+        errors += [e.under("labels") for e in label_errors(self.labels, node_group=True)]
         reserved = set(self.base_labels())
         for key in sorted(reserved & set(self.labels)):
             errors.append(ConfigError(f"labels.{key}", self.labels[key], f"a label key other than {sorted(reserved)}", "this label is set by the node group"))

@@ -75,6 +75,7 @@ from mleks.manifests.workloads import (
 )
 from mleks.ml_cluster import ROLE_LABEL, check_cidr_blocks
 from mleks.validation.schema import Model
+from mleks.vocabulary import ObjectName
 from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
 
 TOKEN = "mleks:serving:InferenceService"
@@ -263,6 +264,17 @@ class InferenceServiceArgs(Model):
     ``clusterAutoscaler.priority`` prefers.  Default: the stack's only inference group; required when
     there are several."""
 
+    @field_validator("node_group")
+    @classmethod
+    def _groups_listed_once(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list):
+            if not value:
+                raise ConfigError("", value, "a group name, or a list of one or more inference group names (or leave nodeGroup out)", "an empty list")
+            repeated = sorted({n for n in value if value.count(n) > 1})
+            if repeated:
+                raise ConfigError("", value, "each group once, in the order clusterAutoscaler.priority prefers", f"{repeated} listed twice")
+        return value
+
     @property
     def node_group_names(self) -> list[str] | None:
         """``nodeGroup`` as a list (None when not given)."""
@@ -406,6 +418,11 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
         volume_mounts=[{"name": "dshm", "mountPath": "/dev/shm"}],
     )
     volumes: list[dict[str, Any]] = [shared_memory_volume(args.shared_memory)]
+    if fetch:
+        # Declared before pod_spec() copies the list: a mount without its volume is refused (422) by the API server.
+        assert args.model is not None
+        container["volumeMounts"].append({"name": "model", "mountPath": args.model.mount_path, "readOnly": True})
+        volumes += [{"name": "model", "emptyDir": {"sizeLimit": args.model.size_limit}}, {"name": "fetch-tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     # No Kubernetes API token: a model server never calls the API.  IRSA still works, because
     # EKS's pod identity webhook projects its own web-identity token into the pod.
     where = placement or Placement({ROLE_LABEL: ROLE})
@@ -420,9 +437,6 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
         **({"affinity": affinity} if affinity else {}),
     )
     if fetch:
-        assert args.model is not None
-        container["volumeMounts"].append({"name": "model", "mountPath": args.model.mount_path, "readOnly": True})
-        volumes += [{"name": "model", "emptyDir": {"sizeLimit": args.model.size_limit}}, {"name": "fetch-tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
         pod["initContainers"] = [_fetcher(args, region)]
     return {
         "apiVersion": "apps/v1",
@@ -471,7 +485,7 @@ def render_internal_nlb(args: InferenceServiceArgs) -> KubeObject:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": object_meta(args, labels(args), name=f"{args.name}-internal", annotations=annotations),
+        "metadata": object_meta(args, labels(args), name=nlb_service_name(args), annotations=annotations),
         "spec": spec,
     }
 
@@ -521,6 +535,22 @@ def render_pdb(args: InferenceServiceArgs) -> KubeObject:
             "selector": {"matchLabels": labels(args)},
         },
     }
+
+
+def nlb_service_name(args: InferenceServiceArgs) -> str:
+    """The internal NLB's Service, beside the ClusterIP one of the service's own name."""
+    return f"{args.name}-internal"
+
+
+SERVICE_KINDS = ("ServiceAccount", "Deployment", "Service", "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget")
+
+
+def object_names(args: InferenceServiceArgs) -> tuple[ObjectName, ...]:
+    """Every Kubernetes object :func:`render` creates, by kind, namespace and name."""
+    names = [ObjectName(kind, args.namespace, args.name) for kind in SERVICE_KINDS]
+    if args.exposure == "internal-nlb":
+        names.append(ObjectName("Service", args.namespace, nlb_service_name(args)))
+    return tuple(names)
 
 
 def render(
@@ -605,7 +635,7 @@ class InferenceService(pulumi.ComponentResource):
             created[(obj["kind"], obj["metadata"]["name"])] = k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=after), name_prefix=name)
 
         internal_hostname: pulumi.Output[Any] | None = None
-        nlb = created.get(("Service", f"{args.name}-internal"))
+        nlb = created.get(("Service", nlb_service_name(args)))
         if isinstance(nlb, k8s.core.v1.Service):
             internal_hostname = nlb.status.apply(_ingress_hostname)
 

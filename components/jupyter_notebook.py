@@ -68,6 +68,7 @@ from mleks.manifests.workloads import (
 )
 from mleks.ml_cluster import ROLE_LABEL
 from mleks.validation.schema import Model
+from mleks.vocabulary import ObjectName
 
 TOKEN = "mleks:notebooks:JupyterNotebook"
 ROLE = "train"
@@ -267,12 +268,25 @@ def render_statefulset(
                 {
                     "apiVersion": "v1",
                     "kind": "PersistentVolumeClaim",
-                    "metadata": {"name": "home", "labels": labels(args)},
+                    "metadata": {"name": HOME_CLAIM_TEMPLATE, "labels": labels(args)},
                     "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class, "resources": {"requests": {"storage": args.storage_size}}},
                 }
             ],
         },
     }
+
+
+HOME_CLAIM_TEMPLATE = "home"
+
+
+def object_names(args: JupyterNotebookArgs) -> tuple[ObjectName, ...]:
+    """Every Kubernetes object :func:`render` creates, and the home claim its StatefulSet makes (``home-<name>-0``)."""
+    ns = args.namespace
+    return (
+        *(ObjectName(kind, ns, args.name) for kind in ("ServiceAccount", "Service", "NetworkPolicy", "StatefulSet")),
+        ObjectName("Secret", ns, token_secret_name(args)),
+        ObjectName("PersistentVolumeClaim", ns, f"{HOME_CLAIM_TEMPLATE}-{args.name}-0"),
+    )
 
 
 def render(

@@ -24,7 +24,7 @@ from mleks.catalogs.partitions import PARTITION_PATTERN, partition_of
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError
 from mleks.infra import kms
-from mleks.infra.managed_node_group import NodeGroupSpec, RootVolume, create_node_group
+from mleks.infra.managed_node_group import GP3_MAX_GIB, NodeGroupSpec, RootVolume, create_node_group
 from mleks.infra.s3_access import check_kms_key_arn
 from mleks.validation.schema import Model, VersionText, raise_all
 from mleks.workload_identity import ServiceAccountRole
@@ -70,8 +70,9 @@ class EndpointAccess(Model):
     public endpoint is on only when ``publicAccessCidrs`` lists networks.
     """
 
-    public_access_cidrs: list[str] = Field(default_factory=list)
-    """CIDR blocks allowed to reach the public endpoint.  Default: none (private only)."""
+    public_access_cidrs: list[str] = Field(default_factory=list, max_length=40)
+    """CIDR blocks allowed to reach the public endpoint: at most 40 (an EKS quota that cannot be raised).
+    Default: none (private only)."""
 
     allow_public_from_anywhere: bool = False
     """Must be true to put ``0.0.0.0/0`` in ``publicAccessCidrs``.  Default: false."""
@@ -111,8 +112,8 @@ class SystemNodeGroupArgs(Model):
     max_size: int = Field(default=4, ge=2)
     """Maximum nodes.  Default: 4."""
 
-    disk_size_gib: int = Field(default=50, ge=20)
-    """Root volume in GiB.  Default: 50."""
+    disk_size_gib: int = Field(default=50, ge=20, le=GP3_MAX_GIB)
+    """Root gp3 volume in GiB, 20 to 65536 (the EC2 gp3 maximum).  Default: 50."""
 
     @field_validator("instance_types")
     @classmethod

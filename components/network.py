@@ -31,7 +31,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator, model_validator
 
-from mleks.errors import ConfigError
+from mleks.errors import ConfigError, ConfigErrors
 from mleks.validation.schema import Model
 
 TOKEN = "mleks:network:MLVpc"
@@ -131,17 +131,16 @@ class MLVpc(pulumi.ComponentResource):
     def __init__(self, name: str, args: VpcArgs, *, tags: dict[str, str] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         if args.id is not None:
             raise ValueError("MLVpc creates a VPC; with vpc.id, use the existing one instead")
+        count = args.availability_zone_count
+        # Looked up before the component registers anything, so a count the region cannot meet fails first.
+        zones = regular_zones()
+        too_many = zone_count_error("availability_zone_count", count, zones)
+        if too_many is not None:
+            raise ConfigErrors([too_many])
         super().__init__(TOKEN, name, None, opts)
         tags = dict(tags or {})
         child = pulumi.ResourceOptions(parent=self)
-        count = args.availability_zone_count
         plan = subnet_plan(args.cidr_block, count)
-        # Regular AZs only: Local and Wavelength Zones lack most instance types.
-        zones = aws.get_availability_zones_output(
-            state="available",
-            filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
-            opts=pulumi.InvokeOptions(parent=self),
-        ).names
 
         def named(suffix: str) -> dict[str, str]:
             return {**tags, "Name": f"{name}-{suffix}"}
@@ -156,7 +155,7 @@ class MLVpc(pulumi.ComponentResource):
                 f"{name}-{kind}-{i + 1}",
                 vpc_id=vpc.id,
                 cidr_block=cidr,
-                availability_zone=_zone_output(zones, i, count),
+                availability_zone=zones[i],
                 map_public_ip_on_launch=False,
                 tags={**named(f"{kind}-{i + 1}"), role_tag: "1"},
                 opts=child,
@@ -198,13 +197,22 @@ class MLVpc(pulumi.ComponentResource):
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids, "public_subnet_ids": self.public_subnet_ids})
 
 
-def _zone_output(zones: pulumi.Output[list[str]], index: int, count: int) -> pulumi.Output[str]:
-    return zones.apply(lambda names: _zone(names, index, count))
+def regular_zones() -> list[str]:
+    """The region's regular AZs, sorted, looked up now (a synchronous invoke).
+
+    Regular only: Local and Wavelength Zones lack most instance types.
+    """
+    found = aws.get_availability_zones(
+        state="available",
+        filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
+    )
+    return sorted(found.names)
 
 
-def _zone(names: Sequence[str], index: int, count: int) -> str:
-    if len(names) < count:
-        raise ConfigError(
-            "vpc.availabilityZoneCount", count, f"at most {len(names)}, the regular AZs of this region", f"the region has only {len(names)} regular AZs"
-        )
-    return sorted(names)[index]
+def zone_count_error(key: str, count: int, zones: Sequence[str]) -> ConfigError | None:
+    """An error keyed ``key`` when the region has fewer regular AZs than ``count``."""
+    if len(zones) >= count:
+        return None
+    return ConfigError(
+        key, count, f"at most {len(zones)}, the regular AZs of this region ({', '.join(zones)})", f"the region has only {len(zones)} regular AZs"
+    )

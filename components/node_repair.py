@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from mleks.catalogs import node_health
 from mleks.errors import ConfigError
 from mleks.validation.schema import Model, raise_all
 
@@ -35,8 +36,20 @@ class NodeRepairOverride(Model):
     repair_action: Literal["Replace", "Reboot", "NoAction"]
     """``Replace`` the instance, ``Reboot`` it, or take ``NoAction`` (cordon only)."""
 
-    min_repair_wait_time_mins: int = Field(ge=0)
-    """Minutes the condition must hold before EKS acts."""
+    min_repair_wait_time_mins: int = Field(ge=1)
+    """Minutes the condition must hold before EKS acts: at least 1 (EKS API minimum)."""
+
+    @model_validator(mode="after")
+    def _known_to_the_agent(self) -> NodeRepairOverride:
+        # EKS accepts any string here, and a misspelled condition or reason silently never matches.
+        condition, reason = self.node_monitoring_condition, self.node_unhealthy_reason
+        if condition not in node_health.FATAL_REASONS:
+            accepted = f"a condition the node monitoring agent ({node_health.AGENT_VERSION}) sets: {', '.join(node_health.conditions())}"
+            raise ConfigError("nodeMonitoringCondition", condition, accepted, "not a condition the agent reports, so the override would never match")
+        if not node_health.reason_known(condition, reason):
+            accepted = f"a reason that sets {condition} False ({node_health.AGENT_VERSION}): {node_health.reasons_text(condition)}"
+            raise ConfigError("nodeUnhealthyReason", reason, accepted, "not a reason the agent reports for this condition, so the override would never match")
+        return self
 
 
 class NodeRepairArgs(Model):

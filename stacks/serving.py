@@ -117,14 +117,6 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
             errors += _gpu_errors(key, nb.gpus, nb.cpu, nb.memory, train)
         errors += _image_errors(key, cfg.region, "training", nb.image, train.instance_infos if train is not None else [])
 
-    # A service and a notebook of one name would share Kubernetes object names in one namespace.
-    clusters = topology.cluster_names(cfg)
-    for name in sorted(set(cfg.inference_services) & set(cfg.notebooks)):
-        svc, nb = cfg.inference_services[name], cfg.notebooks[name]
-        if svc.namespace == nb.namespace and clusters.get("inference") == clusters.get("train"):
-            errors.append(
-                ConfigError(f"notebooks.{name}", name, "a name no inference service in the same namespace uses", f"clashes with inferenceServices.{name}")
-            )
     return errors
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from mleks import efa_device_plugin
+from mleks import efa_device_plugin, network
 from mleks.errors import ConfigError
 from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs, Role
 from mleks.ml_cluster import MLCluster
@@ -56,6 +56,14 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
             except ConfigError as err:
                 errors.append(err)
     return errors
+
+
+def lookup_errors(cfg: StackConfig) -> list[ConfigError]:
+    """What the config asks of the account and region that only a look-up can check: the VPC's AZ count."""
+    if cfg.vpc.id is not None:
+        return []
+    error = network.zone_count_error("vpc.availabilityZoneCount", cfg.vpc.availability_zone_count, network.regular_zones())
+    return [] if error is None else [error]
 
 
 def resolve_group(

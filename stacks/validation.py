@@ -25,7 +25,7 @@ from pydantic.alias_generators import to_snake
 
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.validation.schema import keyed_entries
-from stacks import autoscaling, datasets, operations, serving, topology, training
+from stacks import autoscaling, datasets, naming, operations, serving, topology, training
 from stacks.config import NAMESPACE, StackConfig, config_from_pulumi, parse_config
 
 # Sections whose entries are named by a key, and the field the key fills.
@@ -43,6 +43,7 @@ def cross_check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> li
     errors = [*topology.check(cfg, unchecked), *autoscaling.check(cfg, unchecked), *training.check(cfg, unchecked), *serving.check(cfg, unchecked)]
     errors += operations.check(cfg, unchecked)
     errors += datasets.check(cfg, unchecked)
+    errors += naming.check(cfg, unchecked)
     unique: dict[str, ConfigError] = {}
     for err in errors:
         unique.setdefault(str(err), err)
@@ -80,6 +81,9 @@ def load(raw: dict[str, Any] | None = None) -> StackConfig:
             cfg, unchecked = _salvage(data, parsed.errors)
     if cfg is not None:
         errors += [_in_namespace(e) for e in cross_check(cfg, unchecked)]
+        if raw is None:
+            # Under the engine: what only a look-up can tell, still before anything is registered.
+            errors += [_in_namespace(e) for e in topology.lookup_errors(cfg)]
     if errors:
         raise ConfigErrors([_as_written(e, data) for e in _unique(errors)])
     assert cfg is not None

@@ -91,7 +91,8 @@ def test_each_namespace_that_mounts_it_gets_a_static_claim_on_the_file_system(un
         assert pv["spec"]["claimRef"] == {"namespace": pvc["metadata"]["namespace"], "name": "dataset-tokens"}
         assert pv["spec"]["csi"] == {
             "driver": "fsx.csi.aws.com",
-            "volumeHandle": f"{fs.name}-id",
+            # One handle per volume (two volumes of one handle are one volume to Kubernetes); the driver mounts by dnsname/mountname.
+            "volumeHandle": f"{fs.name}-id::{pvc['metadata']['namespace']}",
             "volumeAttributes": {"dnsname": fs.outputs["dnsName"], "mountname": fs.outputs["mountName"]},
         }
         assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and pvc["spec"]["storageClassName"] == ""

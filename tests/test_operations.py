@@ -95,7 +95,7 @@ def test_repair_settings_use_the_providers_argument_names():
         overrides=[
             {
                 "nodeMonitoringCondition": "AcceleratedHardwareReady",
-                "nodeUnhealthyReason": "NvidiaXID13Error",
+                "nodeUnhealthyReason": "NvidiaXID79Error",
                 "repairAction": "Reboot",
                 "minRepairWaitTimeMins": 10,
             }

@@ -142,12 +142,27 @@ def test_every_workload_pod_runs_under_the_runtime_seccomp_profile_without_privi
             assert ctx["capabilities"]["drop"] == ["ALL"], name
 
 
-def test_capabilities_come_back_only_for_efa_and_only_ipc_lock(stack: RenderResult):
+def test_no_workload_adds_a_capability_back_efa_jobs_included(stack: RenderResult):
+    # IPC_LOCK would put an EFA job outside Pod Security baseline; its nodes raise the locked-memory limit instead.
+    efa_seen = False
     for obj, pod in _workload_pods(stack):
         for c in pod["containers"]:
-            added = c["securityContext"]["capabilities"].get("add", [])
-            efa = "vpc.amazonaws.com/efa" in c["resources"].get("limits", {})
-            assert added == (["IPC_LOCK"] if efa else []), obj["metadata"]["name"]
+            efa_seen |= "vpc.amazonaws.com/efa" in c["resources"].get("limits", {})
+            assert "add" not in c["securityContext"]["capabilities"], obj["metadata"]["name"]
+    assert efa_seen or stack.stack == "dedicated"
+
+
+def test_efa_al2023_nodes_give_containers_an_unlimited_locked_memory_limit(rendered):
+    import base64
+
+    lt = next(r for r in rendered["unified"].of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name == "ml-unified-train-p5-gpu-lt")
+    text = base64.b64decode(lt.inputs["userData"]).decode()
+    assert "- type: RLIMIT_MEMLOCK\n            soft: 18446744073709551615\n            hard: 18446744073709551615" in text
+    # nodeadm merges the list over its default: the file-descriptor limit keeps its default values.
+    assert "- type: RLIMIT_NOFILE\n            soft: 65536\n            hard: 1048576" in text
+    assert "FastImagePull: true" in text
+    non_efa = next(r for r in rendered["unified"].of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name == "ml-unified-train-g6e-gpu-lt")
+    assert "RLIMIT_MEMLOCK" not in base64.b64decode(non_efa.inputs["userData"]).decode()
 
 
 def test_training_pods_get_the_guaranteed_qos_class(stack: RenderResult):

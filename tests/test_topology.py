@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from stacks import offline
 from stacks.offline import Registration, RenderResult
+from tests.checks import stack_file
 
 CLUSTER = "mleks:cluster:MLCluster"
 GPU_GROUP = "mleks:nodegroup:GpuNodeGroup"
@@ -113,7 +115,7 @@ def test_gpu_root_volumes_are_sized_and_provisioned_for_multi_gb_images(stack):
         assert ebs["volumeSize"] >= 200 and ebs["throughput"] >= 500
 
 
-def test_efa_group_gets_every_efa_interface_a_placement_group_and_one_subnet(rendered):
+def test_efa_group_gets_every_efa_interface_and_one_subnet(rendered):
     result = rendered["unified"]
     train = node_groups_by_cluster(result)["ml-unified"]["train-p5"]
     lt = next(r for r in result.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.parent == train.parent)
@@ -124,11 +126,23 @@ def test_efa_group_gets_every_efa_interface_a_placement_group_and_one_subnet(ren
         (0, 1, "efa-only"),
         *[(card, 0, "efa-only") for card in range(1, 32)],
     ]
-    assert lt.inputs["placement"]["groupName"]
-    # Only the EFA group gets a placement group; train-g6e spreads over every subnet.
-    assert [r.name for r in result.of_type("aws:ec2/placementGroup:PlacementGroup")] == ["ml-unified-train-p5-gpu-pg"]
-    assert result.of_type("aws:ec2/placementGroup:PlacementGroup")[0].inputs["strategy"] == "cluster"
+    # train-p5 launches into a Capacity Block: a cluster placement group the block was not made
+    # with would lose reserved instances (eksctl#7949), so it gets none.
+    assert "placement" not in lt.inputs
+    assert result.of_type("aws:ec2/placementGroup:PlacementGroup") == []
     assert len(train.inputs["subnetIds"]) == 1
+
+
+def test_efa_group_on_demand_or_spot_gets_a_cluster_placement_group():
+    cfg = stack_file("unified")
+    p5 = cfg["mleks:nodeGroups"]["train-p5"]
+    for key in ("capacityType", "capacityReservationId"):
+        del p5[key]
+    result = offline.run("unified", config=cfg)
+    groups = result.of_type("aws:ec2/placementGroup:PlacementGroup")
+    assert [(g.name, g.inputs["strategy"]) for g in groups] == [("ml-unified-train-p5-gpu-pg", "cluster")]
+    lt = next(r for r in result.of_type("aws:ec2/launchTemplate:LaunchTemplate") if r.name == "ml-unified-train-p5-gpu-lt")
+    assert lt.inputs["placement"]["groupName"]
 
 
 def test_cluster_autoscaler_groups_carry_scale_from_zero_template_tags(rendered):

@@ -31,6 +31,15 @@ BOTTLEROCKET_DATA_DEVICE = "/dev/xvdb"  # Bottlerocket's data volume (images, po
 BOTTLEROCKET_OS_VOLUME_GIB = 8
 
 
+# gp3 limits of the current EC2 API reference (CreateVolume; raised in September 2025 from 16 TiB,
+# 16,000 IOPS and 1,000 MiB/s): size 1-65,536 GiB, 3,000-80,000 IOPS at most 500 per GiB,
+# 125-2,000 MiB/s at most 0.25 MiB/s per provisioned IOPS.
+GP3_MAX_GIB = 65536
+GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_MAX_IOPS_PER_GIB = 3000, 80000, 500
+GP3_MIN_MIBPS, GP3_MAX_MIBPS = 125, 2000
+GP3_IOPS_PER_MIBPS = 4
+
+
 @dataclass(frozen=True)
 class RootVolume:
     """Root EBS volume: size in GiB, throughput in MiB/s, IOPS."""
@@ -131,23 +140,29 @@ def efa_network_interfaces(count: int, security_group_id: pulumi.Input[str]) -> 
 
 
 # AL2023: a NodeConfig part in a MIME multi-part document, merged by EKS with its own (amazon-eks-ami
-# nodeadm/doc/examples.md, "Enabling fast image pull").  Bottlerocket: TOML settings, merged likewise
-# (Bottlerocket settings reference 1.44.x, settings.container-runtime-plugins.soci-snapshotter).
+# nodeadm/doc/examples.md, "Enabling fast image pull" and "Modifying container RLIMITs").  Bottlerocket:
+# TOML settings, merged likewise (Bottlerocket settings reference 1.44.x, soci-snapshotter).
 _MIME_BOUNDARY = "MLEKSBOUNDARY"
-AL2023_FAST_PULL = f"""MIME-Version: 1.0
-Content-Type: multipart/mixed; boundary="{_MIME_BOUNDARY}"
-
---{_MIME_BOUNDARY}
-Content-Type: application/node.eks.aws
-
----
-apiVersion: node.eks.aws/v1alpha1
-kind: NodeConfig
-spec:
-  featureGates:
+_AL2023_FAST_PULL = """  featureGates:
     FastImagePull: true
-
---{_MIME_BOUNDARY}--
+"""
+# EFA registers (pins) NCCL's buffers with the adapter, which counts against RLIMIT_MEMLOCK unless
+# the process holds CAP_IPC_LOCK, a capability Pod Security baseline refuses.  So the node raises
+# the limit for every container instead: nodeadm's base runtime spec sets only RLIMIT_NOFILE
+# (65536/1048576, amazon-eks-ami v20260724 nodeadm/internal/containerd/base-runtime-spec.json) and
+# nodeadm merges this list over it, so NOFILE is restated at its default.  Bottlerocket does the same
+# by itself when an EFA device is attached (bottlerocket-core-kit schnauzer generate_oci_resource_limits).
+RLIMIT_UNLIMITED = 2**64 - 1
+_AL2023_EFA_MEMLOCK = f"""  containerd:
+    baseRuntimeSpec:
+      process:
+        rlimits:
+          - type: RLIMIT_NOFILE
+            soft: 65536
+            hard: 1048576
+          - type: RLIMIT_MEMLOCK
+            soft: {RLIMIT_UNLIMITED}
+            hard: {RLIMIT_UNLIMITED}
 """
 BOTTLEROCKET_FAST_PULL = """[settings.container-runtime]
 snapshotter = "soci"
@@ -157,16 +172,50 @@ pull-mode = "parallel-pull-unpack"
 """
 
 
+def _al2023_node_config(spec_body: str) -> str:
+    return f"""MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="{_MIME_BOUNDARY}"
+
+--{_MIME_BOUNDARY}
+Content-Type: application/node.eks.aws
+
+---
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+{spec_body}
+--{_MIME_BOUNDARY}--
+"""
+
+
+AL2023_FAST_PULL = _al2023_node_config(_AL2023_FAST_PULL)
+
+
 def user_data_text(spec: NodeGroupSpec) -> str | None:
     """The launch template's user data before encoding, or None when EKS's own is enough."""
-    if not spec.parallel_pull:
-        return None
-    return BOTTLEROCKET_FAST_PULL if spec.ami_type.startswith("BOTTLEROCKET") else AL2023_FAST_PULL
+    if spec.ami_type.startswith("BOTTLEROCKET"):
+        return BOTTLEROCKET_FAST_PULL if spec.parallel_pull else None
+    parts = [*([_AL2023_FAST_PULL] if spec.parallel_pull else []), *([_AL2023_EFA_MEMLOCK] if spec.efa_interfaces else [])]
+    return _al2023_node_config("".join(parts)) if parts else None
 
 
 def user_data(spec: NodeGroupSpec) -> str | None:
     text = user_data_text(spec)
     return None if text is None else base64.b64encode(text.encode()).decode()
+
+
+def wants_placement_group(spec: NodeGroupSpec) -> bool:
+    """Whether the group gets a cluster placement group: EFA groups on on-demand or spot capacity only.
+
+    A cluster placement group keeps EFA nodes on one network spine.  A group that
+    launches into a capacity reservation or Capacity Block must not get one: the
+    reserved instances sit where the reservation was made, and launching them into
+    a placement group the reservation was not made with loses instances (eksctl#7949:
+    "we had a reservation for 16 ... we only were able to get 11"; terraform-aws-eks
+    PR #3730: InsufficientInstanceCapacity against ODCRs and Capacity Blocks).  A
+    Capacity Block's instances are already placed close together for this reason.
+    """
+    return spec.efa_interfaces > 0 and spec.capacity_reservation_id is None and spec.capacity_type != "CAPACITY_BLOCK"
 
 
 def launch_template_args(
@@ -255,8 +304,7 @@ def create_node_group(
     """Register the launch template, placement group and node group for ``spec``."""
     child = pulumi.ResourceOptions(parent=parent)
     placement: aws.ec2.PlacementGroup | None = None
-    if spec.efa_interfaces:
-        # A cluster placement group keeps EFA nodes on one network spine.
+    if wants_placement_group(spec):
         placement = aws.ec2.PlacementGroup(f"{spec.name}-pg", strategy="cluster", tags=spec.tags, opts=child)
     template = aws.ec2.LaunchTemplate(
         f"{spec.name}-lt",

@@ -26,6 +26,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import resource_pb2
 
 ACCOUNT_ID = "123456789012"
+_ZONE_LETTERS = {"us-east-1": "abcdef", "us-west-2": "abcd"}
 
 
 @dataclass
@@ -173,8 +174,13 @@ class MleksMocks(pulumi.runtime.Mocks):
         if tok == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
         if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{s}" for s in "abcdef"]
-            return {"names": names, "zoneIds": [f"usw2-az{i}" for i in range(1, 7)]}, []
+            # Regular AZs as the region has them: most have three; us-east-1 six and us-west-2 four
+            # (AWS Global Infrastructure, "Regions and Availability Zones").
+            letters = _ZONE_LETTERS.get(self.region, "abc")
+            names = [f"{self.region}{s}" for s in letters]
+            return {"names": names, "zoneIds": [f"{self.region}-az{i}" for i in range(1, len(letters) + 1)]}, []
+        if tok == "aws:ec2/getManagedPrefixList:getManagedPrefixList":
+            return {"id": "pl-mock-" + str(args.args.get("name", "")), "name": args.args.get("name", "")}, []
         if tok == "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation":
             # Every mocked Capacity Block is in the region's second AZ.
             rid = args.args.get("id", "cr-x")

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from mleks.testing.harness import RenderResult, run
+from mleks.validation.yaml_file import load_yaml
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Project:
         path = self.stack_config_dir / f"Pulumi.{stack}.yaml"
         if not path.exists():
             raise FileNotFoundError(f"no stack file {path}; stacks with a file: {self.stacks()}")
-        return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+        return dict((load_yaml(path.read_text(), skip=("config",)) or {}).get("config") or {})
 
     def default_stack(self) -> str:
         stacks = self.stacks()

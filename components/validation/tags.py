@@ -12,7 +12,7 @@ same resources count too; a stack file may carry only what is left.
 
 from __future__ import annotations
 
-import re
+import unicodedata
 
 from mleks.errors import ConfigError
 
@@ -35,7 +35,13 @@ group's instances; the EBS CSI driver adds as many to the volumes it creates).""
 
 MAX_USER_TAGS = MAX_TAGS_PER_RESOURCE - len(PROJECT_TAG_KEYS) - len(SERVICE_TAG_KEYS)
 
-_ALLOWED = re.compile(r"[\w\s+\-=.:/@]*")
+# The AWS tag pattern ``^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`` (EC2 API reference, Tag): letters, separators (a
+# space, not a newline or tab, which are control characters), numbers and _ . : / = + - @.
+_ALLOWED_PUNCTUATION = frozenset("_.:/=+-@")
+
+
+def _allowed(text: str) -> bool:
+    return all(unicodedata.category(c)[0] in "LZN" or c in _ALLOWED_PUNCTUATION for c in text)
 
 
 def tag_errors(tags: dict[str, object]) -> list[ConfigError]:
@@ -59,12 +65,19 @@ def tag_errors(tags: dict[str, object]) -> list[ConfigError]:
             errors.append(ConfigError(key, key, "a key that does not start with aws: (AWS reserves it)", "a reserved prefix"))
         elif key.lower() in reserved:
             errors.append(ConfigError(key, value, f"a key other than {list(PROJECT_TAG_KEYS)}", "this project sets that tag itself"))
-        elif not _ALLOWED.fullmatch(key):
+        elif not _allowed(key):
             errors.append(ConfigError(key, key, "letters, digits, spaces and + - = . _ : / @", "a character AWS does not allow in a tag key"))
         if not isinstance(value, str):
             errors.append(ConfigError(key, value, f'a string; quote it in YAML, e.g. "{value}"', "not a string"))
         elif len(value) > MAX_VALUE_LENGTH:
             errors.append(ConfigError(key, value, f"a value of at most {MAX_VALUE_LENGTH} characters", f"{len(value)} characters"))
-        elif not _ALLOWED.fullmatch(value):
-            errors.append(ConfigError(key, value, "letters, digits, spaces and + - = . _ : / @", "a character AWS does not allow in a tag value"))
+        elif not _allowed(value):
+            errors.append(
+                ConfigError(
+                    key,
+                    value,
+                    "letters, digits, spaces and + - = . _ : / @ (no newline or tab; in YAML, a folded or literal block adds a newline)",
+                    "a character AWS does not allow in a tag value",
+                )
+            )
     return errors

@@ -1,0 +1,137 @@
+"""The ground floor: rules for the names and labels every component writes.
+
+Nothing here imports a component.  Components, manifest helpers and the stack
+checks all take their label and name rules from this module, so a rule has
+one home:
+
+* :func:`label_errors`: Kubernetes label syntax (kubernetes.io, "Labels and
+  Selectors"), plus, for node-group labels, the prefixes EKS refuses;
+* :class:`ObjectName` and :func:`collisions`: every Kubernetes object a
+  component will create, and two components that would create the same one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from mleks.errors import ConfigError
+
+# kubernetes.io "Labels and Selectors" (apimachinery validation.IsQualifiedName / IsValidLabelValue):
+# a name part of at most 63 characters, alphanumeric at both ends with - _ . inside, after an
+# optional DNS-subdomain prefix of at most 253 characters and a slash; values likewise at most 63, or empty.
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+LABEL_NAME_MAX = 63
+LABEL_PREFIX_MAX = 253
+
+# EKS CreateNodegroup refuses node-group labels under these prefixes (they are the kubelet's and
+# Kubernetes' own; EKS API reference, CreateNodegroup "labels", and cluster-facts.md).
+EKS_RESERVED_LABEL_PREFIXES = ("kubernetes.io", "k8s.io")
+
+LABEL_SYNTAX = (
+    "a key of an optional DNS-subdomain prefix (at most 253 characters) and '/', then a name of at most 63 letters, digits,"
+    " '-', '_' or '.', starting and ending with a letter or digit; a value of at most 63 such characters, or empty"
+)
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a Kubernetes label key, or None."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not prefix:
+        return "an empty prefix before '/'"
+    if slash and (len(prefix) > LABEL_PREFIX_MAX or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return f"the prefix {prefix!r} is not a DNS subdomain of at most {LABEL_PREFIX_MAX} characters"
+    if not name or len(name) > LABEL_NAME_MAX or not _LABEL_NAME.fullmatch(name):
+        return f"the name {name!r} is not 1-{LABEL_NAME_MAX} letters, digits, '-', '_' or '.' starting and ending alphanumeric"
+    return None
+
+
+def label_value_problem(value: object) -> str | None:
+    """Why ``value`` is not a Kubernetes label value, or None."""
+    if not isinstance(value, str):
+        return "not a string (quote it in YAML)"
+    if value == "":
+        return None
+    if len(value) > LABEL_NAME_MAX or not _LABEL_NAME.fullmatch(value):
+        return f"not at most {LABEL_NAME_MAX} letters, digits, '-', '_' or '.' starting and ending alphanumeric"
+    return None
+
+
+def label_errors(labels: Mapping[str, object], *, node_group: bool = False) -> list[ConfigError]:
+    """Every problem with ``labels``, each keyed by the label's key (relative to the label map).
+
+    ``node_group``: also refuse the prefixes EKS refuses on a managed node group's labels.
+    """
+    errors: list[ConfigError] = []
+    for key, value in labels.items():
+        problem = label_key_problem(key)
+        if problem is not None:
+            errors.append(ConfigError(key, key, LABEL_SYNTAX, f"not a Kubernetes label key: {problem}"))
+            continue
+        prefix = key.rpartition("/")[0]
+        reserved = next((p for p in EKS_RESERVED_LABEL_PREFIXES if prefix == p or prefix.endswith("." + p)), None)
+        if node_group and reserved is not None:
+            errors.append(
+                ConfigError(
+                    key,
+                    key,
+                    f"a label key outside the {' and '.join(EKS_RESERVED_LABEL_PREFIXES)} prefixes, e.g. mleks.io/gpu",
+                    "EKS refuses node-group labels under that prefix",
+                )
+            )
+        problem = label_value_problem(value)
+        if problem is not None:
+            errors.append(ConfigError(key, value, LABEL_SYNTAX, f"not a Kubernetes label value: {problem}"))
+    return errors
+
+
+# -- object names ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class ObjectName:
+    """One Kubernetes object a component will create: its kind, namespace (None if cluster-scoped) and name."""
+
+    kind: str
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class NamedObjects:
+    """What one component (at ``key``, as its user wrote it) creates in ``cluster``."""
+
+    key: str
+    cluster: str
+    objects: tuple[ObjectName, ...]
+
+
+def collisions(owners: Iterable[NamedObjects]) -> list[ConfigError]:
+    """An error for each object two components would both create in one cluster, naming both keys.
+
+    Two objects of one kind, namespace and name are one object to the API server: the second
+    create fails with AlreadyExists, or the second component overwrites the first.
+    """
+    seen: dict[tuple[str, ObjectName], str] = {}
+    errors: list[ConfigError] = []
+    reported: set[tuple[str, str]] = set()
+    for owner in owners:
+        for obj in owner.objects:
+            first = seen.setdefault((owner.cluster, obj), owner.key)
+            if first == owner.key or (first, owner.key) in reported:
+                continue
+            reported.add((first, owner.key))
+            errors.append(
+                ConfigError(
+                    owner.key,
+                    obj.name,
+                    f"a name whose objects no other component has in cluster {owner.cluster}: rename this or {first}",
+                    f"both {first} and {owner.key} would create {obj}",
+                )
+            )
+    return errors
