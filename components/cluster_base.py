@@ -14,20 +14,26 @@ program meet, so that components alone compose into a working platform:
   its minimum size forever, so the update fails naming it.
 * **Namespaces** a workload names are created once per cluster, at the Pod
   Security level every workload in them allows.
+* **GPU-node DaemonSets**: each add-on that puts a pod on GPU nodes says so
+  (:meth:`EksCluster.node_addon_added`), and workloads size their requests
+  around what is there (:meth:`EksCluster.gpu_node_load`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from mleks.catalogs.node_daemonsets import DaemonSetLoad, NodeAddons, gpu_node_load
+from mleks.errors import ConfigError, ConfigErrors
 from mleks.manifests import k8s_objects
 
 if TYPE_CHECKING:
-    from mleks.gpu_node_group import GpuNodeGroup
+    from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
     from mleks.node_monitoring_agent import NodeMonitoringAgent
 
 PREEXISTING_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -80,6 +86,35 @@ class EksCluster(pulumi.ComponentResource):
         self._device_plugins: dict[str, pulumi.Resource] = {}
         self._namespaces: dict[str, pulumi.Resource] = {}
         self._namespace_needs: dict[str, list[tuple[bool, bool]]] = {}
+        self.node_addons = NodeAddons()
+        """The add-ons that put a pod on every GPU node, as they are added (see :meth:`gpu_node_load`)."""
+        self._sized_by: str | None = None
+
+    # -- what the DaemonSets leave on a GPU node ---------------------------------------------
+
+    def gpu_node_load(self, group: GpuNodeGroupArgs) -> DaemonSetLoad:
+        """What the DaemonSet pods on a node of ``group`` request, with this cluster's add-ons."""
+        self._sized_by = self._sized_by or group.key
+        return gpu_node_load(self.node_addons, ami_family=group.ami_family, efa=group.efa)
+
+    def node_addon_added(self, component: str, **change: object) -> None:
+        """Called by an add-on that puts a pod on GPU nodes, before it registers anything.
+
+        A workload sized earlier would not leave room for it, and its pods could stay Pending
+        beside the new DaemonSet: add such add-ons before the workloads.
+        """
+        if self._sized_by is not None:
+            raise ConfigErrors(
+                [
+                    ConfigError(
+                        component,
+                        self.name,
+                        f"{component} created before any workload of cluster {self.name} (a training job, service or notebook)",
+                        f"a workload on node group {self._sized_by!r} was already sized without the pods {component} puts on its nodes",
+                    )
+                ]
+            )
+        self.node_addons = dataclasses.replace(self.node_addons, **change)  # type: ignore[arg-type]
 
     def k8s_opts(self, parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
         """Options for a Kubernetes object of this cluster, parented to ``parent``."""

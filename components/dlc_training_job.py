@@ -63,6 +63,7 @@ from pydantic import Field, field_validator, model_validator
 from mleks.catalogs import dlc as dlc_catalog
 from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
 from mleks.catalogs.gpu import InstanceType
+from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.cluster_base import EksCluster, unique
 from mleks.dataset import DatasetMount, check_mount_path, claim_name
 from mleks.errors import ConfigError, ConfigWarning
@@ -402,8 +403,11 @@ def master_addr(job: str, namespace: str) -> str:
     return f"{job}-0.{job}.{namespace}.svc.cluster.local"
 
 
-def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> JobPlan:
+def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str, daemonsets: DaemonSetLoad) -> JobPlan:
     """Check a job against the train group and region, and decide its resources.
+
+    ``daemonsets``: what the DaemonSets on the group's nodes request (``cluster.gpu_node_load(group)``),
+    which the job's pods cannot have.
 
     Raises ``ConfigError`` keyed relative to the job (``gpusPerNode``,
     ``nodes``, ``version``...), so callers can prefix the config path.
@@ -437,11 +441,11 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str) -> 
         key = "image" if err.key == "image_override" else err.key
         raise ConfigError(key, err.value, err.accepted, err.problem) from None
 
-    too_big = fit_errors(args.cpu, args.memory, instance, group_key)
+    too_big = fit_errors(args.cpu, args.memory, instance, group_key, daemonsets)
     if too_big:
         raise too_big[0]
-    budget = node_budget(instance)
-    default_cpu, default_memory = share_requests(instance, gpus, BATCH)
+    budget = node_budget(instance, daemonsets)
+    default_cpu, default_memory = share_requests(instance, gpus, BATCH, daemonsets)
     cpu = cpu_millis(args.cpu) if args.cpu is not None else default_cpu
     memory = memory_bytes(args.memory) if args.memory is not None else default_memory
     default_shm = memory // 4 // _GIB * _GIB or memory // 4 // _MIB * _MIB
@@ -715,7 +719,7 @@ class DLCTrainingJob(pulumi.ComponentResource):
         config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        plan = plan_job(args, node_group, region)
+        plan = plan_job(args, node_group, region, cluster.gpu_node_load(node_group))
         super().__init__(TYPE, name, None, opts)
         self.plan = plan
         for warning in plan.warnings:

@@ -145,6 +145,7 @@ class EbsCsiDriver(pulumi.ComponentResource):
         ``addon_version``: pin an add-on version such as ``v1.x.y-eksbuild.1``.
         Default: EKS's default version for the cluster's Kubernetes version at
         creation (not upgraded afterwards unless you set this)."""
+        cluster.node_addon_added("EbsCsiDriver", ebs_csi=True)  # its node pod tolerates every taint
         super().__init__(TOKEN, name, None, opts)
         key = kms.key_arn(
             f"{name}-volumes",

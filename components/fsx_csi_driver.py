@@ -44,6 +44,7 @@ class FsxCsiDriver(pulumi.ComponentResource):
     """The FSx CSI driver add-on in one cluster.  Outputs: ``role_arn``, ``addon_version``."""
 
     def __init__(self, name: str, *, cluster: EksCluster, addon_version: str | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+        cluster.node_addon_added("FsxCsiDriver", fsx_csi=True)  # its node pod tolerates every taint
         super().__init__(TOKEN, name, None, opts)
         role = ServiceAccountRole.of_cluster(
             f"{name}-controller", cluster, parent=self, namespace=NAMESPACE, service_account=CONTROLLER_SERVICE_ACCOUNT, policy=controller_policy()

@@ -45,6 +45,7 @@ import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
 from mleks.catalogs.gpu import InstanceType, smallest
+from mleks.catalogs.node_daemonsets import DaemonSetLoad, heaviest
 from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
 from mleks.gpu_node_group import NODE_GROUP_LABEL, GpuNodeGroupArgs
@@ -336,9 +337,9 @@ def labels(args: InferenceServiceArgs) -> dict[str, str]:
     return workload_labels(args.name, COMPONENT)
 
 
-def requests_for(args: InferenceServiceArgs, instance: InstanceType) -> tuple[str, str]:
-    """CPU and memory requests: as given, else 75% of the GPU share of what ``instance`` can give pods."""
-    cpu, memory = proportional_requests(instance, args.gpus)
+def requests_for(args: InferenceServiceArgs, instance: InstanceType, daemonsets: DaemonSetLoad) -> tuple[str, str]:
+    """CPU and memory requests: as given, else 75% of the GPU share of what ``instance`` can give pods after ``daemonsets``."""
+    cpu, memory = proportional_requests(instance, args.gpus, daemonsets)
     return args.cpu or cpu, args.memory or memory
 
 
@@ -398,7 +399,9 @@ class Placement:
         return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
 
 
-def render_deployment(args: InferenceServiceArgs, *, image: str, instance: InstanceType, region: str, placement: Placement | None = None) -> KubeObject:
+def render_deployment(
+    args: InferenceServiceArgs, *, image: str, instance: InstanceType, region: str, daemonsets: DaemonSetLoad, placement: Placement | None = None
+) -> KubeObject:
     liveness = args.probes.liveness_path or args.probes.readiness_path
     fetch = args.model is not None and args.model.fetch == "init-container"
     container = server_container(
@@ -407,7 +410,7 @@ def render_deployment(args: InferenceServiceArgs, *, image: str, instance: Insta
         image=image,
         port=args.port,
         env=_env(args, region),
-        requests=requests_for(args, instance),
+        requests=requests_for(args, instance, daemonsets),
         probes={
             "startupProbe": http_probe(liveness, 10, probe_failure_threshold(args.probes.startup_timeout_seconds, 10)),
             "readinessProbe": http_probe(args.probes.readiness_path, 10, 3),
@@ -559,13 +562,14 @@ def render(
     image: str,
     instance: InstanceType,
     region: str,
+    daemonsets: DaemonSetLoad,
     role_arn: pulumi.Input[str] | None = None,
     placement: Placement | None = None,
 ) -> list[KubeObject]:
     """Every Kubernetes object of the service, ServiceAccount first.  ``placement``: its groups' (default: any inference node)."""
     objects = [
         render_service_account(args, role_arn),
-        render_deployment(args, image=image, instance=instance, region=region, placement=placement),
+        render_deployment(args, image=image, instance=instance, region=region, daemonsets=daemonsets, placement=placement),
         render_service(args),
         serving_port_only(args, labels(args), args.port),
         render_hpa(args),
@@ -624,7 +628,9 @@ class InferenceService(pulumi.ComponentResource):
             role = ServiceAccountRole.of_cluster(f"{name}-model", cluster, parent=self, namespace=args.namespace, service_account=args.name, policy=policy)
             role_arn = role.role_arn
 
-        objects = render(args, image=resolved.uri, instance=smallest(infos), region=region, role_arn=role_arn, placement=Placement.of(groups))
+        # The heaviest DaemonSet load of the groups: the pod must fit beside it on whichever group it lands.
+        load = heaviest([cluster.gpu_node_load(g) for g in groups])
+        objects = render(args, image=resolved.uri, instance=smallest(infos), region=region, daemonsets=load, role_arn=role_arn, placement=Placement.of(groups))
         namespace = cluster.namespace(args.namespace, non_root=runs_as_non_root(args.run_as_user), readiness_gates=args.exposure == "internal-nlb")
         depends_on = unique([*namespace, *depends_on])
         account = k8s_objects.create(objects[0], cluster.k8s_opts(self, depends_on=list(depends_on)), name_prefix=name)

@@ -39,6 +39,7 @@ import pulumi_random as random
 from pydantic import Field, field_validator, model_validator
 
 from mleks.catalogs.gpu import InstanceType
+from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.cluster_base import EksCluster, unique
 from mleks.dataset import DatasetMount, claim_name
 from mleks.errors import ConfigError
@@ -201,10 +202,10 @@ def token_secret_name(args: JupyterNotebookArgs) -> str:
     return f"{args.name}-token"
 
 
-def requests_for(args: JupyterNotebookArgs, instance: InstanceType | None) -> tuple[str, str]:
-    """CPU and memory: as given; else the GPU share of ``instance``; else the CPU-only defaults."""
-    if args.gpus and instance is not None:
-        cpu, memory = proportional_requests(instance, args.gpus)
+def requests_for(args: JupyterNotebookArgs, instance: InstanceType | None, daemonsets: DaemonSetLoad | None) -> tuple[str, str]:
+    """CPU and memory: as given; else the GPU share of ``instance`` after ``daemonsets``; else the CPU-only defaults."""
+    if args.gpus and instance is not None and daemonsets is not None:
+        cpu, memory = proportional_requests(instance, args.gpus, daemonsets)
     else:
         cpu, memory = CPU_ONLY_DEFAULTS
     return args.cpu or cpu, args.memory or memory
@@ -229,7 +230,13 @@ def render_service(args: JupyterNotebookArgs) -> KubeObject:
 
 
 def render_statefulset(
-    args: JupyterNotebookArgs, *, image: str, instance: InstanceType | None, storage_class: str, selector: dict[str, str] | None = None
+    args: JupyterNotebookArgs,
+    *,
+    image: str,
+    instance: InstanceType | None,
+    storage_class: str,
+    daemonsets: DaemonSetLoad | None = None,
+    selector: dict[str, str] | None = None,
 ) -> KubeObject:
     env = [{"name": "JUPYTER_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret_name(args), "key": TOKEN_KEY}}}]
     env += [{"name": k, "value": v} for k, v in args.env.items()]
@@ -239,7 +246,7 @@ def render_statefulset(
         image=image,
         port=PORT,
         env=env,
-        requests=requests_for(args, instance),
+        requests=requests_for(args, instance, daemonsets),
         # /api answers without a token (it only reports the server version).
         probes={"startupProbe": http_probe("/api", 10, 30), "readinessProbe": http_probe("/api", 10, 3), "livenessProbe": http_probe("/api", 30, 5)},
         volume_mounts=[
@@ -296,15 +303,18 @@ def render(
     instance: InstanceType | None,
     storage_class: str,
     token: pulumi.Input[str],
+    daemonsets: DaemonSetLoad | None = None,
     selector: dict[str, str] | None = None,
 ) -> list[KubeObject]:
-    """Every Kubernetes object of the notebook: ServiceAccount, Secret, Service, NetworkPolicy, StatefulSet."""
+    """Every Kubernetes object of the notebook: ServiceAccount, Secret, Service, NetworkPolicy, StatefulSet.
+
+    ``daemonsets``: what the DaemonSets on the GPU group's nodes request (GPU notebooks only)."""
     return [
         render_service_account(args),
         render_secret(args, token),
         render_service(args),
         serving_port_only(args, labels(args), PORT),
-        render_statefulset(args, image=image, instance=instance, storage_class=storage_class, selector=selector),
+        render_statefulset(args, image=image, instance=instance, storage_class=storage_class, daemonsets=daemonsets, selector=selector),
     ]
 
 
@@ -358,7 +368,8 @@ class JupyterNotebook(pulumi.ComponentResource):
         password = random.RandomPassword(f"{name}-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self))
         instance = node_group.smallest_instance if (node_group is not None and args.gpus) else None
         selector = node_group.selector if node_group is not None else None
-        objects = render(args, image=resolved.uri, instance=instance, storage_class=storage_class, token=password.result, selector=selector)
+        load = cluster.gpu_node_load(node_group) if (node_group is not None and args.gpus) else None
+        objects = render(args, image=resolved.uri, instance=instance, storage_class=storage_class, token=password.result, daemonsets=load, selector=selector)
 
         # The pod starts only once its account, token, Service and policy exist.
         *before, statefulset = objects

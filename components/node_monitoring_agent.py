@@ -25,6 +25,7 @@ from typing import Any
 
 import pulumi
 
+from mleks.catalogs.node_daemonsets import DCGM_SERVER_REQUESTS, NODE_MONITORING_AGENT_REQUESTS
 from mleks.cluster_base import EksCluster
 from mleks.gpu_node_group import GPU_TOLERATION
 from mleks.infra.eks_addon import managed_addon
@@ -39,12 +40,12 @@ def addon_configuration() -> dict[str, Any]:
     """The add-on's configuration values (keys of the chart's ``configuration.schema.json``)."""
     return {
         # The chart's own defaults, stated so a change upstream cannot unbound them silently.
-        "nodeAgent": {"resources": {"requests": {"cpu": "10m", "memory": "30Mi"}, "limits": {"cpu": "250m", "memory": "200Mi"}}},
+        "nodeAgent": {"resources": {"requests": dict(NODE_MONITORING_AGENT_REQUESTS), "limits": {"cpu": "250m", "memory": "200Mi"}}},
         "dcgmAgent": {
             "tolerations": [dict(GPU_TOLERATION)],
             # nv-hostengine with the profiling module loaded for eight GPUs stays in the low
             # hundreds of MiB; the limit leaves room, since an OOM kill blinds GPU health checks.
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "1Gi"}},
+            "resources": {"requests": dict(DCGM_SERVER_REQUESTS), "limits": {"cpu": "500m", "memory": "1Gi"}},
         },
     }
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import pulumi
 from pydantic import Field, model_validator
 
+from mleks.catalogs.node_daemonsets import DCGM_EXPORTER_REQUESTS
 from mleks.catalogs.partitions import partition_of
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
@@ -166,6 +167,16 @@ def cloudwatch_policy_arn(partition: str) -> str:
     return f"arn:{partition}:iam::aws:policy/CloudWatchAgentServerPolicy"
 
 
+# One DCGM engine per GPU: the node monitoring agent's ``dcgm-server`` (nv-hostengine) is already on
+# every GPU node, and the add-on's dcgm-exporter would start an embedded second one.  Beside another
+# engine the agent reports AcceleratedHardwareReady=False (aws/containers-roadmap#2763), which node
+# auto-repair turns into node replacements, and an embedded engine may fail to load modules beside a
+# running nv-hostengine (NVIDIA/dcgm-exporter#61).  ``dcgmExporter.enabled`` is the chart's switch
+# (aws-observability/helm-charts amazon-cloudwatch-observability-6.4.0 values.yaml and
+# templates/linux/dcgm-exporter-daemonset.yaml); CloudWatch then collects no DCGM GPU metrics.
+CLOUDWATCH_CONFIGURATION = {"dcgmExporter": {"enabled": False}}
+
+
 class CloudWatchObservability(pulumi.ComponentResource):
     """The CloudWatch Observability add-on (Container Insights, GPU metrics) in one cluster.
 
@@ -178,6 +189,7 @@ class CloudWatchObservability(pulumi.ComponentResource):
         problems = bottlerocket_problems("cloudwatch", [g.args.key for g in cluster.gpu_groups if g.args.ami_family == "bottlerocket"], "mode")
         if problems:
             raise ConfigErrors(problems)
+        cluster.node_addon_added("CloudWatchObservability", observability="cloudwatch")
         super().__init__(CLOUDWATCH_TOKEN, name, None, opts)
         role = ServiceAccountRole.of_cluster(
             f"{name}-agent",
@@ -193,6 +205,7 @@ class CloudWatchObservability(pulumi.ComponentResource):
             addon_name=CLOUDWATCH_ADDON,
             addon_version=addon_version,
             role_arn=role.role_arn,
+            configuration=CLOUDWATCH_CONFIGURATION,
             parent=self,
             depends_on=[role],
         )
@@ -248,7 +261,7 @@ def dcgm_exporter_objects(scrape: list[Scrape]) -> list[KubeObject]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
         # Upstream's requests and limits; it asks for no GPU, so it never takes one from a job.
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
+        "resources": {"requests": dict(DCGM_EXPORTER_REQUESTS), "limits": {"cpu": "200m", "memory": "256Mi"}},
     }
     daemonset: KubeObject = {
         "apiVersion": "apps/v1",
@@ -312,6 +325,7 @@ class DcgmExporter(pulumi.ComponentResource):
     def __init__(self, name: str, *, cluster: EksCluster, scrape: list[Scrape], opts: pulumi.ResourceOptions | None = None) -> None:
         if not scrape:
             raise ConfigErrors([ConfigError("scrape", scrape, "annotations and/or serviceMonitor", "no way for Prometheus to find the exporter")])
+        cluster.node_addon_added("DcgmExporter", observability="prometheus")
         super().__init__(DCGM_TOKEN, name, None, opts)
         # The engine it reads is the node monitoring agent's, which comes with the cluster's first GPU group.
         depends = [cluster.node_monitoring_agent] if cluster.node_monitoring_agent is not None else []

@@ -117,21 +117,24 @@ def collisions(owners: Iterable[NamedObjects]) -> list[ConfigError]:
     Two objects of one kind, namespace and name are one object to the API server: the second
     create fails with AlreadyExists, or the second component overwrites the first.
     """
-    seen: dict[tuple[str, ObjectName], str] = {}
-    errors: list[ConfigError] = []
-    reported: set[tuple[str, str]] = set()
+    seen: dict[tuple[str, ObjectName], NamedObjects] = {}
+    shared: dict[tuple[str, str], list[ObjectName]] = {}
+    clusters: dict[tuple[str, str], str] = {}
     for owner in owners:
         for obj in owner.objects:
-            first = seen.setdefault((owner.cluster, obj), owner.key)
-            if first == owner.key or (first, owner.key) in reported:
-                continue
-            reported.add((first, owner.key))
-            errors.append(
-                ConfigError(
-                    owner.key,
-                    obj.name,
-                    f"a name whose objects no other component has in cluster {owner.cluster}: rename this or {first}",
-                    f"both {first} and {owner.key} would create {obj}",
-                )
+            first = seen.setdefault((owner.cluster, obj), owner)
+            if first.key != owner.key:
+                shared.setdefault((first.key, owner.key), []).append(obj)
+                clusters[(first.key, owner.key)] = owner.cluster
+    errors: list[ConfigError] = []
+    for (first, second), objects in shared.items():
+        listed = ", ".join(str(o) for o in objects)
+        errors.append(
+            ConfigError(
+                second,
+                objects[0].name,
+                f"a name whose objects no other component has in cluster {clusters[(first, second)]}: rename this or {first}",
+                f"both {first} and {second} would create {listed}",
             )
+        )
     return errors

@@ -19,8 +19,10 @@ def main() -> None:
     operations.build(cfg, platform)  # after the autoscalers, whose metrics it may scrape
     namespaces.build(cfg, platform)  # before the workloads that live in them
     exported_datasets = datasets.build(cfg, platform)  # claims in those namespaces, before the jobs that mount them
+    # Every add-on with a pod on GPU nodes comes before the workloads, which leave room for those pods.
+    storage = serving.build_storage(cfg, platform)
     training.build(cfg, platform)
-    serving.build(cfg, platform)
+    serving.build(cfg, platform, storage)
 
     pulumi.export("topology", cfg.topology)
     if exported_datasets:

@@ -87,7 +87,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
             )
             continue
         # Every listed group must be able to run a pod: a group no pod fits would be scaled by nothing.
-        gpu_errors = [e for g in groups for e in _gpu_errors(key, svc.gpus, svc.cpu, svc.memory, g)]
+        gpu_errors = [e for g in groups for e in _gpu_errors(cfg, key, svc.gpus, svc.cpu, svc.memory, g)]
         # A pod that fits no node makes the replica bound meaningless; report the cause only.
         errors += gpu_errors or _replica_errors(key, svc, groups)
         errors += _image_errors(key, cfg.region, "inference", svc.image, [t for g in groups for t in g.instance_infos])
@@ -114,7 +114,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
             if group is None:
                 continue
             train = group[1]
-            errors += _gpu_errors(key, nb.gpus, nb.cpu, nb.memory, train)
+            errors += _gpu_errors(cfg, key, nb.gpus, nb.cpu, nb.memory, train)
         errors += _image_errors(key, cfg.region, "training", nb.image, train.instance_infos if train is not None else [])
 
     return errors
@@ -136,13 +136,13 @@ def _service_groups(cfg: StackConfig, svc: InferenceServiceArgs, key: str, unche
     return answers
 
 
-def _gpu_errors(key: str, gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs) -> list[ConfigError]:
+def _gpu_errors(cfg: StackConfig, key: str, gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs) -> list[ConfigError]:
     group_key = _group_key(group.key)
     instance = group.smallest_instance
     too_many = gpu_count_error(f"{key}.gpus", gpus, instance, group_key)
     if too_many is not None:
         return [too_many]
-    return [e.under(key) for e in fit_errors(cpu, memory, instance, group_key)]
+    return [e.under(key) for e in fit_errors(cpu, memory, instance, group_key, topology.gpu_node_load(cfg, group))]
 
 
 def _replica_errors(key: str, svc: InferenceServiceArgs, groups: list[GpuNodeGroupArgs]) -> list[ConfigError]:
@@ -191,8 +191,22 @@ def _load_balancer_controllers(cfg: StackConfig, platform: Platform) -> dict[str
     }
 
 
-def build(cfg: StackConfig, platform: Platform) -> None:
-    """Register every inference service and notebook of the stack, and what they need."""
+def build_storage(cfg: StackConfig, platform: Platform) -> EbsCsiDriver | None:
+    """The EBS CSI driver of the notebooks' cluster, before any workload: its node pod is on every GPU
+    node, and the workloads size their requests around it."""
+    train_cluster = platform.cluster_for("train")
+    if not cfg.notebooks or train_cluster is None:
+        return None
+    return EbsCsiDriver(
+        f"{train_cluster.name}-ebs-csi",
+        cluster=train_cluster,
+        kms_key_arn=cfg.cluster.volume_kms_key_arn,
+        opts=pulumi.ResourceOptions(parent=train_cluster),
+    )
+
+
+def build(cfg: StackConfig, platform: Platform, storage: EbsCsiDriver | None) -> None:
+    """Register every inference service and notebook of the stack, and what they need (``storage``: :func:`build_storage`'s)."""
     controllers = _load_balancer_controllers(cfg, platform)
     if not cfg.inference_services and not cfg.notebooks:
         return
@@ -229,13 +243,7 @@ def build(cfg: StackConfig, platform: Platform) -> None:
     exported_notebooks: dict[str, Any] = {}
     train_cluster = platform.cluster_for("train")
     if cfg.notebooks:
-        assert train_cluster is not None  # guaranteed by check()
-        storage = EbsCsiDriver(
-            f"{train_cluster.name}-ebs-csi",
-            cluster=train_cluster,
-            kms_key_arn=cfg.cluster.volume_kms_key_arn,
-            opts=pulumi.ResourceOptions(parent=train_cluster),
-        )
+        assert train_cluster is not None and storage is not None  # guaranteed by check() and build_storage()
         for name, nb in cfg.notebooks.items():
             group = topology.resolve_group(cfg, "train", nb.node_group, f"notebooks.{name}") if nb.gpus else None
             JupyterNotebook(

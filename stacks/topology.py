@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import pulumi
 
 from mleks import efa_device_plugin, network
+from mleks.catalogs.node_daemonsets import DaemonSetLoad, NodeAddons
+from mleks.catalogs.node_daemonsets import gpu_node_load as load_for
 from mleks.errors import ConfigError
 from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs, Role
 from mleks.ml_cluster import MLCluster
@@ -64,6 +66,24 @@ def lookup_errors(cfg: StackConfig) -> list[ConfigError]:
         return []
     error = network.zone_count_error("vpc.availabilityZoneCount", cfg.vpc.availability_zone_count, network.regular_zones())
     return [] if error is None else [error]
+
+
+def node_addons(cfg: StackConfig, role: Role) -> NodeAddons:
+    """The add-ons with a pod on every GPU node of the cluster that holds ``role``'s groups, as the build adds them.
+
+    The observability add-on goes to every cluster with GPU groups (stacks.operations), the EBS CSI
+    driver to the cluster of the notebooks, the FSx CSI driver to that of the datasets (both the
+    train cluster).  A test checks this against what the built clusters report.
+    """
+    train = cluster_names(cfg).get("train")
+    here = cluster_names(cfg).get(role)
+    in_train = here is not None and here == train
+    return NodeAddons(observability=cfg.observability.mode, ebs_csi=in_train and bool(cfg.notebooks), fsx_csi=in_train and bool(cfg.datasets))
+
+
+def gpu_node_load(cfg: StackConfig, group: GpuNodeGroupArgs) -> DaemonSetLoad:
+    """What the DaemonSets on a node of ``group`` will request, from the config alone."""
+    return load_for(node_addons(cfg, group.role), ami_family=group.ami_family, efa=group.efa)
 
 
 def resolve_group(

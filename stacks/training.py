@@ -52,7 +52,7 @@ def check(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Con
                 errors.append(ConfigError(key, args.name, "a stack with a train node group, or no training jobs", "this stack has no train node group"))
             continue
         try:
-            plan_job(args, found[1], cfg.region)
+            plan_job(args, found[1], cfg.region, topology.gpu_node_load(cfg, found[1]))
         except ConfigError as err:
             errors.append(err.under(key))
     return errors

@@ -13,9 +13,14 @@ import kubernetes_validate
 import pytest
 from parliament import analyze_policy_string
 
+from mleks.catalogs.node_daemonsets import NodeAddons, gpu_node_load
 from mleks.errors import ConfigError, ConfigErrors
 from stacks import offline
 from stacks.offline import RenderResult
+
+# The heaviest DaemonSet set on an AL2023 GPU node without EFA (CloudWatch, both CSI node drivers):
+# 620m and 583Mi.  Pure tests size pods against it; stack tests get theirs from the cluster.
+HEAVY_LOAD = gpu_node_load(NodeAddons(observability="cloudwatch", ebs_csi=True, fsx_csi=True), ami_family="al2023", efa=False)
 
 # Findings parliament always raises on a correct IRSA trust policy: trust
 # policies have no Resource (parliament reads every policy as an identity

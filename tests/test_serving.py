@@ -26,7 +26,7 @@ from mleks.manifests.workloads import proportional_requests
 from mleks.validation.schema import keyed_entries, parse
 from stacks import offline
 from stacks.offline import Registration, RenderResult
-from tests.checks import config_errors, error_for, groups_for_pod, iam_documents, lint_findings, schema_errors, stack_file
+from tests.checks import HEAVY_LOAD, config_errors, error_for, groups_for_pod, iam_documents, lint_findings, schema_errors, stack_file
 
 KUBE_VERSION = "1.35.0"
 G6E_XLARGE = catalog()["g6e.xlarge"]
@@ -48,12 +48,14 @@ def notebook_args(**overrides: Any) -> JupyterNotebookArgs:
 
 
 def render_service(args: InferenceServiceArgs, role_arn: str | None = None) -> list[dict[str, Any]]:
-    return inference_service.render(args, image="vllm/vllm-openai:v0.11.0", instance=G6E_XLARGE, region="us-west-2", role_arn=role_arn)
+    return inference_service.render(args, image="vllm/vllm-openai:v0.11.0", instance=G6E_XLARGE, region="us-west-2", daemonsets=HEAVY_LOAD, role_arn=role_arn)
 
 
 def render_notebook(args: JupyterNotebookArgs) -> list[dict[str, Any]]:
     instance = P4D if args.gpus else None
-    return jupyter_notebook.render(args, image=jupyter_notebook.DEFAULT_IMAGE, instance=instance, storage_class="gp3-encrypted", token="t0ken")
+    return jupyter_notebook.render(
+        args, image=jupyter_notebook.DEFAULT_IMAGE, instance=instance, storage_class="gp3-encrypted", token="t0ken", daemonsets=HEAVY_LOAD if instance else None
+    )
 
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -191,12 +193,12 @@ def test_the_service_rolls_out_without_ever_dropping_below_its_replicas():
 
 
 def test_cpu_and_memory_default_to_three_quarters_of_the_gpu_share():
-    # Of what a node can give pods (node_capacity.node_budget), rounded down to 100m and 256Mi.
-    assert proportional_requests(G6E_XLARGE, 1) == ("2500m", "18944Mi")  # 3420m and 25517Mi for pods, 1 GPU
-    assert proportional_requests(P4D, 1) == ("8900m", "101120Mi")  # 95190m and 1080335Mi for pods, 8 GPUs
-    assert proportional_requests(P4D, 8) == ("71300m", "810240Mi")
+    # Of what a node can give pods beside its DaemonSets (node_capacity.node_budget), rounded down to 100m and 256Mi.
+    assert proportional_requests(G6E_XLARGE, 1, HEAVY_LOAD) == ("2400m", "19Gi")  # 3300m and 25958Mi for pods, 1 GPU
+    assert proportional_requests(P4D, 1, HEAVY_LOAD) == ("8900m", "101120Mi")  # 95070m and 1080776Mi for pods, 8 GPUs
+    assert proportional_requests(P4D, 8, HEAVY_LOAD) == ("71300m", "810496Mi")
     server = pod_of(one(render_service(service_args()), "Deployment"))["containers"][0]
-    assert server["resources"]["requests"]["cpu"] == "2500m" and server["resources"]["limits"]["memory"] == "18944Mi"
+    assert server["resources"]["requests"]["cpu"] == "2400m" and server["resources"]["limits"]["memory"] == "19Gi"
 
 
 def test_probes_give_model_loading_its_startup_allowance():

@@ -24,8 +24,8 @@ from mleks.infra.s3_access import S3Location, s3_policy
 from mleks.manifests.node_capacity import node_budget
 from mleks.manifests.quantity import cpu_millis, memory_bytes
 from mleks.manifests.workloads import namespace_object
-from stacks import offline, validation
-from tests.checks import kube_version, lint_findings, schema_errors
+from stacks import offline, topology, validation
+from tests.checks import HEAVY_LOAD, kube_version, lint_findings, schema_errors
 
 # Known-good URIs, written out by hand from mleks/catalogs/data/dlc_images.tsv
 # (pytorch 2.13 GPU EC2 tag) and dlc_registries.tsv (account per region).
@@ -185,7 +185,7 @@ def test_requests_fit_the_smallest_instance_of_the_jobs_group(stack: offline.Ren
         assert int(requests["nvidia.com/gpu"]) <= smallest.accelerator_count
         assert cpu_millis(requests["cpu"]) < smallest.vcpu * 1000
         assert memory_bytes(requests["memory"]) < smallest.memory_gib * 2**30
-        budget = node_budget(smallest)
+        budget = node_budget(smallest, topology.gpu_node_load(cfg, _group_of(cfg, job)))
         assert cpu_millis(requests["cpu"]) <= budget.cpu_millis
         assert memory_bytes(requests["memory"]) <= budget.memory_bytes
 
@@ -333,26 +333,26 @@ def test_efa_devices_and_libfabric_settings_only_on_multi_node_jobs_of_efa_group
 
 
 def test_default_cpu_and_memory_are_the_gpu_share_of_the_node() -> None:
-    whole = plan_job(_args(), P4D, "us-west-2")
-    half = plan_job(_args(gpus_per_node=4), P4D, "us-west-2")
+    whole = plan_job(_args(), P4D, "us-west-2", HEAVY_LOAD)
+    half = plan_job(_args(gpus_per_node=4), P4D, "us-west-2", HEAVY_LOAD)
     assert abs(cpu_millis(half.cpu) * 2 - cpu_millis(whole.cpu)) <= 200
     assert abs(memory_bytes(half.memory) * 2 - memory_bytes(whole.memory)) <= 2 * 2**30
 
 
-def test_node_budget_leaves_room_for_kubelet_and_daemonsets() -> None:
+def test_node_budget_leaves_room_for_kubelet_and_every_daemonset() -> None:
     for instance in gpu_catalog.catalog().values():
         if not instance.is_nvidia_gpu:
             continue
-        budget = node_budget(instance)
-        assert 0 < budget.cpu_millis <= instance.vcpu * 1000 - 500
-        assert 0 < budget.memory_bytes <= instance.memory_gib * 2**30 * 0.925 - 2**30
+        budget = node_budget(instance, HEAVY_LOAD)
+        assert 0 < budget.cpu_millis <= instance.vcpu * 1000 - HEAVY_LOAD.cpu_millis
+        assert 0 < budget.memory_bytes <= (instance.memory_gib * 0.925 * 1024 - HEAVY_LOAD.memory_mib) * 2**20
 
 
 def test_efa_share_follows_the_gpus_taken() -> None:
-    assert plan_job(_args(nodes=2), P4D, "us-west-2").efa_devices == 4
-    assert plan_job(_args(nodes=2, gpus_per_node=4), P4D, "us-west-2").efa_devices == 2
-    assert plan_job(_args(nodes=2, efa=False), P4D, "us-west-2").efa_devices == 0
-    assert plan_job(_args(nodes=2), G6E, "us-west-2").efa_devices == 0
+    assert plan_job(_args(nodes=2), P4D, "us-west-2", HEAVY_LOAD).efa_devices == 4
+    assert plan_job(_args(nodes=2, gpus_per_node=4), P4D, "us-west-2", HEAVY_LOAD).efa_devices == 2
+    assert plan_job(_args(nodes=2, efa=False), P4D, "us-west-2", HEAVY_LOAD).efa_devices == 0
+    assert plan_job(_args(nodes=2), G6E, "us-west-2", HEAVY_LOAD).efa_devices == 0
 
 
 def test_device_rdma_is_set_only_where_efa_supports_rdma_read() -> None:
@@ -363,7 +363,7 @@ def test_device_rdma_is_set_only_where_efa_supports_rdma_read() -> None:
 
 
 def test_user_env_overrides_the_jobs_settings_including_rank() -> None:
-    plan = plan_job(_args(nodes=2, env={"NCCL_SOCKET_IFNAME": "^lo", "PET_NODE_RANK": "0"}), P4D, "us-west-2")
+    plan = plan_job(_args(nodes=2, env={"NCCL_SOCKET_IFNAME": "^lo", "PET_NODE_RANK": "0"}), P4D, "us-west-2", HEAVY_LOAD)
     env = _env(_container(render(plan)[-1]))
     assert env["NCCL_SOCKET_IFNAME"] == "^lo" and env["PET_NODE_RANK"] == "0"
     assert "fieldRef" in env["NODE_RANK"]
@@ -386,7 +386,7 @@ def test_every_option_renders_valid_objects() -> None:
         labels={"team": "research"},
         namespace="research",
     )
-    plan = plan_job(args, P4D, "us-west-2")
+    plan = plan_job(args, P4D, "us-west-2", HEAVY_LOAD)
     objects = render(plan, "arn:aws:iam::123456789012:role/x")
     assert [o["kind"] for o in objects] == ["ServiceAccount", "NetworkPolicy", "Service", "Job"]
     for obj in objects:
@@ -401,19 +401,19 @@ def test_every_option_renders_valid_objects() -> None:
 
 
 def test_default_dev_shm_never_exceeds_a_small_memory_request() -> None:
-    plan = plan_job(_args(cpu="2", memory="512Mi"), P4D, "us-west-2")
+    plan = plan_job(_args(cpu="2", memory="512Mi"), P4D, "us-west-2", HEAVY_LOAD)
     assert plan.shm_size == "128Mi"
 
 
 def test_backoff_limit_defaults_to_three_retries_per_node() -> None:
-    assert plan_job(_args(), P4D, "us-west-2").backoff_limit == 3
-    assert plan_job(_args(nodes=4), P4D, "us-west-2").backoff_limit == 12
+    assert plan_job(_args(), P4D, "us-west-2", HEAVY_LOAD).backoff_limit == 3
+    assert plan_job(_args(nodes=4), P4D, "us-west-2", HEAVY_LOAD).backoff_limit == 12
 
 
 def test_small_requests_warn_that_escalator_may_not_scale_up() -> None:
-    plan = plan_job(_args(cpu="1", memory="4Gi"), P4D, "us-west-2")
+    plan = plan_job(_args(cpu="1", memory="4Gi"), P4D, "us-west-2", HEAVY_LOAD)
     assert any("Escalator" in w.message for w in plan.warnings)
-    assert not plan_job(_args(), P4D, "us-west-2").warnings
+    assert not plan_job(_args(), P4D, "us-west-2", HEAVY_LOAD).warnings
 
 
 # --- the IRSA policy --------------------------------------------------------------------
@@ -467,7 +467,7 @@ def test_policy_grants_no_delete_no_wildcard_action_and_nothing_without_s3() -> 
 
 
 def test_job_policy_uses_the_regions_partition() -> None:
-    plan = plan_job(_args(s3_data_prefixes=["s3://cn-data/x/"]), P4D, "cn-north-1")
+    plan = plan_job(_args(s3_data_prefixes=["s3://cn-data/x/"]), P4D, "cn-north-1", HEAVY_LOAD)
     assert plan.policy is not None
     assert plan.policy["Statement"][0]["Resource"] == "arn:aws-cn:s3:::cn-data"
     assert plan.image.uri == "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/pytorch:2.13.0-cu133-amzn2023"
@@ -547,7 +547,7 @@ def test_an_explicit_image_is_used_as_given() -> None:
     del raw["trainingJobs"][0]["version"]
     raw["trainingJobs"][0]["image"] = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trainer:1.0"
     cfg = validation.load(raw)
-    plan = plan_job(cfg.training_jobs["gpu-smoke"], cfg.node_groups["train"], cfg.region)
+    plan = plan_job(cfg.training_jobs["gpu-smoke"], cfg.node_groups["train"], cfg.region, HEAVY_LOAD)
     assert plan.image.uri == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/trainer:1.0"
 
 

@@ -5,10 +5,11 @@ notebooks take their default CPU and memory requests from it, and explicit
 requests are checked against it.
 
 **What a node can give pods** (:func:`node_budget`) is an estimate of the
-kubelet's allocatable, minus what the DaemonSets on every GPU node request.
+kubelet's allocatable, minus what the DaemonSets on that node request.
 It is deliberately on the low side, so a request within it always fits:
 capacity minus the VM overhead, kubelet's CPU and memory reservations on the
-EKS AMIs, the hard eviction threshold, and a DaemonSet allowance.
+EKS AMIs, the hard eviction threshold, and every DaemonSet pod the cluster's
+add-ons put on the group's nodes (:mod:`mleks.catalogs.node_daemonsets`).
 
 **Why requests follow the GPU share.**  Escalator, which scales the train
 group, computes a group's utilisation from the CPU and memory *requests* of
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from mleks.catalogs.gpu import InstanceType
+from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.errors import ConfigError
 from mleks.manifests.quantity import cpu_millis, cpu_text, memory_bytes, memory_text
 
@@ -50,10 +52,6 @@ _GIB = 2**30
 VM_MEMORY_OVERHEAD = Decimal("0.075")
 # kubelet's eviction-hard memory.available on the EKS AMIs.
 EVICTION_HARD_MIB = 100
-# Requests of the DaemonSets on every GPU node (aws-node, kube-proxy, the
-# NVIDIA and EFA device plugins, CSI node drivers, a log or metrics agent).
-DAEMONSET_CPU_MILLIS = 500
-DAEMONSET_MEMORY_MIB = 1024
 
 ESCALATOR_SCALE_UP_PERCENT = 70
 """Escalator's default ``scale_up_threshold_percent``: the utilisation that a node full of GPU pods must exceed."""
@@ -94,12 +92,12 @@ class NodeBudget:
     memory_bytes: int
 
 
-def node_budget(instance: InstanceType) -> NodeBudget:
+def node_budget(instance: InstanceType, daemonsets: DaemonSetLoad) -> NodeBudget:
     """CPU and memory pods can request on ``instance``: capacity minus the VM
-    overhead, kubelet's reservations, the eviction threshold and DaemonSets."""
+    overhead, kubelet's reservations, the eviction threshold and ``daemonsets``."""
     memory_mib = int(Decimal(int(instance.memory_gib * 1024)) * (1 - VM_MEMORY_OVERHEAD))
-    memory_mib -= kube_reserved_memory_mib_bound(memory_mib) + EVICTION_HARD_MIB + DAEMONSET_MEMORY_MIB
-    cpu = instance.vcpu * 1000 - kube_reserved_cpu_millis(instance.vcpu) - DAEMONSET_CPU_MILLIS
+    memory_mib -= kube_reserved_memory_mib_bound(memory_mib) + EVICTION_HARD_MIB + daemonsets.memory_mib
+    cpu = instance.vcpu * 1000 - kube_reserved_cpu_millis(instance.vcpu) - daemonsets.cpu_millis
     return NodeBudget(instance.instance_type, instance.accelerator_count, cpu, memory_mib * _MIB)
 
 
@@ -118,10 +116,10 @@ SERVING = RequestShare(Decimal("0.75"), 256 * _MIB)
 """Inference services and GPU notebooks: 75% of the GPU share, in 256 MiB steps (see the module docstring)."""
 
 
-def share_requests(instance: InstanceType, gpus: int, share: RequestShare) -> tuple[int, int]:
+def share_requests(instance: InstanceType, gpus: int, share: RequestShare, daemonsets: DaemonSetLoad) -> tuple[int, int]:
     """(millicores, bytes) for a pod with ``gpus`` of ``instance``'s GPUs: ``share`` of
     their share of :func:`node_budget`, rounded down to 100m and ``share.memory_step``."""
-    budget = node_budget(instance)
+    budget = node_budget(instance, daemonsets)
     # Multiply first, divide last: an exact share stays exact (no 0.333... * 3 < 1).
     cpu = math.floor(budget.cpu_millis * gpus * share.fraction / (budget.gpus * 100)) * 100
     memory = math.floor(budget.memory_bytes * gpus * share.fraction / (budget.gpus * share.memory_step)) * share.memory_step
@@ -141,11 +139,11 @@ def gpu_count_error(key: str, gpus: int, instance: InstanceType, group_key: str)
     )
 
 
-def fit_errors(cpu: str | None, memory: str | None, instance: InstanceType, group_key: str) -> list[ConfigError]:
+def fit_errors(cpu: str | None, memory: str | None, instance: InstanceType, group_key: str, daemonsets: DaemonSetLoad) -> list[ConfigError]:
     """Errors, keyed ``cpu`` and ``memory``, for explicit requests that no node of the
     group's smallest type can give a pod (see :func:`node_budget`)."""
-    budget = node_budget(instance)
-    fits = f"what {instance.instance_type}, the smallest type in {group_key}, can give pods after system reservations"
+    budget = node_budget(instance, daemonsets)
+    fits = f"what {instance.instance_type}, the smallest type in {group_key}, can give pods after system reservations and its DaemonSets"
     errors = []
     if cpu is not None and cpu_millis(cpu) > budget.cpu_millis:
         errors.append(ConfigError("cpu", cpu, f"at most {cpu_text(budget.cpu_millis)} ({fits})", "does not fit on one node"))

@@ -24,6 +24,7 @@ from pydantic import AfterValidator, model_validator
 from mleks.catalogs import dlc as dlc_catalog
 from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
 from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
+from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.errors import ConfigError, ConfigWarning
 from mleks.gpu_node_group import GPU_TOLERATION
 from mleks.manifests.k8s_objects import KubeObject
@@ -212,10 +213,10 @@ def placement(selector: dict[str, str], gpus: int) -> dict[str, Any]:
     return {"nodeSelector": dict(selector), "tolerations": [dict(GPU_TOLERATION)]}
 
 
-def proportional_requests(instance: InstanceType, gpus: int) -> tuple[str, str]:
+def proportional_requests(instance: InstanceType, gpus: int, daemonsets: DaemonSetLoad) -> tuple[str, str]:
     """Default CPU and memory requests of a long-running pod with ``gpus`` of ``instance``'s
     GPUs: 75% of their share of what a node can give pods (see :mod:`mleks.manifests.node_capacity`)."""
-    cpu, memory = share_requests(instance, gpus, SERVING)
+    cpu, memory = share_requests(instance, gpus, SERVING, daemonsets)
     return cpu_text(cpu), memory_text(memory)
 
 
