@@ -122,10 +122,10 @@ def collisions(owners: Iterable[NamedObjects]) -> list[ConfigError]:
     clusters: dict[tuple[str, str], str] = {}
     for owner in owners:
         for obj in owner.objects:
-            first = seen.setdefault((owner.cluster, obj), owner)
-            if first.key != owner.key:
-                shared.setdefault((first.key, owner.key), []).append(obj)
-                clusters[(first.key, owner.key)] = owner.cluster
+            earlier = seen.setdefault((owner.cluster, obj), owner)
+            if earlier.key != owner.key:
+                shared.setdefault((earlier.key, owner.key), []).append(obj)
+                clusters[(earlier.key, owner.key)] = owner.cluster
     errors: list[ConfigError] = []
     for (first, second), objects in shared.items():
         listed = ", ".join(str(o) for o in objects)
