@@ -23,7 +23,8 @@ addresses: nothing but NAT gateways and opted-in load balancers lives there.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -132,12 +133,15 @@ class MLVpc(pulumi.ComponentResource):
         if args.id is not None:
             raise ValueError("MLVpc creates a VPC; with vpc.id, use the existing one instead")
         count = args.availability_zone_count
-        # Looked up before the component registers anything, so a count the region cannot meet fails first.
-        zones = regular_zones()
-        too_many = zone_count_error("availability_zone_count", count, zones)
-        if too_many is not None:
-            raise ConfigErrors([too_many])
         super().__init__(TOKEN, name, None, opts)
+        # An Output, not a blocking look-up: a synchronous invoke inside a running program can
+        # race the stack's own output registration.  The stack program checks the count before
+        # anything is registered (stacks.topology.lookup_errors).
+        zones = aws.get_availability_zones_output(
+            state="available",
+            filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
+            opts=pulumi.InvokeOptions(parent=self),
+        ).names.apply(_checked_zones(count))
         tags = dict(tags or {})
         child = pulumi.ResourceOptions(parent=self)
         plan = subnet_plan(args.cidr_block, count)
@@ -155,7 +159,7 @@ class MLVpc(pulumi.ComponentResource):
                 f"{name}-{kind}-{i + 1}",
                 vpc_id=vpc.id,
                 cidr_block=cidr,
-                availability_zone=zones[i],
+                availability_zone=zones.apply(operator.itemgetter(i)),
                 map_public_ip_on_launch=False,
                 tags={**named(f"{kind}-{i + 1}"), role_tag: "1"},
                 opts=child,
@@ -195,6 +199,16 @@ class MLVpc(pulumi.ComponentResource):
         self.private_subnet_ids: pulumi.Output[list[str]] = pulumi.Output.all(*[s.id for s in private])
         self.public_subnet_ids: pulumi.Output[list[str]] = pulumi.Output.all(*[s.id for s in public])
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids, "public_subnet_ids": self.public_subnet_ids})
+
+
+def _checked_zones(count: int) -> Callable[[Sequence[str]], list[str]]:
+    def check(names: Sequence[str]) -> list[str]:
+        error = zone_count_error("availability_zone_count", count, sorted(names))
+        if error is not None:
+            raise ConfigErrors([error])
+        return sorted(names)
+
+    return check
 
 
 def regular_zones() -> list[str]:

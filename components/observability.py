@@ -3,7 +3,7 @@
 ``ObservabilityArgs.mode`` picks one per cluster:
 
 * ``cloudwatch`` (default): the ``amazon-cloudwatch-observability`` EKS add-on
-  (:class:`CloudWatchObservability`): Container Insights with NVIDIA GPU metrics, its
+  (:class:`CloudWatchObservability`): Container Insights without its DCGM exporter, its
   agent reaching CloudWatch through an IRSA role, never the node role.
 * ``prometheus``: :class:`DcgmExporter`, NVIDIA's DCGM exporter on GPU nodes, plus scrape
   configuration for it, Escalator and cluster-autoscaler: ``prometheus.io/*`` annotations on
@@ -108,7 +108,7 @@ class ObservabilityArgs(Model):
     """Where GPU and cluster metrics go (``mleks:observability``; a bare mode is shorthand)."""
 
     mode: Mode = "cloudwatch"
-    """``cloudwatch`` (Container Insights with GPU metrics), ``prometheus`` (a DCGM exporter and scrape
+    """``cloudwatch`` (Container Insights; no DCGM GPU metrics, one engine per GPU), ``prometheus`` (a DCGM exporter and scrape
     configuration for your Prometheus) or ``none``.  Default: cloudwatch."""
 
     scrape: list[Scrape] = Field(default_factory=lambda: _ANNOTATIONS_ONLY.copy())
@@ -178,7 +178,7 @@ CLOUDWATCH_CONFIGURATION = {"dcgmExporter": {"enabled": False}}
 
 
 class CloudWatchObservability(pulumi.ComponentResource):
-    """The CloudWatch Observability add-on (Container Insights, GPU metrics) in one cluster.
+    """The CloudWatch Observability add-on (Container Insights, its DCGM exporter off) in one cluster.
 
     Its agent assumes an IRSA role that trusts exactly ``amazon-cloudwatch/cloudwatch-agent`` and
     carries the AWS managed ``CloudWatchAgentServerPolicy`` (what the EKS user guide attaches; AWS

@@ -26,9 +26,11 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 LABEL_NAME_MAX = 63
 LABEL_PREFIX_MAX = 253
 
-# EKS CreateNodegroup refuses node-group labels under these prefixes (they are the kubelet's and
-# Kubernetes' own; EKS API reference, CreateNodegroup "labels", and cluster-facts.md).
-EKS_RESERVED_LABEL_PREFIXES = ("kubernetes.io", "k8s.io")
+# EKS CreateNodegroup refuses node-group labels under these prefixes ("Label cannot contain reserved
+# prefixes"), and takes keys and values of 1 to 63 characters, the prefix counted in the key (EKS API
+# reference, CreateNodegroup ``labels``: labelKey and labelValue, length 1-63).
+EKS_RESERVED_LABEL_PREFIXES = ("kubernetes.io", "k8s.io", "eks.amazonaws.com")
+EKS_LABEL_MAX = 63
 
 LABEL_SYNTAX = (
     "a key of an optional DNS-subdomain prefix (at most 253 characters) and '/', then a name of at most 63 letters, digits,"
@@ -77,10 +79,15 @@ def label_errors(labels: Mapping[str, object], *, node_group: bool = False) -> l
                 ConfigError(
                     key,
                     key,
-                    f"a label key outside the {' and '.join(EKS_RESERVED_LABEL_PREFIXES)} prefixes, e.g. mleks.io/gpu",
+                    f"a label key outside the {', '.join(EKS_RESERVED_LABEL_PREFIXES)} prefixes, e.g. mleks.io/gpu",
                     "EKS refuses node-group labels under that prefix",
                 )
             )
+        elif node_group and len(key) > EKS_LABEL_MAX:
+            errors.append(ConfigError(key, key, f"a key of at most {EKS_LABEL_MAX} characters, its prefix included", "EKS limits node-group label keys"))
+        if node_group and value == "":
+            errors.append(ConfigError(key, value, "a value of 1 to 63 characters", "EKS refuses an empty node-group label value"))
+            continue
         problem = label_value_problem(value)
         if problem is not None:
             errors.append(ConfigError(key, value, LABEL_SYNTAX, f"not a Kubernetes label value: {problem}"))

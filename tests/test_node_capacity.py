@@ -28,11 +28,11 @@ def test_a_node_full_of_gpu_pods_reads_above_escalators_threshold_and_the_pods_f
 
 
 def test_explicit_requests_are_checked_against_what_a_node_can_give_pods_not_its_nominal_size() -> None:
-    instance = catalog()["g6e.xlarge"]  # 4 vCPU, 32 GiB; 3300m and 25958Mi for pods beside the heaviest DaemonSets
-    assert fit_errors("3300m", "25958Mi", instance, "nodeGroups.inference", HEAVY_LOAD) == []
-    errors = fit_errors("3400m", "32Gi", instance, "nodeGroups.inference", HEAVY_LOAD)
+    instance = catalog()["g6e.xlarge"]  # 4 vCPU, 32 GiB; 3200m and 25894Mi for pods beside the heaviest DaemonSets
+    assert fit_errors("3200m", "25894Mi", instance, "nodeGroups.inference", HEAVY_LOAD) == []
+    errors = fit_errors("3300m", "32Gi", instance, "nodeGroups.inference", HEAVY_LOAD)
     assert [e.key for e in errors] == ["cpu", "memory"]
-    assert "at most 3300m" in errors[0].accepted and "g6e.xlarge" in errors[0].accepted and "nodeGroups.inference" in errors[0].accepted
+    assert "at most 3200m" in errors[0].accepted and "g6e.xlarge" in errors[0].accepted and "nodeGroups.inference" in errors[0].accepted
 
 
 def test_a_pod_with_more_gpus_than_the_smallest_type_has_is_named() -> None:

@@ -194,11 +194,11 @@ def test_the_service_rolls_out_without_ever_dropping_below_its_replicas():
 
 def test_cpu_and_memory_default_to_three_quarters_of_the_gpu_share():
     # Of what a node can give pods beside its DaemonSets (node_capacity.node_budget), rounded down to 100m and 256Mi.
-    assert proportional_requests(G6E_XLARGE, 1, HEAVY_LOAD) == ("2400m", "19Gi")  # 3300m and 25958Mi for pods, 1 GPU
-    assert proportional_requests(P4D, 1, HEAVY_LOAD) == ("8900m", "101120Mi")  # 95070m and 1080776Mi for pods, 8 GPUs
-    assert proportional_requests(P4D, 8, HEAVY_LOAD) == ("71300m", "810496Mi")
+    assert proportional_requests(G6E_XLARGE, 1, HEAVY_LOAD) == ("2400m", "19200Mi")  # 3200m and 25894Mi for pods, 1 GPU
+    assert proportional_requests(P4D, 1, HEAVY_LOAD) == ("8900m", "101120Mi")  # 94970m and 1080712Mi for pods, 8 GPUs
+    assert proportional_requests(P4D, 8, HEAVY_LOAD) == ("71200m", "810496Mi")
     server = pod_of(one(render_service(service_args()), "Deployment"))["containers"][0]
-    assert server["resources"]["requests"]["cpu"] == "2400m" and server["resources"]["limits"]["memory"] == "19Gi"
+    assert server["resources"]["requests"]["cpu"] == "2400m" and server["resources"]["limits"]["memory"] == "19200Mi"
 
 
 def test_probes_give_model_loading_its_startup_allowance():

@@ -81,6 +81,16 @@ DCGM_EXPORTER_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 """Our DCGM exporter (``prometheus`` mode), after NVIDIA/dcgm-exporter ``dcgm-exporter.yaml``."""
 DCGM_EXPORTER = NodeDaemon("kube-system/dcgm-exporter", 100, 128, "our manifest (mleks.observability); AL2023 GPU nodes only")
 
+# -- what the rows above cannot promise ---------------------------------------------------------------------
+HEADROOM = NodeDaemon(
+    "headroom",
+    100,
+    64,
+    "not a pod: room for what the rows cannot pin down.  EKS installs its add-ons' default versions, which may"
+    " request more than the versions read here, and kube-proxy's request comes from the deployed add-on, not a"
+    " public file.  A whole-node job that lost this margin would stay Pending while Escalator adds nodes.",
+)
+
 # -- device plugins (our manifests) ---------------------------------------------------------------------------
 NVIDIA_DEVICE_PLUGIN_REQUESTS = {"cpu": "50m", "memory": "64Mi"}
 NVIDIA_DEVICE_PLUGIN = NodeDaemon("kube-system/nvidia-device-plugin", 50, 64, "our manifest (mleks.nvidia_device_plugin); AL2023 GPU nodes only")
@@ -113,7 +123,7 @@ def gpu_node_daemons(addons: NodeAddons, *, ami_family: str, efa: bool) -> tuple
     AL2023 only (mleks.observability); every group gets the node monitoring agent and its engine.
     """
     al2023 = ami_family == "al2023"
-    daemons = [AWS_NODE, KUBE_PROXY, NODE_MONITORING_AGENT, DCGM_SERVER]
+    daemons = [AWS_NODE, KUBE_PROXY, NODE_MONITORING_AGENT, DCGM_SERVER, HEADROOM]
     daemons += [NVIDIA_DEVICE_PLUGIN] if al2023 else []
     daemons += [EFA_DEVICE_PLUGIN] if efa else []
     daemons += [EBS_CSI_NODE] if addons.ebs_csi else []
