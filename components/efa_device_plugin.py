@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 
 from mleks.catalogs.addon_registry import addon_image
-from mleks.catalogs.node_daemonsets import EFA_DEVICE_PLUGIN_REQUESTS
+from mleks.catalogs.node_daemonsets import EFA_DEVICE_PLUGIN
 from mleks.cluster_base import EksCluster
 from mleks.gpu_node_group import EFA_PRESENT_LABEL
 from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
@@ -43,7 +43,7 @@ def render(region: str) -> list[KubeObject]:
         "image": image_for(region),
         # Privileged: it opens /dev/infiniband devices on the host.
         "securityContext": {"privileged": True, "allowPrivilegeEscalation": True},
-        "resources": {"requests": dict(EFA_DEVICE_PLUGIN_REQUESTS), "limits": {"memory": "128Mi"}},
+        "resources": {"requests": EFA_DEVICE_PLUGIN.requests(), "limits": {"memory": "128Mi"}},
         "volumeMounts": [KUBELET_SOCKETS_MOUNT, {"name": "infiniband", "mountPath": "/dev/infiniband"}],
     }
     pod = {

@@ -26,7 +26,7 @@ import ipaddress
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -137,11 +137,7 @@ class MLVpc(pulumi.ComponentResource):
         # An Output, not a blocking look-up: a synchronous invoke inside a running program can
         # race the stack's own output registration.  The stack program checks the count before
         # anything is registered (stacks.topology.lookup_errors).
-        zones = aws.get_availability_zones_output(
-            state="available",
-            filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
-            opts=pulumi.InvokeOptions(parent=self),
-        ).names.apply(_checked_zones(count))
+        zones = aws.get_availability_zones_output(**_REGULAR_ZONES, opts=pulumi.InvokeOptions(parent=self)).names.apply(_checked_zones(count))
         tags = dict(tags or {})
         child = pulumi.ResourceOptions(parent=self)
         plan = subnet_plan(args.cidr_block, count)
@@ -201,6 +197,13 @@ class MLVpc(pulumi.ComponentResource):
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids, "public_subnet_ids": self.public_subnet_ids})
 
 
+# Regular AZs only: Local and Wavelength Zones lack most instance types.
+_REGULAR_ZONES: dict[str, Any] = {
+    "state": "available",
+    "filters": [aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
+}
+
+
 def _checked_zones(count: int) -> Callable[[Sequence[str]], list[str]]:
     def check(names: Sequence[str]) -> list[str]:
         error = zone_count_error("availability_zone_count", count, sorted(names))
@@ -212,15 +215,8 @@ def _checked_zones(count: int) -> Callable[[Sequence[str]], list[str]]:
 
 
 def regular_zones() -> list[str]:
-    """The region's regular AZs, sorted, looked up now (a synchronous invoke).
-
-    Regular only: Local and Wavelength Zones lack most instance types.
-    """
-    found = aws.get_availability_zones(
-        state="available",
-        filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
-    )
-    return sorted(found.names)
+    """The region's regular AZs, sorted, looked up now (a synchronous invoke, for checks before any resource)."""
+    return sorted(aws.get_availability_zones(**_REGULAR_ZONES).names)
 
 
 def zone_count_error(key: str, count: int, zones: Sequence[str]) -> ConfigError | None:

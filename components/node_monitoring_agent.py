@@ -25,7 +25,7 @@ from typing import Any
 
 import pulumi
 
-from mleks.catalogs.node_daemonsets import DCGM_SERVER_REQUESTS, NODE_MONITORING_AGENT_REQUESTS
+from mleks.catalogs.node_daemonsets import DCGM_SERVER, NODE_MONITORING_AGENT
 from mleks.cluster_base import EksCluster
 from mleks.gpu_node_group import GPU_TOLERATION
 from mleks.infra.eks_addon import managed_addon
@@ -40,12 +40,12 @@ def addon_configuration() -> dict[str, Any]:
     """The add-on's configuration values (keys of the chart's ``configuration.schema.json``)."""
     return {
         # The chart's own defaults, stated so a change upstream cannot unbound them silently.
-        "nodeAgent": {"resources": {"requests": dict(NODE_MONITORING_AGENT_REQUESTS), "limits": {"cpu": "250m", "memory": "200Mi"}}},
+        "nodeAgent": {"resources": {"requests": NODE_MONITORING_AGENT.requests(), "limits": {"cpu": "250m", "memory": "200Mi"}}},
         "dcgmAgent": {
             "tolerations": [dict(GPU_TOLERATION)],
             # nv-hostengine with the profiling module loaded for eight GPUs stays in the low
             # hundreds of MiB; the limit leaves room, since an OOM kill blinds GPU health checks.
-            "resources": {"requests": dict(DCGM_SERVER_REQUESTS), "limits": {"cpu": "500m", "memory": "1Gi"}},
+            "resources": {"requests": DCGM_SERVER.requests(), "limits": {"cpu": "500m", "memory": "1Gi"}},
         },
     }
 

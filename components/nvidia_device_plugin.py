@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pulumi
 
-from mleks.catalogs.node_daemonsets import NVIDIA_DEVICE_PLUGIN_REQUESTS
+from mleks.catalogs.node_daemonsets import NVIDIA_DEVICE_PLUGIN
 from mleks.cluster_base import EksCluster
 from mleks.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL
 from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
@@ -44,7 +44,7 @@ def render() -> list[KubeObject]:
             {"name": "MOFED_ENABLED", "value": "false"},
         ],
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-        "resources": {"requests": dict(NVIDIA_DEVICE_PLUGIN_REQUESTS), "limits": {"memory": "256Mi"}},
+        "resources": {"requests": NVIDIA_DEVICE_PLUGIN.requests(), "limits": {"memory": "256Mi"}},
         "volumeMounts": [KUBELET_SOCKETS_MOUNT],
     }
     pod = {"affinity": gpu_node_affinity(), "containers": [container], "volumes": [KUBELET_SOCKETS]}

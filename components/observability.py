@@ -26,7 +26,7 @@ from typing import Any, Literal
 import pulumi
 from pydantic import Field, model_validator
 
-from mleks.catalogs.node_daemonsets import DCGM_EXPORTER_REQUESTS
+from mleks.catalogs.node_daemonsets import DCGM_EXPORTER, ObservabilityMode
 from mleks.catalogs.partitions import partition_of
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
@@ -38,7 +38,7 @@ from mleks.node_monitoring_agent import DCGM_PORT
 from mleks.validation.schema import Model, raise_all
 from mleks.workload_identity import ServiceAccountRole
 
-Mode = Literal["cloudwatch", "prometheus", "none"]
+Mode = ObservabilityMode
 Scrape = Literal["annotations", "serviceMonitor"]
 
 CLOUDWATCH_TOKEN = "mleks:observability:CloudWatchObservability"
@@ -261,7 +261,7 @@ def dcgm_exporter_objects(scrape: list[Scrape]) -> list[KubeObject]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
         # Upstream's requests and limits; it asks for no GPU, so it never takes one from a job.
-        "resources": {"requests": dict(DCGM_EXPORTER_REQUESTS), "limits": {"cpu": "200m", "memory": "256Mi"}},
+        "resources": {"requests": DCGM_EXPORTER.requests(), "limits": {"cpu": "200m", "memory": "256Mi"}},
     }
     daemonset: KubeObject = {
         "apiVersion": "apps/v1",

@@ -29,8 +29,9 @@ def owners(cfg: StackConfig, unchecked: frozenset[str] = frozenset()) -> list[Na
     if train is not None:
         out += [NamedObjects(f"trainingJobs.{k}", train, dlc_training_job.object_names(j)) for k, j in cfg.training_jobs.items()]
         out += [NamedObjects(f"notebooks.{k}", train, jupyter_notebook.object_names(n)) for k, n in cfg.notebooks.items()]
+        uses = datasets.uses(cfg, unchecked)
         for name in cfg.datasets:
-            for namespace in sorted({u.namespace for u in datasets.uses(cfg, unchecked) if u.dataset == name}):
+            for namespace in sorted({u.namespace for u in uses if u.dataset == name}):
                 out.append(NamedObjects(f"datasets.{name}", train, dataset.object_names(name, cluster=train, namespace=namespace)))
     return out
 

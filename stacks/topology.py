@@ -75,9 +75,8 @@ def node_addons(cfg: StackConfig, role: Role) -> NodeAddons:
     driver to the cluster of the notebooks, the FSx CSI driver to that of the datasets (both the
     train cluster).  A test checks this against what the built clusters report.
     """
-    train = cluster_names(cfg).get("train")
-    here = cluster_names(cfg).get(role)
-    in_train = here is not None and here == train
+    names = cluster_names(cfg)
+    in_train = names.get(role) is not None and names.get(role) == names.get("train")
     return NodeAddons(observability=cfg.observability.mode, ebs_csi=in_train and bool(cfg.notebooks), fsx_csi=in_train and bool(cfg.datasets))
 
 

@@ -28,6 +28,10 @@ class NodeDaemon:
     memory_mib: int
     source: str
 
+    def requests(self) -> dict[str, str]:
+        """The row as a container's ``resources.requests``, for the DaemonSets we render ourselves."""
+        return {"cpu": f"{self.cpu_millis}m", "memory": f"{self.memory_mib}Mi"}
+
 
 # -- on every node ------------------------------------------------------------------------------------------
 AWS_NODE = NodeDaemon(
@@ -40,12 +44,18 @@ AWS_NODE = NodeDaemon(
 KUBE_PROXY = NodeDaemon("kube-system/kube-proxy", 100, 0, "the EKS kube-proxy add-on manifest: requests cpu 100m, no memory request")
 
 # -- the EKS node monitoring agent, in every cluster with GPU groups -------------------------------------
-NODE_MONITORING_AGENT_REQUESTS = {"cpu": "10m", "memory": "30Mi"}
-"""Our configurationValues for ``nodeAgent`` (the chart's own defaults, aws/eks-node-monitoring-agent v1.7.0 values.yaml)."""
-DCGM_SERVER_REQUESTS = {"cpu": "50m", "memory": "128Mi"}
-"""Our configurationValues for ``dcgmAgent``: the chart sets none (v1.7.0 values.yaml ``dcgmAgent.resources: {}``)."""
-NODE_MONITORING_AGENT = NodeDaemon("kube-system/eks-node-monitoring-agent", 10, 30, "our configurationValues (nodeAgent.resources.requests)")
-DCGM_SERVER = NodeDaemon("kube-system/dcgm-server", 50, 128, "our configurationValues (dcgmAgent.resources.requests); NVIDIA nodes only")
+NODE_MONITORING_AGENT = NodeDaemon(
+    "kube-system/eks-node-monitoring-agent",
+    10,
+    30,
+    "our configurationValues for nodeAgent: the chart's own defaults (aws/eks-node-monitoring-agent v1.7.0 values.yaml)",
+)
+DCGM_SERVER = NodeDaemon(
+    "kube-system/dcgm-server",
+    50,
+    128,
+    "our configurationValues for dcgmAgent: the chart sets none (v1.7.0 values.yaml dcgmAgent.resources: {}); NVIDIA nodes only",
+)
 
 # -- storage drivers (EKS add-ons; node.tolerateAllTaints, so on GPU nodes too) ------------------------------
 EBS_CSI_NODE = NodeDaemon(
@@ -77,9 +87,9 @@ FLUENT_BIT = NodeDaemon(
 )
 # The add-on's own dcgm-exporter (250m/128Mi) is turned off (mleks.observability): it would start a
 # second DCGM engine beside the node monitoring agent's.
-DCGM_EXPORTER_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
-"""Our DCGM exporter (``prometheus`` mode), after NVIDIA/dcgm-exporter ``dcgm-exporter.yaml``."""
-DCGM_EXPORTER = NodeDaemon("kube-system/dcgm-exporter", 100, 128, "our manifest (mleks.observability); AL2023 GPU nodes only")
+DCGM_EXPORTER = NodeDaemon(
+    "kube-system/dcgm-exporter", 100, 128, "our manifest (mleks.observability), after NVIDIA/dcgm-exporter dcgm-exporter.yaml; AL2023 GPU nodes only"
+)
 
 # -- what the rows above cannot promise ---------------------------------------------------------------------
 HEADROOM = NodeDaemon(
@@ -92,9 +102,7 @@ HEADROOM = NodeDaemon(
 )
 
 # -- device plugins (our manifests) ---------------------------------------------------------------------------
-NVIDIA_DEVICE_PLUGIN_REQUESTS = {"cpu": "50m", "memory": "64Mi"}
 NVIDIA_DEVICE_PLUGIN = NodeDaemon("kube-system/nvidia-device-plugin", 50, 64, "our manifest (mleks.nvidia_device_plugin); AL2023 GPU nodes only")
-EFA_DEVICE_PLUGIN_REQUESTS = {"cpu": "10m", "memory": "20Mi"}
 EFA_DEVICE_PLUGIN = NodeDaemon("kube-system/aws-efa-k8s-device-plugin", 10, 20, "our manifest (mleks.efa_device_plugin); EFA nodes only")
 
 
@@ -113,7 +121,6 @@ class DaemonSetLoad:
 
     cpu_millis: int
     memory_mib: int
-    daemons: tuple[NodeDaemon, ...] = ()
 
 
 def gpu_node_daemons(addons: NodeAddons, *, ami_family: str, efa: bool) -> tuple[NodeDaemon, ...]:
@@ -138,7 +145,7 @@ def gpu_node_daemons(addons: NodeAddons, *, ami_family: str, efa: bool) -> tuple
 def gpu_node_load(addons: NodeAddons, *, ami_family: str, efa: bool) -> DaemonSetLoad:
     """The sum of :func:`gpu_node_daemons`."""
     daemons = gpu_node_daemons(addons, ami_family=ami_family, efa=efa)
-    return DaemonSetLoad(sum(d.cpu_millis for d in daemons), sum(d.memory_mib for d in daemons), daemons)
+    return DaemonSetLoad(sum(d.cpu_millis for d in daemons), sum(d.memory_mib for d in daemons))
 
 
 def heaviest(loads: list[DaemonSetLoad]) -> DaemonSetLoad:
