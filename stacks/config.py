@@ -114,20 +114,20 @@ class StackConfig(Model):
     # A null section means none, as it always has for these two.
     inference_services: Annotated[dict[str, InferenceServiceArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
     """Model servers on the inference group (``mleks:inferenceServices``): a dict by name, or a
-    list of objects with ``name``; see components/inference_service.py and docs/serving.md.  Default: none."""
+    list of objects with ``name``; see components/mleks/inference_service.py and docs/serving.md.  Default: none."""
 
     notebooks: Annotated[dict[str, JupyterNotebookArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
     """Jupyter servers in the training cluster (``mleks:notebooks``): a dict by name, or a list of
-    objects with ``name``; see components/jupyter_notebook.py and docs/serving.md.  Default: none."""
+    objects with ``name``; see components/mleks/jupyter_notebook.py and docs/serving.md.  Default: none."""
 
     datasets: Annotated[dict[str, DatasetArgs], keyed_by("name", null_is_empty=True)] = Field(default_factory=dict)
     """Shared training data (``mleks:datasets``): FSx for Lustre file systems by name, optionally linked to an
     S3 prefix, in the training cluster; jobs and notebooks mount them with ``datasets: [{name, mountPath}]``.
-    See components/dataset.py and docs/training.md.  Default: none."""
+    See components/mleks/dataset.py and docs/training.md.  Default: none."""
 
     training_jobs: ByName[DLCTrainingJobArgs] = Field(default_factory=dict)
     """DLC training jobs on a train group (``mleks:trainingJobs``, ``nodeGroup`` picks it): a list of jobs, or a dict
-    of jobs by name; see components/dlc_training_job.py and docs/training.md.  Default: none."""
+    of jobs by name; see components/mleks/dlc_training_job.py and docs/training.md.  Default: none."""
 
     escalator: EscalatorArgs | None = None
     """Escalator (``mleks:escalator``): options per Escalator-owned node group under

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mleks.gpu_node_group import Role
 from mleks.manifests import k8s_objects
 from mleks.manifests.workloads import namespace_object, runs_as_non_root
+from mleks.vocabulary import Role
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig

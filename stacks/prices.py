@@ -33,7 +33,7 @@ from typing import Any
 
 from mleks.catalogs.gpu import catalog
 
-TABLE = Path(__file__).resolve().parent.parent / "components" / "catalogs" / "data" / "prices.json"
+TABLE = Path(__file__).resolve().parent.parent / "components" / "mleks" / "catalogs" / "data" / "prices.json"
 URL = "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/{offer}/current/{region}/index.csv"
 OFFERS = ("AmazonEC2", "AmazonEKS", "AmazonVPC")
 SOURCE = "price-list"

@@ -20,9 +20,10 @@ from mleks import efa_device_plugin, network
 from mleks.catalogs.node_daemonsets import DaemonSetLoad, NodeAddons
 from mleks.catalogs.node_daemonsets import gpu_node_load as load_for
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs, Role
+from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from mleks.ml_cluster import MLCluster
 from mleks.network import MLVpc
+from mleks.vocabulary import Role
 from stacks.config import StackConfig
 
 ROLE_ORDER: tuple[Role, ...] = ("train", "inference")

@@ -25,7 +25,7 @@ from mleks.escalator_addon import EscalatorArgs
 from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.manifests.controllers import asg_arn
 from mleks.manifests.escalator_config import EscalatorNodeGroupOptions, config_checksum
-from mleks.workload_identity import ROLE_ARN_ANNOTATION
+from mleks.vocabulary import ROLE_ARN_ANNOTATION
 from stacks import offline, validation
 from stacks.offline import Registration, RenderResult
 from tests.checks import iam_documents, kube_version, lint_findings, schema_errors

@@ -42,19 +42,20 @@ def test_the_public_api_is_importable_from_the_top_and_listed_in_all():
         mleks.__all__
     )
     assert re.fullmatch(r"\d+\.\d+\.\d+", mleks.__version__)
-    assert (ROOT / "components" / "py.typed").exists()
+    assert (ROOT / "components" / "mleks" / "py.typed").exists()
 
 
 def test_the_package_declares_the_ranges_requirements_txt_supports():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith(("#", "-e"))]
     assert sorted(declared) == sorted(lines)
 
 
 def test_only_mleks_is_installed_as_a_top_level_name():
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert setuptools["package-dir"] == {"mleks": "components"}
-    assert {p.split(".")[0] for p in setuptools["packages"]} == {"mleks"}
+    assert setuptools["package-dir"] == {"": "components"}
+    assert setuptools["packages"]["find"] == {"where": ["components"], "include": ["mleks", "mleks.*"]}
+    assert [p.name for p in (ROOT / "components").iterdir() if not p.name.endswith(".egg-info")] == ["mleks"]
 
 
 def test_arguments_built_in_python_raise_config_errors_naming_every_argument():

@@ -13,9 +13,9 @@ import pytest
 
 from mleks import node_monitoring_agent, observability
 from mleks.errors import ConfigErrors
-from mleks.gpu_node_group import GPU_TAINT
 from mleks.node_repair import NodeRepairArgs, NodeRepairSettings
 from mleks.observability import ObservabilityArgs
+from mleks.vocabulary import GPU_TAINT
 from stacks import offline
 from stacks.offline import RenderResult
 from tests.checks import SCHEMAS, config_errors, error_for, groups_for_pod, kube_version, schema_errors, stack_file

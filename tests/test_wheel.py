@@ -55,7 +55,7 @@ def test_the_wheel_holds_only_the_mleks_package_with_its_data_and_types(built: d
     for required in ("mleks/py.typed", "mleks/catalogs/data/gpu_instances.json", "mleks/catalogs/data/aws_load_balancer_controller/iam_policy_cn.json"):
         assert required in names
     # Every subpackage of the source tree is packaged (pyproject lists them by hand).
-    subpackages = {str(p.parent.relative_to(ROOT / "components")) for p in (ROOT / "components").rglob("__init__.py")} - {"."}
+    subpackages = {str(p.parent.relative_to(ROOT / "components" / "mleks")) for p in (ROOT / "components" / "mleks").rglob("__init__.py")} - {"."}
     assert {f"mleks/{sub}/__init__.py" for sub in subpackages} <= set(names)
     metadata = zipfile.ZipFile(built["wheel"]).read("mleks-0.2.0.dist-info/METADATA").decode()
     assert "Requires-Python: >=3.11" in metadata and "Requires-Dist: pulumi-eks<5,>=4.4" in metadata

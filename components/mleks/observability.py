@@ -30,12 +30,12 @@ from mleks.catalogs.node_daemonsets import DCGM_EXPORTER, ObservabilityMode
 from mleks.catalogs.partitions import partition_of
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
-from mleks.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL, GPU_TOLERATION
 from mleks.infra.eks_addon import managed_addon
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.node_monitoring_agent import DCGM_PORT
 from mleks.validation.schema import Model, raise_all
+from mleks.vocabulary import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL, GPU_TOLERATION
 from mleks.workload_identity import ServiceAccountRole
 
 Mode = ObservabilityMode

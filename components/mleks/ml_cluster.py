@@ -26,12 +26,12 @@ from mleks.errors import ConfigError
 from mleks.infra import kms
 from mleks.infra.managed_node_group import GP3_MAX_GIB, NodeGroupSpec, RootVolume, create_node_group
 from mleks.infra.s3_access import check_kms_key_arn
+from mleks.metrics_server import MetricsServer
 from mleks.validation.schema import Model, VersionText, raise_all
+from mleks.vocabulary import ROLE_LABEL, SYSTEM_ROLE
 from mleks.workload_identity import ServiceAccountRole
 
 DEFAULT_KUBERNETES_VERSION = "1.35"
-SYSTEM_ROLE = "system"
-ROLE_LABEL = "role"
 
 # Every control-plane log type: audit and authenticator answer "who did
 # what", the others are what AWS support asks for first.
@@ -453,7 +453,6 @@ class MLCluster(EksCluster):
         )
         # Every cluster gets the resource metrics API: without it an HPA on CPU or memory never scales.
         # Imported here: the add-on modules import this one for its node labels.
-        from mleks.metrics_server import MetricsServer
 
         self.metrics_server = MetricsServer(f"{name}-metrics-server", cluster=self, opts=child)
 

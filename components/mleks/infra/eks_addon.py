@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
 
-if TYPE_CHECKING:
-    from mleks.cluster_base import EksCluster
+
+class AddonTarget(Protocol):
+    """What an add-on needs of its cluster (an ``EksCluster`` has it)."""
+
+    @property
+    def cluster_name(self) -> pulumi.Output[str]: ...
+    @property
+    def tags(self) -> dict[str, str]: ...
+    @property
+    def addon_prerequisites(self) -> list[pulumi.Resource]: ...
 
 
 def managed_addon(
     name: str,
     *,
-    cluster: EksCluster,
+    cluster: AddonTarget,
     addon_name: str,
     parent: pulumi.Resource,
     addon_version: str | None = None,

@@ -26,12 +26,11 @@ from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
 from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
 from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.errors import ConfigError, ConfigWarning
-from mleks.gpu_node_group import GPU_TOLERATION
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.manifests.node_capacity import SERVING, share_requests
 from mleks.manifests.quantity import cpu_text, memory_text, parse_quantity
-from mleks.ml_cluster import ROLE_LABEL
 from mleks.validation.schema import Model, VersionText
+from mleks.vocabulary import GPU_TOLERATION, ROLE_LABEL
 
 # DNS-1035 label (a Service name must be one), kept short so that derived
 # names (``<name>-token``, ``<name>-internal``, IAM role names) stay in limits.

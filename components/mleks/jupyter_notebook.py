@@ -67,9 +67,8 @@ from mleks.manifests.workloads import (
     shared_memory_volume,
     workload_labels,
 )
-from mleks.ml_cluster import ROLE_LABEL
 from mleks.validation.schema import Model
-from mleks.vocabulary import ObjectName
+from mleks.vocabulary import ROLE_LABEL, ObjectName
 
 TOKEN = "mleks:notebooks:JupyterNotebook"
 ROLE = "train"

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
-
-from mleks.cluster_base import EksCluster
-from mleks.gpu_node_group import GPU_TOLERATION
-from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
+from mleks.vocabulary import GPU_TOLERATION
 
 NAMESPACE = "kube-system"
 
@@ -49,10 +45,3 @@ def daemonset(name: str, version: str, *, pod: dict[str, Any], update_strategy: 
             },
         },
     }
-
-
-def register(component: pulumi.ComponentResource, name: str, cluster: EksCluster, objects: list[KubeObject], version: str) -> None:
-    """Create the plugin's objects in ``cluster`` under ``component``, and register its outputs."""
-    for obj in objects:
-        k8s_objects.create(obj, cluster.k8s_opts(component), name_prefix=name)
-    component.register_outputs({"version": version})

@@ -75,8 +75,8 @@ from mleks.manifests.node_capacity import BATCH, fit_errors, gpu_count_error, no
 from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
 from mleks.manifests.workloads import EnvVars, container_security_context, placement, pod_security_context, resources, shared_memory_volume
 from mleks.validation.schema import Model, VersionText, raise_all
-from mleks.vocabulary import ObjectName, label_errors
-from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+from mleks.vocabulary import ROLE_ARN_ANNOTATION, ObjectName, label_errors
+from mleks.workload_identity import ServiceAccountRole
 
 TYPE = "mleks:training:DLCTrainingJob"
 DEFAULT_NAMESPACE = "ml-training"

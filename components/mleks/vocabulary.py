@@ -1,8 +1,11 @@
-"""The ground floor: rules for the names and labels every component writes.
+"""The ground floor: the names, labels, taints and name rules every component writes.
 
-Nothing here imports a component.  Components, manifest helpers and the stack
-checks all take their label and name rules from this module, so a rule has
-one home:
+Nothing here imports a component or a manifest helper.  Components, manifest
+helpers, the platform checks and the stack all take their shared words from
+this module, so each has one home:
+
+* the node labels, the GPU taint and its toleration, the system-node selector,
+  the IRSA annotation and the namespaces every cluster already has;
 
 * :func:`label_errors`: Kubernetes label syntax (kubernetes.io, "Labels and
   Selectors"), plus, for node-group labels, the prefixes EKS refuses;
@@ -15,8 +18,55 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
+from mleks.catalogs.gpu import NVIDIA_GPU_RESOURCE
 from mleks.errors import ConfigError
+
+# -- roles, node labels, the GPU taint -------------------------------------------------------
+
+Role = Literal["train", "inference"]
+"""What a GPU group is for: training jobs (scaled by Escalator) or serving (cluster-autoscaler)."""
+
+AmiFamily = Literal["al2023", "bottlerocket"]
+"""The EKS-optimized NVIDIA AMIs a GPU group runs: Amazon Linux 2023 or Bottlerocket."""
+
+ROLE_LABEL = "role"
+"""Every node carries its role: ``system`` (the CPU group), ``train`` or ``inference``."""
+SYSTEM_ROLE = "system"
+
+SYSTEM_NODE_SELECTOR = {ROLE_LABEL: SYSTEM_ROLE}
+"""Controllers run on the CPU system nodes, which no autoscaler scales.  On a node an autoscaler
+scales, it can block its own scale-down (escalator #139) or be killed with the node it removes."""
+
+GPU_TAINT = {"key": NVIDIA_GPU_RESOURCE, "value": "true", "effect": "NO_SCHEDULE"}
+"""The taint on every GPU node, in EKS API form (kubectl: ``nvidia.com/gpu=true:NoSchedule``)."""
+
+GPU_TOLERATION = {"key": NVIDIA_GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+"""What a pod that belongs on GPU nodes (a GPU workload, a device plugin) tolerates: :data:`GPU_TAINT`."""
+
+# Labels we put on GPU nodes.  ``nvidia.com/gpu.present`` is also what AL2023's
+# nodeadm sets; setting it ourselves makes it true from the first moment and on
+# Bottlerocket too.
+NODE_GROUP_LABEL = "mleks.io/node-group"
+"""Every node carries its group's name; a pod that must land on one group (and be counted by its Escalator) selects it."""
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+EFA_PRESENT_LABEL = "vpc.amazonaws.com/efa.present"
+AMI_FAMILY_LABEL = "mleks.io/ami-family"
+GPU_MODEL_LABEL = "mleks.io/gpu-model"
+GPU_COUNT_LABEL = "mleks.io/gpu-count"
+GPU_MEMORY_LABEL = "mleks.io/gpu-memory-mib"
+# cluster-autoscaler's AWS provider treats a node with this label as a GPU node
+# that is still starting, instead of a node without GPUs, while the device
+# plugin registers; without it, scale-up from zero can order extra nodes.
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
+
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+"""The ServiceAccount annotation through which a pod gets its IAM role (IRSA)."""
+
+PREEXISTING_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+"""Namespaces every cluster has; workloads may use them, mleks never owns them."""
+
 
 # kubernetes.io "Labels and Selectors" (apimachinery validation.IsQualifiedName / IsValidLabelValue):
 # a name part of at most 63 characters, alphanumeric at both ends with - _ . inside, after an

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-if TYPE_CHECKING:
-    from mleks.cluster_base import EksCluster
-
-ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+from mleks.cluster_base import EksCluster
+from mleks.manifests import k8s_objects
+from mleks.manifests.k8s_objects import KubeObject
 
 IAM_ROLE_NAME_MAX = 64
 AUTONAME_SUFFIX = len("-") + 7
@@ -152,3 +151,26 @@ class ServiceAccountRole(pulumi.ComponentResource):
             tags=cluster.tags,
             opts=pulumi.ResourceOptions(parent=parent),
         )
+
+
+def deploy_with_irsa(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    cluster: EksCluster,
+    namespace: str,
+    service_account: str,
+    policy: pulumi.Input[dict[str, Any]],
+    render: Callable[[pulumi.Output[str]], list[KubeObject]],
+) -> ServiceAccountRole:
+    """Register a controller's IRSA role, then its Kubernetes objects, all under ``parent``.
+
+    ``render`` receives the role ARN.  The objects wait for the role and its
+    policy: the autoscalers describe their ASGs at start-up and exit when
+    they cannot.
+    """
+    irsa = ServiceAccountRole.of_cluster(f"{name}-irsa", cluster, parent=parent, namespace=namespace, service_account=service_account, policy=policy)
+    opts = cluster.k8s_opts(parent, depends_on=[irsa])
+    for obj in render(irsa.role_arn):
+        k8s_objects.create(obj, opts, name_prefix=name)
+    return irsa

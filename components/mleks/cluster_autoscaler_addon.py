@@ -35,23 +35,22 @@ from pydantic import Field, field_validator, model_validator
 
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
+from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs, require_scalable
+from mleks.infra.account import account_and_partition
 from mleks.manifests.controllers import (
     NAMESPACE,
-    account_and_partition,
     asg_arn,
     cluster_role_binding,
     controller_deployment,
-    deploy_with_irsa,
     metrics_port_only,
     metrics_service,
     pod_disruption_budget,
-    require_valid_groups,
     service_account,
 )
 from mleks.manifests.escalator_config import parse_go_duration, require_duration
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.validation.schema import Model
+from mleks.workload_identity import deploy_with_irsa
 
 NAME = "cluster-autoscaler"
 IMAGE_REPOSITORY = "registry.k8s.io/autoscaling/cluster-autoscaler"
@@ -177,7 +176,7 @@ def image_for(kubernetes_version: str) -> str:
             "cluster.kubernetesVersion",
             kubernetes_version,
             f"one of {sorted(RELEASES)} (a pinned cluster-autoscaler release exists for these)",
-            "no cluster-autoscaler release pinned for this Kubernetes minor; add it to RELEASES in components/cluster_autoscaler_addon.py",
+            "no cluster-autoscaler release pinned for this Kubernetes minor; add it to RELEASES in components/mleks/cluster_autoscaler_addon.py",
         )
     return f"{IMAGE_REPOSITORY}:v{release}"
 
@@ -471,7 +470,7 @@ class ClusterAutoscalerAddon(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         group_args = [g.args for g in node_groups]
-        require_valid_groups(node_group_errors(group_args, cluster.kubernetes_version, args.priority), node_groups, cluster, "cluster-autoscaler")
+        require_scalable(node_group_errors(group_args, cluster.kubernetes_version, args.priority), node_groups, cluster, "cluster-autoscaler")
         super().__init__("mleks:addons:ClusterAutoscalerAddon", name, None, opts)
         for group in node_groups:
             group.watched_by.add("cluster-autoscaler")
@@ -497,6 +496,7 @@ class ClusterAutoscalerAddon(pulumi.ComponentResource):
             self,
             name,
             cluster=cluster,
+            namespace=NAMESPACE,
             service_account=NAME,
             policy=policy,
             render=lambda role_arn: render(

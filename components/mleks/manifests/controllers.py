@@ -9,21 +9,12 @@ Service.  What they have in common lives here, so the two stay alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
-from mleks.cluster_base import EksCluster
-from mleks.errors import ConfigError, ConfigErrors
-from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
-from mleks.ml_cluster import ROLE_LABEL, SYSTEM_ROLE
-from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
-
-if TYPE_CHECKING:
-    from mleks.gpu_node_group import GpuNodeGroup
+from mleks.vocabulary import ROLE_ARN_ANNOTATION, SYSTEM_NODE_SELECTOR
 
 NAMESPACE = "kube-system"
 
@@ -31,11 +22,6 @@ REPLICAS = 2
 """Two replicas with leader election: a standby takes over within the lease
 duration (about 15 s) when a system node is drained, instead of waiting for a
 new pod to be scheduled and pull its image."""
-
-SYSTEM_NODE_SELECTOR = {ROLE_LABEL: SYSTEM_ROLE}
-"""An autoscaler runs on the CPU system nodes, which no autoscaler scales.  On a
-node it scales, it can block its own scale-down (escalator #139) or be killed
-with the node it removes."""
 
 # The ``nobody`` user.  The Escalator image (alpine) has no USER line, so
 # ``runAsNonRoot`` alone would refuse to start it; a fixed uid works for both
@@ -207,43 +193,3 @@ def asg_arn(partition: str, region: str, account_id: str, asg_name: str) -> str:
     creation, so naming the group is how a policy pins one ASG.
     """
     return f"arn:{partition}:autoscaling:{region}:{account_id}:autoScalingGroup:*:autoScalingGroupName/{asg_name}"
-
-
-def account_and_partition(parent: pulumi.Resource) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-    """The deploying account id and its partition (``aws``, ``aws-cn``, ``aws-us-gov``)."""
-    invoke = pulumi.InvokeOptions(parent=parent)
-    account = aws.get_caller_identity_output(opts=invoke).account_id
-    partition = aws.get_partition_output(opts=invoke).partition
-    return account, partition
-
-
-def require_valid_groups(errors: list[ConfigError], node_groups: Sequence[GpuNodeGroup], cluster: EksCluster, controller: str) -> None:
-    """Refuse, before anything is registered, groups the controller cannot scale: ``errors``
-    from its own checks, and groups of another cluster (an autoscaler only sees its own)."""
-    if errors:
-        raise ConfigErrors(errors)
-    for g in node_groups:
-        if g.cluster is not cluster:
-            raise ValueError(f"node group {g.args.key!r} belongs to another cluster; {controller} only scales its own cluster's groups")
-
-
-def deploy_with_irsa(
-    parent: pulumi.Resource,
-    name: str,
-    *,
-    cluster: EksCluster,
-    service_account: str,
-    policy: pulumi.Input[dict[str, Any]],
-    render: Callable[[pulumi.Output[str]], list[KubeObject]],
-) -> ServiceAccountRole:
-    """Register the controller's IRSA role, then its Kubernetes objects, all under ``parent``.
-
-    ``render`` receives the role ARN.  The objects wait for the role and its
-    policy: both controllers describe their ASGs at start-up and exit when
-    they cannot.
-    """
-    irsa = ServiceAccountRole.of_cluster(f"{name}-irsa", cluster, parent=parent, namespace=NAMESPACE, service_account=service_account, policy=policy)
-    opts = cluster.k8s_opts(parent, depends_on=[irsa])
-    for obj in render(irsa.role_arn):
-        k8s_objects.create(obj, opts, name_prefix=name)
-    return irsa

@@ -12,9 +12,10 @@ import pulumi
 
 from mleks.catalogs.node_daemonsets import NVIDIA_DEVICE_PLUGIN
 from mleks.cluster_base import EksCluster
-from mleks.gpu_node_group import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL
-from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
+from mleks.manifests import k8s_objects
+from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset
 from mleks.manifests.k8s_objects import KubeObject
+from mleks.vocabulary import AMI_FAMILY_LABEL, GPU_PRESENT_LABEL
 
 # Pinned upstream release (NVIDIA/k8s-device-plugin v0.20.0, 2026-08-19; see
 # shared/reference/dlc-and-gpu.md section 4.4).
@@ -65,4 +66,6 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
     def __init__(self, name: str, *, cluster: EksCluster, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mleks:addons:NvidiaDevicePlugin", name, None, opts)
         cluster.device_plugin_added("nvidia", self)
-        register(self, name, cluster, render(), VERSION)
+        for obj in render():
+            k8s_objects.create(obj, cluster.k8s_opts(self), name_prefix=name)
+        self.register_outputs({"version": VERSION})

@@ -43,9 +43,9 @@ import pulumi_kubernetes as k8s
 from mleks.catalogs.addon_registry import registry_host
 from mleks.catalogs.partitions import partition_of
 from mleks.cluster_base import EksCluster
-from mleks.ml_cluster import ROLE_LABEL, SYSTEM_ROLE
 from mleks.validation.schema import Model
-from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+from mleks.vocabulary import ROLE_ARN_ANNOTATION, ROLE_LABEL, SYSTEM_ROLE
+from mleks.workload_identity import ServiceAccountRole
 
 TOKEN = "mleks:addons:AwsLoadBalancerController"
 NAMESPACE = "kube-system"

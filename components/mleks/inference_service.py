@@ -48,7 +48,7 @@ from mleks.catalogs.gpu import InstanceType, smallest
 from mleks.catalogs.node_daemonsets import DaemonSetLoad, heaviest
 from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import NODE_GROUP_LABEL, GpuNodeGroupArgs
+from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
@@ -74,10 +74,10 @@ from mleks.manifests.workloads import (
     shared_memory_volume,
     workload_labels,
 )
-from mleks.ml_cluster import ROLE_LABEL, check_cidr_blocks
+from mleks.ml_cluster import check_cidr_blocks
 from mleks.validation.schema import Model
-from mleks.vocabulary import ObjectName
-from mleks.workload_identity import ROLE_ARN_ANNOTATION, ServiceAccountRole
+from mleks.vocabulary import NODE_GROUP_LABEL, ROLE_ARN_ANNOTATION, ROLE_LABEL, ObjectName
+from mleks.workload_identity import ServiceAccountRole
 
 TOKEN = "mleks:serving:InferenceService"
 ROLE = "inference"

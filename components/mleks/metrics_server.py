@@ -17,8 +17,8 @@ import pulumi
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError
 from mleks.manifests import k8s_objects
-from mleks.manifests.controllers import SYSTEM_NODE_SELECTOR
 from mleks.manifests.k8s_objects import KubeObject
+from mleks.vocabulary import SYSTEM_NODE_SELECTOR
 
 TOKEN = "mleks:addons:MetricsServer"
 NAME = "metrics-server"

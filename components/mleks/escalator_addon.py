@@ -35,18 +35,16 @@ from pydantic import Field, field_validator
 
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
-from mleks.gpu_node_group import NODE_GROUP_LABEL, GpuNodeGroup, GpuNodeGroupArgs
+from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs, require_scalable
+from mleks.infra.account import account_and_partition
 from mleks.manifests.controllers import (
     NAMESPACE,
-    account_and_partition,
     asg_arn,
     cluster_role_binding,
     controller_deployment,
-    deploy_with_irsa,
     metrics_port_only,
     metrics_service,
     pod_disruption_budget,
-    require_valid_groups,
     service_account,
 )
 from mleks.manifests.escalator_config import (
@@ -60,6 +58,8 @@ from mleks.manifests.escalator_config import (
 )
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.validation.schema import Model
+from mleks.vocabulary import NODE_GROUP_LABEL
+from mleks.workload_identity import deploy_with_irsa
 
 NAME = "escalator"
 IMAGE = f"ghcr.io/atlassian/escalator:{ESCALATOR_VERSION}"
@@ -340,7 +340,7 @@ class EscalatorAddon(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         group_args = [g.args for g in node_groups]
-        require_valid_groups(node_group_errors(args, group_args), node_groups, cluster, "Escalator")
+        require_scalable(node_group_errors(args, group_args), node_groups, cluster, "Escalator")
         super().__init__("mleks:addons:EscalatorAddon", name, None, opts)
         for group in node_groups:
             group.watched_by.add("escalator")
@@ -358,6 +358,7 @@ class EscalatorAddon(pulumi.ComponentResource):
             self,
             name,
             cluster=cluster,
+            namespace=NAMESPACE,
             service_account=NAME,
             policy=policy,
             render=lambda role_arn: render(args, config_yaml=config_yaml, checksum=checksum, role_arn=role_arn, region=cluster.region),

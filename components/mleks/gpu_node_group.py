@@ -19,6 +19,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from mleks.catalogs import gpu as gpu_catalog
 from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
 from mleks.cluster_base import EksCluster, after_program
+from mleks.efa_device_plugin import EfaDevicePlugin
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.infra.managed_node_group import (
     GP3_IOPS_PER_MIBPS,
@@ -33,37 +34,28 @@ from mleks.infra.managed_node_group import (
     asg_name_of,
     create_node_group,
 )
-from mleks.ml_cluster import ROLE_LABEL
+from mleks.node_monitoring_agent import NodeMonitoringAgent
 from mleks.node_repair import NodeRepairArgs
+from mleks.nvidia_device_plugin import NvidiaDevicePlugin
 from mleks.validation.schema import Model, raise_all
-from mleks.vocabulary import label_errors
+from mleks.vocabulary import (
+    ACCELERATOR_LABEL,
+    AMI_FAMILY_LABEL,
+    EFA_PRESENT_LABEL,
+    GPU_COUNT_LABEL,
+    GPU_MEMORY_LABEL,
+    GPU_MODEL_LABEL,
+    GPU_PRESENT_LABEL,
+    GPU_TAINT,
+    NODE_GROUP_LABEL,
+    ROLE_LABEL,
+    AmiFamily,
+    Role,
+    label_errors,
+)
 
-Role = Literal["train", "inference"]
 Autoscaler = Literal["escalator", "cluster-autoscaler", "none"]
 CapacityType = Literal["on-demand", "spot", "capacity-block"]
-AmiFamily = Literal["al2023", "bottlerocket"]
-
-GPU_TAINT = {"key": NVIDIA_GPU_RESOURCE, "value": "true", "effect": "NO_SCHEDULE"}
-"""The taint on every GPU node, in EKS API form (kubectl: ``nvidia.com/gpu=true:NoSchedule``)."""
-
-GPU_TOLERATION = {"key": NVIDIA_GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-"""What a pod that belongs on GPU nodes (a GPU workload, a device plugin) tolerates: :data:`GPU_TAINT`."""
-
-# Labels we put on GPU nodes.  ``nvidia.com/gpu.present`` is also what AL2023's
-# nodeadm sets; setting it ourselves makes it true from the first moment and on
-# Bottlerocket too.
-NODE_GROUP_LABEL = "mleks.io/node-group"
-"""Every node carries its group's name; a pod that must land on one group (and be counted by its Escalator) selects it."""
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
-EFA_PRESENT_LABEL = "vpc.amazonaws.com/efa.present"
-AMI_FAMILY_LABEL = "mleks.io/ami-family"
-GPU_MODEL_LABEL = "mleks.io/gpu-model"
-GPU_COUNT_LABEL = "mleks.io/gpu-count"
-GPU_MEMORY_LABEL = "mleks.io/gpu-memory-mib"
-# cluster-autoscaler's AWS provider treats a node with this label as a GPU node
-# that is still starting, instead of a node without GPUs, while the device
-# plugin registers; without it, scale-up from zero can order extra nodes.
-ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 
 DEFAULT_AUTOSCALER: dict[str, Autoscaler] = {"train": "escalator", "inference": "cluster-autoscaler"}
 
@@ -538,6 +530,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
         self.watched_by: set[str] = set()
         """The autoscaler add-ons that scale this group (they add themselves)."""
         cluster.gpu_group_added(self)
+        _add_node_daemons(cluster, args)
         self.register_outputs(
             {"asg_name": self.asg_name, "node_group_name": self.node_group_name, "autoscaler": after_program(lambda: self._check_owner_watches(name))}
         )
@@ -558,3 +551,40 @@ class GpuNodeGroup(pulumi.ComponentResource):
                 ]
             )
         return owner
+
+
+def _add_node_daemons(cluster: EksCluster, args: GpuNodeGroupArgs) -> None:
+    """What every GPU node of ``cluster`` needs, added once per cluster with the first group that needs it.
+
+    The node monitoring agent (GPU health for auto-repair, and the one DCGM engine per node) comes
+    with any GPU group; the NVIDIA device plugin with an AL2023 group (Bottlerocket ships its own);
+    the EFA plugin with an EFA group.  They are the cluster's children, not the group's: a cluster
+    keeps one of each whichever group came first.
+    """
+    child = pulumi.ResourceOptions(parent=cluster)
+    if cluster.node_monitoring_agent is None:
+        cluster.node_monitoring_agent = NodeMonitoringAgent(f"{cluster.name}-node-monitoring", cluster=cluster, opts=child)
+    if args.ami_family == "al2023" and not cluster.has_device_plugin("nvidia"):
+        NvidiaDevicePlugin(f"{cluster.name}-nvidia", cluster=cluster, opts=child)
+    if args.efa and not cluster.has_device_plugin("efa"):
+        EfaDevicePlugin(f"{cluster.name}-efa", cluster=cluster, opts=child)
+
+
+def require_scalable(errors: list[ConfigError], node_groups: Sequence[GpuNodeGroup], cluster: EksCluster, controller: str) -> None:
+    """Refuse, before the autoscaler registers anything, groups it cannot scale: ``errors`` from
+    its own checks, and groups of another cluster (an autoscaler sees its own cluster's groups only)."""
+    for i, group in enumerate(node_groups):
+        if not isinstance(group, GpuNodeGroup):
+            given = type(group).__name__
+            errors.append(ConfigError(f"node_groups[{i}]", given, "a GpuNodeGroup component (the group itself, not its args)", f"a {given}"))
+        elif group.cluster is not cluster:
+            errors.append(
+                ConfigError(
+                    f"node_groups[{i}]",
+                    group.args.key,
+                    f"a group of cluster {cluster.name!r}: {controller} scales only its own cluster's groups",
+                    f"the group belongs to cluster {group.cluster.name!r}",
+                )
+            )
+    if errors:
+        raise ConfigErrors(errors)

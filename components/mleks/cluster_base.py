@@ -8,7 +8,7 @@ program meet, so that components alone compose into a working platform:
 
 * **Device plugins** come with the first GPU group that needs them: the NVIDIA
   plugin with an AL2023 group (Bottlerocket ships its own), the EFA plugin with
-  an EFA group.
+  an EFA group.  The group adds them; the cluster only keeps one of each.
 * **Autoscaler ownership** is checked once the program has run: a group owned
   by Escalator or cluster-autoscaler that no such add-on watches would stay at
   its minimum size forever, so the update fails naming it.
@@ -24,20 +24,33 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pulumi
 
 from mleks.catalogs.node_daemonsets import DaemonSetLoad, NodeAddons, gpu_node_load
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.manifests import k8s_objects
+from mleks.manifests.workloads import namespace_object
+from mleks.vocabulary import PREEXISTING_NAMESPACES, AmiFamily
 
-if TYPE_CHECKING:
-    from mleks.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
-    from mleks.node_monitoring_agent import NodeMonitoringAgent
 
-PREEXISTING_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
-"""Namespaces every cluster has; workloads may use them, mleks never owns them."""
+class GroupFacts(Protocol):
+    """What the cluster reads of a GPU group's arguments (``GpuNodeGroupArgs`` has them)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def ami_family(self) -> AmiFamily: ...
+    @property
+    def efa(self) -> bool: ...
+
+
+class GpuGroup(Protocol):
+    """What the cluster keeps of each of its GPU groups (``GpuNodeGroup`` is one)."""
+
+    @property
+    def args(self) -> GroupFacts: ...
 
 
 def after_program(check: Callable[[], Any]) -> pulumi.Output[Any]:
@@ -81,8 +94,9 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, type_: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
         super().__init__(type_, name, None, opts)
         self.name = name
-        self.gpu_groups: list[GpuNodeGroup] = []
-        self.node_monitoring_agent: NodeMonitoringAgent | None = None
+        self.gpu_groups: list[GpuGroup] = []
+        self.node_monitoring_agent: pulumi.Resource | None = None
+        """The node monitoring agent, which comes with the cluster's first GPU group (see ``GpuNodeGroup``)."""
         self._device_plugins: dict[str, pulumi.Resource] = {}
         self._namespaces: dict[str, pulumi.Resource] = {}
         self._namespace_needs: dict[str, list[tuple[bool, bool]]] = {}
@@ -92,7 +106,7 @@ class EksCluster(pulumi.ComponentResource):
 
     # -- what the DaemonSets leave on a GPU node ---------------------------------------------
 
-    def gpu_node_load(self, group: GpuNodeGroupArgs) -> DaemonSetLoad:
+    def gpu_node_load(self, group: GroupFacts) -> DaemonSetLoad:
         """What the DaemonSet pods on a node of ``group`` request, with this cluster's add-ons."""
         self._sized_by = self._sized_by or group.key
         return gpu_node_load(self.node_addons, ami_family=group.ami_family, efa=group.efa)
@@ -120,24 +134,14 @@ class EksCluster(pulumi.ComponentResource):
         """Options for a Kubernetes object of this cluster, parented to ``parent``."""
         return pulumi.ResourceOptions(parent=parent, provider=self.provider, **kwargs)  # type: ignore[arg-type]
 
-    # -- device plugins --------------------------------------------------------------
+    # -- GPU groups and their device plugins ---------------------------------------------
 
-    def gpu_group_added(self, group: GpuNodeGroup) -> None:
-        """Called by each GpuNodeGroup of this cluster: add the device plugins it needs, once."""
-        # Imported here: the plugins import the node group module for its labels.
-        from mleks.efa_device_plugin import EfaDevicePlugin
-        from mleks.node_monitoring_agent import NodeMonitoringAgent
-        from mleks.nvidia_device_plugin import NvidiaDevicePlugin
-
+    def gpu_group_added(self, group: GpuGroup) -> None:
+        """Called by each GPU group of this cluster, which adds what its nodes need (see ``GpuNodeGroup``)."""
         self.gpu_groups.append(group)
-        child = pulumi.ResourceOptions(parent=self)
-        if self.node_monitoring_agent is None:
-            # GPU health conditions for node auto-repair, and the one DCGM engine per GPU node.
-            self.node_monitoring_agent = NodeMonitoringAgent(f"{self.name}-node-monitoring", cluster=self, opts=child)
-        if group.args.ami_family == "al2023" and "nvidia" not in self._device_plugins:
-            NvidiaDevicePlugin(f"{self.name}-nvidia", cluster=self, opts=child)
-        if group.args.efa and "efa" not in self._device_plugins:
-            EfaDevicePlugin(f"{self.name}-efa", cluster=self, opts=child)
+
+    def has_device_plugin(self, kind: str) -> bool:
+        return kind in self._device_plugins
 
     def device_plugin_added(self, kind: str, plugin: pulumi.Resource) -> None:
         """Called by each device plugin: one per kind and cluster (two DaemonSets of one name would clash)."""
@@ -162,8 +166,6 @@ class EksCluster(pulumi.ComponentResource):
         if name in PREEXISTING_NAMESPACES:
             return []
         self._namespace_needs.setdefault(name, []).append((non_root, readiness_gates))
-        from mleks.manifests.workloads import namespace_object  # it imports the node group module, which imports this one
-
         if name not in self._namespaces:
             # The labels are settled once every workload of the program has asked.
             labels = after_program(lambda: self._namespace_labels(name))
@@ -174,8 +176,6 @@ class EksCluster(pulumi.ComponentResource):
         return [self._namespaces[name]]
 
     def _namespace_labels(self, name: str) -> dict[str, str]:
-        from mleks.manifests.workloads import namespace_object
-
         needs = self._namespace_needs[name]
         rendered = namespace_object(name, restricted=all(n for n, _ in needs), readiness_gates=any(g for _, g in needs))
         return dict(rendered["metadata"]["labels"])

@@ -98,13 +98,13 @@ def create(
         return k8s.apiextensions.CustomResource(name, api_version=key[0], kind=key[1], metadata=obj["metadata"], spec=obj["spec"], opts=opts)
     cls = _KINDS.get(key)
     if cls is None:
-        raise ValueError(f"no resource class registered for {key}; add it to components/k8s_objects.py")
+        raise ValueError(f"no resource class registered for {key}; add it to components/mleks/manifests/k8s_objects.py")
     kwargs: dict[str, Any] = {}
     for field, value in obj.items():
         if field in ("apiVersion", "kind"):
             continue
         kwarg = _FIELD_KWARGS.get(field)
         if kwarg is None:
-            raise ValueError(f"{obj['kind']} field {field!r} has no keyword mapping in components/k8s_objects.py")
+            raise ValueError(f"{obj['kind']} field {field!r} has no keyword mapping in components/mleks/manifests/k8s_objects.py")
         kwargs[kwarg] = value
     return cls(name, opts=opts, **kwargs)

@@ -27,8 +27,8 @@ import pulumi
 
 from mleks.catalogs.node_daemonsets import DCGM_SERVER, NODE_MONITORING_AGENT
 from mleks.cluster_base import EksCluster
-from mleks.gpu_node_group import GPU_TOLERATION
 from mleks.infra.eks_addon import managed_addon
+from mleks.vocabulary import GPU_TOLERATION
 
 TOKEN = "mleks:addons:NodeMonitoringAgent"
 ADDON_NAME = "eks-node-monitoring-agent"

@@ -12,14 +12,15 @@ import pulumi
 from mleks.catalogs.addon_registry import addon_image
 from mleks.catalogs.node_daemonsets import EFA_DEVICE_PLUGIN
 from mleks.cluster_base import EksCluster
-from mleks.gpu_node_group import EFA_PRESENT_LABEL
-from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset, register
+from mleks.manifests import k8s_objects
+from mleks.manifests.device_plugins import KUBELET_SOCKETS, KUBELET_SOCKETS_MOUNT, daemonset
 from mleks.manifests.k8s_objects import KubeObject
+from mleks.vocabulary import EFA_PRESENT_LABEL
 
 # aws/eks-charts aws-efa-k8s-device-plugin chart v0.5.30, app v0.5.20 (see
 # shared/reference/dlc-and-gpu.md section 4.5).  The image lives in the EKS
 # add-on registry of the cluster's own region, which every EKS node role may
-# pull from (components/addon_registry.py).
+# pull from (components/mleks/catalogs/addon_registry.py).
 VERSION = "v0.5.20"
 REPOSITORY = "eks/aws-efa-k8s-device-plugin"
 NAME = "aws-efa-k8s-device-plugin"
@@ -62,4 +63,6 @@ class EfaDevicePlugin(pulumi.ComponentResource):
     def __init__(self, name: str, *, cluster: EksCluster, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mleks:addons:EfaDevicePlugin", name, None, opts)
         cluster.device_plugin_added("efa", self)
-        register(self, name, cluster, render(cluster.region), VERSION)
+        for obj in render(cluster.region):
+            k8s_objects.create(obj, cluster.k8s_opts(self), name_prefix=name)
+        self.register_outputs({"version": VERSION})
