@@ -15,7 +15,9 @@ import pytest
 
 from mleks.errors import ConfigErrors
 from mleks.testing import Project
-from stacks import offline, topology, validation
+from mleks.platform import checks as platform_checks
+from mleks.platform import plan as platform_plan
+from stacks import offline, validation
 from tests.checks import config_errors, error_for, stack_file
 
 
@@ -95,9 +97,7 @@ def _raw(stack: str) -> dict[str, Any]:
 
 
 def _owners(cfg: Any) -> Any:
-    from stacks import naming
-
-    return naming.owners(cfg)
+    return platform_checks.name_owners(cfg)
 
 
 # -- item 6: labels and tags EKS or Kubernetes refuse ---------------------------------------------------------
@@ -243,9 +243,9 @@ def test_the_add_ons_the_config_predicts_are_the_ones_each_cluster_gets(stack: s
             ebs_csi="mleks:addons:EbsCsiDriver" in kinds,
             fsx_csi="mleks:addons:FsxCsiDriver" in kinds,
         )
-    names = topology.cluster_names(cfg)
+    names = platform_plan.cluster_names(cfg)
     for role, cluster in names.items():
-        assert topology.node_addons(cfg, role) == clusters[cluster], (stack, role)
+        assert platform_plan.node_addons(cfg, role) == clusters[cluster], (stack, role)
 
 
 def test_an_add_on_created_after_a_workload_was_sized_is_refused_before_it_registers():

@@ -46,7 +46,7 @@ def test_every_dependency_range_has_an_exact_tested_pin():
     for req in ("requirements.txt", "requirements-dev.txt"):
         for line in (ROOT / req).read_text().splitlines():
             line = line.strip()
-            if not line or line.startswith(("#", "-r")):
+            if not line or line.startswith(("#", "-r", "-e")):
                 continue
             name = re.split(r"[<>=~! ]", line, maxsplit=1)[0].lower().replace("_", "-")
             assert name in pins, f"{name} from {req} is not pinned in constraints.txt"

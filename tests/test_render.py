@@ -41,11 +41,12 @@ def test_kubernetes_objects_are_written_per_cluster(tmp_path: Path):
     assert all({"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
 
 
-def test_tree_nests_gpu_groups_under_their_cluster(rendered):
+def test_tree_nests_gpu_groups_under_their_cluster_under_the_platform(rendered):
     lines = tree_lines(rendered["unified"])
-    cluster_line = next(i for i, line in enumerate(lines) if line.startswith("mleks:cluster:MLCluster  ml-unified"))
+    assert lines[0] == "mleks:platform:MLPlatform  ml-unified"
+    cluster_line = next(i for i, line in enumerate(lines) if line.startswith("  mleks:cluster:MLCluster  ml-unified"))
     train_line = next(i for i, line in enumerate(lines) if "mleks:nodegroup:GpuNodeGroup  ml-unified-train-p5-gpu" in line)
-    assert train_line > cluster_line and lines[train_line].startswith("  ")
+    assert train_line > cluster_line and lines[train_line].startswith("    ")
 
 
 def test_bad_config_exits_2_with_the_message(tmp_path: Path, capsys):

@@ -67,7 +67,7 @@ from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.cluster_base import EksCluster, unique
 from mleks.dataset import DatasetMount, check_mount_path, claim_name
 from mleks.errors import ConfigError, ConfigWarning
-from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, component_errors, placement_errors, raised
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
@@ -696,8 +696,9 @@ def job_resource_options() -> dict[str, Any]:
 class DLCTrainingJob(pulumi.ComponentResource):
     """A DLC training Job on the train group of ``cluster``.
 
-    ``node_group`` is the train group's args (its instance types fix the image
-    architecture and the resource checks); ``region`` picks the DLC registry.
+    ``node_group`` is the train group (a :class:`~mleks.gpu_node_group.GpuNodeGroup`, or its args;
+    its instance types fix the image architecture and the resource checks); ``region`` picks the
+    DLC registry (default: the cluster's).
     ``depends_on`` is typically the job's Namespace.  Bad args raise
     ``ConfigError`` before anything is registered.  ``config_key``: where the
     job sits in your config (``mleks:trainingJobs.smoke``), for warnings.
@@ -713,13 +714,21 @@ class DLCTrainingJob(pulumi.ComponentResource):
         args: DLCTrainingJobArgs,
         *,
         cluster: EksCluster,
-        node_group: GpuNodeGroupArgs,
-        region: str,
+        node_group: NodeGroupInput,
+        region: str | None = None,
         depends_on: list[pulumi.Resource] | None = None,
         config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        plan = plan_job(args, node_group, region, cluster.gpu_node_load(node_group))
+        groups, errors = placement_errors(node_group, role="train", cluster=cluster, named=[args.node_group] if args.node_group else None)
+        if len(groups) > 1:
+            errors.append(ConfigError("node_group", [g.key for g in groups], "one train group: a job's pods all run on one group", "several groups"))
+        plan: JobPlan | None = None
+        args_errors: list[ConfigError] = []
+        if groups and not errors:
+            plan, args_errors = raised(lambda: plan_job(args, groups[0], region or cluster.region, cluster.gpu_node_load(groups[0])))
+        if errors or args_errors or plan is None:
+            raise component_errors(errors, component="DLCTrainingJob", name=name, config_key=config_key, args_errors=args_errors)
         super().__init__(TYPE, name, None, opts)
         self.plan = plan
         for warning in plan.warnings:
@@ -739,7 +748,7 @@ class DLCTrainingJob(pulumi.ComponentResource):
             # created before them would start without AWS credentials.
             created.append(k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=deps + created, **extra), name_prefix=name))
 
-        self.image = plan.image.uri
+        self.image: pulumi.Output[str] = pulumi.Output.from_input(plan.image.uri)
         self.role_arn = role_arn
         self.register_outputs(
             {

@@ -9,8 +9,8 @@ training, cluster-autoscaler for inference, or none) owns each group's size.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Annotated, Literal
+from collections.abc import Callable, Sequence
+from typing import Annotated, Literal, TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from mleks.catalogs import gpu as gpu_catalog
 from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
+from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.cluster_base import EksCluster, after_program
 from mleks.efa_device_plugin import EfaDevicePlugin
 from mleks.errors import ConfigError, ConfigErrors
@@ -34,10 +35,11 @@ from mleks.infra.managed_node_group import (
     asg_name_of,
     create_node_group,
 )
+from mleks.manifests.node_capacity import fit_errors, gpu_count_error
 from mleks.node_monitoring_agent import NodeMonitoringAgent
 from mleks.node_repair import NodeRepairArgs
 from mleks.nvidia_device_plugin import NvidiaDevicePlugin
-from mleks.validation.schema import Model, raise_all
+from mleks.validation.schema import Model, python_spelling, raise_all
 from mleks.vocabulary import (
     ACCELERATOR_LABEL,
     AMI_FAMILY_LABEL,
@@ -588,3 +590,88 @@ def require_scalable(errors: list[ConfigError], node_groups: Sequence[GpuNodeGro
             )
     if errors:
         raise ConfigErrors(errors)
+
+
+T = TypeVar("T")
+
+NodeGroupInput = GpuNodeGroup | GpuNodeGroupArgs
+"""What a workload's ``node_group`` takes: the group component (preferred: its cluster is checked
+too), or its args."""
+
+
+def placement_errors(
+    given: NodeGroupInput | Sequence[NodeGroupInput] | None, *, role: Role, cluster: EksCluster, named: Sequence[str] | None
+) -> tuple[list[GpuNodeGroupArgs], list[ConfigError]]:
+    """The groups a workload of ``role`` in ``cluster`` was given, and every reason it cannot run there.
+
+    ``named``: the group names the workload's own args ask for (``node_group=`` in its Args, as a
+    stack file sets it), which must be the groups given.  Errors are keyed ``node_group`` (or
+    ``node_group[i]``) and ``args.node_group``, relative to the workload.
+    """
+    items = [given] if isinstance(given, (GpuNodeGroup, GpuNodeGroupArgs)) or given is None else list(given)
+    listed = not isinstance(given, (GpuNodeGroup, GpuNodeGroupArgs)) and given is not None
+    groups: list[GpuNodeGroupArgs] = []
+    errors: list[ConfigError] = []
+    for i, item in enumerate(items):
+        key = f"node_group[{i}]" if listed else "node_group"
+        if item is None:
+            continue
+        if isinstance(item, GpuNodeGroup):
+            if item.cluster is not cluster:
+                errors.append(
+                    ConfigError(key, item.args.key, f"a GPU group of cluster {cluster.name!r}", f"the group belongs to cluster {item.cluster.name!r}")
+                )
+            args = item.args
+        elif isinstance(item, GpuNodeGroupArgs):
+            args = item
+        else:
+            given_type = type(item).__name__
+            errors.append(ConfigError(key, given_type, "a GpuNodeGroup (or its GpuNodeGroupArgs)", f"a {given_type}"))
+            continue
+        if args.role != role:
+            errors.append(ConfigError(key, args.key, f"a group of role {role!r}", f"the group has role {args.role!r}"))
+        groups.append(args)
+    if listed and not items:
+        errors.append(ConfigError("node_group", [], f"at least one group of role {role!r}", "an empty list"))
+    if named is not None and groups and sorted(named) != sorted(g.key for g in groups):
+        errors.append(
+            ConfigError(
+                "args.node_group", list(named), f"the names of the groups given as node_group: {[g.key for g in groups]}, or no name", "names another group"
+            )
+        )
+    return groups, errors
+
+
+def component_errors(errors: list[ConfigError], *, component: str, name: str, config_key: str | None, args_errors: Sequence[ConfigError] = ()) -> ConfigErrors:
+    """A component's problems for its reader, all at once.
+
+    ``errors`` are keyed by the component's keyword arguments (``node_group``), ``args_errors`` by
+    fields of its Args (``gpusPerNode``).  Built from config (``config_key``, e.g.
+    ``mleks:trainingJobs.smoke``), they are keyed under it in the config's spelling; built in
+    Python, as ``DLCTrainingJob('smoke').args.gpus_per_node``.
+    """
+    if config_key:
+        return ConfigErrors([e.under(config_key) for e in [*errors, *args_errors]])
+    every = [*errors, *(e.under("args") for e in args_errors)]
+    return ConfigErrors([python_spelling(e, f"{component}({name!r})") for e in every])
+
+
+def raised(call: Callable[[], T]) -> tuple[T | None, list[ConfigError]]:
+    """``call()``'s result, or the ``ConfigError``\\s it raised (one or several)."""
+    try:
+        return call(), []
+    except ConfigErrors as many:
+        return None, list(many.errors)
+    except ConfigError as one:
+        return None, [one]
+
+
+def gpu_fit_errors(gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs, load: DaemonSetLoad) -> list[ConfigError]:
+    """Why a pod asking ``gpus``, ``cpu`` and ``memory`` fits no node of ``group`` beside ``load``
+    (keys ``gpus``, ``cpu``, ``memory``, relative to the workload)."""
+    group_key = f"nodeGroups.{group.key}"
+    instance = group.smallest_instance
+    too_many = gpu_count_error("gpus", gpus, instance, group_key)
+    if too_many is not None:
+        return [too_many]
+    return fit_errors(cpu, memory, instance, group_key, load)

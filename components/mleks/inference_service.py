@@ -48,7 +48,7 @@ from mleks.catalogs.gpu import InstanceType, smallest
 from mleks.catalogs.node_daemonsets import DaemonSetLoad, heaviest
 from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, component_errors, gpu_fit_errors, placement_errors
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
@@ -590,6 +590,47 @@ def model_policy(args: InferenceServiceArgs, region: str) -> dict[str, Any] | No
 # -- the component ---------------------------------------------------------------------
 
 
+def service_errors(args: InferenceServiceArgs, groups: Sequence[GpuNodeGroupArgs], region: str, loads: Sequence[DaemonSetLoad]) -> list[ConfigError]:
+    """Why a service cannot run on ``groups`` (each beside its DaemonSet load), keyed relative to the service's args.
+
+    One image for every group, so one CPU architecture; each group must fit a pod (a group no pod
+    fits is scaled by nothing); ``maxReplicas`` within what the groups can ever hold; the image
+    resolvable for the region and the groups' instance types.
+    """
+    arches = {g.arch for g in groups}
+    if len(arches) > 1:
+        # The service renders one image reference, and DLC tags are built per architecture.
+        detail = ", ".join(f"{g.key} is {g.arch}" for g in groups)
+        return [
+            ConfigError("nodeGroup", args.node_group, "groups of one CPU architecture: the service runs one image", f"the groups mix architectures ({detail})")
+        ]
+    errors = [e for g, load in zip(groups, loads, strict=True) for e in gpu_fit_errors(args.gpus, args.cpu, args.memory, g, load)]
+    # A pod that fits no node makes the replica bound meaningless; report the cause only.
+    errors = errors or _replica_errors(args, groups)
+    try:
+        resolve_image(args.image, region=region, job_type="inference", instance_types=[t for g in groups for t in g.instance_infos])
+    except ConfigError as err:
+        errors.append(err)
+    return errors
+
+
+def _replica_errors(svc: InferenceServiceArgs, groups: Sequence[GpuNodeGroupArgs]) -> list[ConfigError]:
+    # Upper bound: every node of every group the largest member type, as many pods per node as its GPUs allow.
+    per_node = [(g, max(t.accelerator_count for t in g.instance_infos) // svc.gpus) for g in groups]
+    most = sum(g.max_size * n for g, n in per_node)
+    if svc.autoscaling.max_replicas > most:
+        detail = " + ".join(f"nodeGroups.{g.key}.maxSize {g.max_size} x {n} pod(s)" for g, n in per_node)
+        return [
+            ConfigError(
+                "autoscaling.maxReplicas",
+                svc.autoscaling.max_replicas,
+                f"at most {most} ({detail} of {svc.gpus} GPU(s) per node)",
+                "more pods than its inference groups can ever hold",
+            )
+        ]
+    return []
+
+
 class InferenceService(pulumi.ComponentResource):
     """A model server on the inference GPU group of ``cluster``.
 
@@ -604,19 +645,26 @@ class InferenceService(pulumi.ComponentResource):
         args: InferenceServiceArgs,
         *,
         cluster: EksCluster,
-        node_group: GpuNodeGroupArgs | Sequence[GpuNodeGroupArgs],
-        region: str,
+        node_group: NodeGroupInput | Sequence[NodeGroupInput],
+        region: str | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
         load_balancer_controller: pulumi.Resource | None = None,
         config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``load_balancer_controller``: what the internal NLB Service waits for (an
-        :class:`~mleks.load_balancer_controller.AwsLoadBalancerController`'s release); only that
-        Service waits, so the server's pods start while the controller is still being installed."""
+        """``node_group``: the inference group(s) to run on (:class:`~mleks.gpu_node_group.GpuNodeGroup`,
+        or their args).  ``region``: default, the cluster's.  ``load_balancer_controller``: what the
+        internal NLB Service waits for (an :class:`~mleks.load_balancer_controller.AwsLoadBalancerController`'s
+        release); only that Service waits, so the server's pods start while the controller is still
+        being installed."""
+        region = region or cluster.region
+        groups, errors = placement_errors(node_group, role="inference", cluster=cluster, named=args.node_group_names)
+        loads = [cluster.gpu_node_load(g) for g in groups]
+        args_errors = service_errors(args, groups, region, loads) if groups and not errors else []
+        if errors or args_errors:
+            raise component_errors(errors, component="InferenceService", name=name, config_key=config_key, args_errors=args_errors)
         super().__init__(TOKEN, name, None, opts)
         self.args = args
-        groups = [node_group] if isinstance(node_group, GpuNodeGroupArgs) else list(node_group)
         infos = [t for g in groups for t in g.instance_infos]
         resolved = resolve_image(args.image, region=region, job_type="inference", instance_types=infos)
         for warning in resolved.warnings:
@@ -629,7 +677,7 @@ class InferenceService(pulumi.ComponentResource):
             role_arn = role.role_arn
 
         # The heaviest DaemonSet load of the groups: the pod must fit beside it on whichever group it lands.
-        load = heaviest([cluster.gpu_node_load(g) for g in groups])
+        load = heaviest(loads)
         objects = render(args, image=resolved.uri, instance=smallest(infos), region=region, daemonsets=load, role_arn=role_arn, placement=Placement.of(groups))
         namespace = cluster.namespace(args.namespace, non_root=runs_as_non_root(args.run_as_user), readiness_gates=args.exposure == "internal-nlb")
         depends_on = unique([*namespace, *depends_on])
@@ -647,7 +695,7 @@ class InferenceService(pulumi.ComponentResource):
 
         self.service_name = args.name
         self.namespace = args.namespace
-        self.image = resolved.uri
+        self.image: pulumi.Output[str] = pulumi.Output.from_input(resolved.uri)
         self.role_arn = role_arn
         self.internal_hostname = internal_hostname
         self.register_outputs(

@@ -43,7 +43,7 @@ from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.cluster_base import EksCluster, unique
 from mleks.dataset import DatasetMount, claim_name
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, component_errors, gpu_fit_errors, placement_errors
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, storage_size
@@ -328,10 +328,22 @@ def token_command(args: JupyterNotebookArgs) -> str:
 # -- the component -------------------------------------------------------------------------
 
 
+def notebook_errors(args: JupyterNotebookArgs, group: GpuNodeGroupArgs | None, region: str, load: DaemonSetLoad | None) -> list[ConfigError]:
+    """Why a notebook cannot run (keyed relative to its args): a GPU notebook must fit a node of
+    ``group`` beside ``load``; its image must resolve for the region (and the group's instance types)."""
+    errors = gpu_fit_errors(args.gpus, args.cpu, args.memory, group, load) if group is not None and load is not None else []
+    try:
+        resolve_image(args.image, region=region, job_type="training", instance_types=group.instance_infos if group is not None else [])
+    except ConfigError as err:
+        errors.append(err)
+    return errors
+
+
 class JupyterNotebook(pulumi.ComponentResource):
     """A Jupyter server in ``cluster``, optionally with GPUs of the train group.
 
-    ``node_group`` is the train group's args (required when ``gpus > 0``);
+    ``node_group`` is the train group (a :class:`~mleks.gpu_node_group.GpuNodeGroup` or its args;
+    required when ``gpus > 0``); ``region`` defaults to the cluster's;
     ``storage_class`` names an existing StorageClass (normally
     :class:`~mleks.ebs_csi_driver.EbsCsiDriver`'s), and ``depends_on``
     should include whatever provides it.
@@ -346,17 +358,25 @@ class JupyterNotebook(pulumi.ComponentResource):
         args: JupyterNotebookArgs,
         *,
         cluster: EksCluster,
-        node_group: GpuNodeGroupArgs | None,
-        region: str,
+        node_group: NodeGroupInput | None = None,
+        region: str | None = None,
         storage_class: str,
         depends_on: Sequence[pulumi.Resource] = (),
         config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(TOKEN, name, None, opts)
+        region = region or cluster.region
+        groups, errors = placement_errors(node_group, role="train", cluster=cluster, named=[args.node_group] if args.node_group else None)
+        group = groups[0] if groups else None
         if args.gpus and node_group is None:
-            raise ConfigError(f"notebooks.{args.name}.gpus", args.gpus, "0, or a train node group to run on", "no train group was given")
+            errors.append(ConfigError("node_group", None, "a train group to run on, or args.gpus = 0", f"the notebook asks for {args.gpus} GPU(s)"))
+        load = cluster.gpu_node_load(group) if (group is not None and args.gpus) else None
+        args_errors = [] if errors else notebook_errors(args, group if args.gpus else None, region, load)
+        if errors or args_errors:
+            raise component_errors(errors, component="JupyterNotebook", name=name, config_key=config_key, args_errors=args_errors)
+        super().__init__(TOKEN, name, None, opts)
         self.args = args
+        node_group = group
         instance_types = node_group.instance_infos if (node_group is not None and args.gpus) else []
         resolved = resolve_image(args.image, region=region, job_type="training", instance_types=instance_types)
         for warning in resolved.warnings:
@@ -367,7 +387,6 @@ class JupyterNotebook(pulumi.ComponentResource):
         password = random.RandomPassword(f"{name}-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self))
         instance = node_group.smallest_instance if (node_group is not None and args.gpus) else None
         selector = node_group.selector if node_group is not None else None
-        load = cluster.gpu_node_load(node_group) if (node_group is not None and args.gpus) else None
         objects = render(args, image=resolved.uri, instance=instance, storage_class=storage_class, token=password.result, daemonsets=load, selector=selector)
 
         # The pod starts only once its account, token, Service and policy exist.

@@ -126,6 +126,35 @@ def _python_key(key: str) -> str:
     return ".".join(re.sub(r"_(\d)", r"\1", to_snake(part)) if _CAMEL_PART.fullmatch(part.split("[", 1)[0]) else part for part in key.split("."))
 
 
+def _aliases() -> dict[str, str]:
+    """camelCase key -> snake_case argument, for every field of every argument model."""
+    found: dict[str, str] = {}
+    models: list[type[BaseModel]] = [Model]
+    while models:
+        model = models.pop()
+        models.extend(model.__subclasses__())
+        for name, info in model.model_fields.items():
+            if info.alias and info.alias != name:
+                found[info.alias] = name
+    return found
+
+
+_CAMEL_WORD = re.compile(r"(?<![\w/-])[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+(?![\w-])")
+
+
+def python_spelling(err: ConfigError, owner: str) -> ConfigError:
+    """``err`` as a Python user reads it: keyed under ``owner`` (``MLPlatform('ml')``) in snake_case,
+    and the argument names its text mentions (``nodeGroups``, ``maxSize``) in snake_case too."""
+    aliases = _aliases()
+
+    def words(text: str | None) -> str | None:
+        return None if text is None else _CAMEL_WORD.sub(lambda m: aliases.get(m.group(0), m.group(0)), text)
+
+    key = _python_key(err.key)
+    where = f"{owner}{'' if not key or key.startswith('[') else '.'}{key}"
+    return ConfigError(where, err.value, words(err.accepted) or "", words(err.problem))
+
+
 def to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], prefix: str = "", *, python_names: bool = False) -> ConfigErrors:
     """Translate a pydantic error into ``ConfigErrors`` with full key paths (in Python spelling with ``python_names``)."""
     translated = _to_config_errors(exc, model, prefix)
