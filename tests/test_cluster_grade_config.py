@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from mleks.errors import ConfigErrors
-from mleks.testing import Project
 from mleks.platform import checks as platform_checks
 from mleks.platform import plan as platform_plan
+from mleks.testing import Project
 from stacks import offline, validation
 from tests.checks import config_errors, error_for, stack_file
 

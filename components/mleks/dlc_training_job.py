@@ -67,14 +67,14 @@ from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.cluster_base import EksCluster, unique
 from mleks.dataset import DatasetMount, check_mount_path, claim_name
 from mleks.errors import ConfigError, ConfigWarning
-from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, component_errors, placement_errors, raised
+from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, placement_errors
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.manifests.node_capacity import BATCH, fit_errors, gpu_count_error, node_budget, share_requests
 from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, cpu_millis, cpu_text, memory_bytes, memory_text
 from mleks.manifests.workloads import EnvVars, container_security_context, placement, pod_security_context, resources, shared_memory_volume
-from mleks.validation.schema import Model, VersionText, raise_all
+from mleks.validation.schema import Model, VersionText, component_errors, raise_all, raised
 from mleks.vocabulary import ROLE_ARN_ANNOTATION, ObjectName, label_errors
 from mleks.workload_identity import ServiceAccountRole
 

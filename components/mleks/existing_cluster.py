@@ -11,6 +11,9 @@ What it needs from you, and why:
 * ``kubernetes_version``: the cluster's minor (``"1.35"``).  Add-on images are
   pinned per minor before anything is looked up; the update fails if the
   cluster reports another minor.
+* ``region``: the cluster's region, which its kubeconfig and the add-on and
+  DLC images use; the update fails if the cluster found is in another (its
+  ARN names it), as it is when the AWS provider points elsewhere.
 * the cluster's IAM OIDC provider must exist (``eksctl utils
   associate-iam-oidc-provider``): autoscalers and workloads get AWS rights
   through IRSA.
@@ -119,8 +122,19 @@ class ExistingCluster(EksCluster):
                 "oidc_provider_arn": self.oidc_provider_arn,
                 "node_role_arn": self.node_role_arn,
                 "kubernetes_version": found.version.apply(lambda actual: self._check_version(str(actual))),
+                "region": found.arn.apply(lambda arn: self._check_region(str(arn))),
             }
         )
+
+    def _check_region(self, arn: str) -> str:
+        # arn:<partition>:eks:<region>:<account>:cluster/<name>.  The lookup runs wherever the AWS
+        # provider points, so a `region` that differs would pull images from, and fetch tokens
+        # for, a region the cluster is not in.
+        parts = arn.split(":")
+        actual = parts[3] if len(parts) > 3 else ""
+        if actual and actual != self.region:
+            raise ConfigErrors([ConfigError("region", self.region, f'"{actual}", the region the cluster is in (its ARN {arn})', "not the cluster's region")])
+        return actual or self.region
 
     def _check_version(self, actual: str) -> str:
         minor = ".".join(actual.split(".")[:2])

@@ -9,8 +9,8 @@ training, cluster-autoscaler for inference, or none) owns each group's size.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from typing import Annotated, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -39,7 +39,7 @@ from mleks.manifests.node_capacity import fit_errors, gpu_count_error
 from mleks.node_monitoring_agent import NodeMonitoringAgent
 from mleks.node_repair import NodeRepairArgs
 from mleks.nvidia_device_plugin import NvidiaDevicePlugin
-from mleks.validation.schema import Model, python_spelling, raise_all
+from mleks.validation.schema import Model, raise_all
 from mleks.vocabulary import (
     ACCELERATOR_LABEL,
     AMI_FAMILY_LABEL,
@@ -592,8 +592,6 @@ def require_scalable(errors: list[ConfigError], node_groups: Sequence[GpuNodeGro
         raise ConfigErrors(errors)
 
 
-T = TypeVar("T")
-
 NodeGroupInput = GpuNodeGroup | GpuNodeGroupArgs
 """What a workload's ``node_group`` takes: the group component (preferred: its cluster is checked
 too), or its args."""
@@ -640,30 +638,6 @@ def placement_errors(
             )
         )
     return groups, errors
-
-
-def component_errors(errors: list[ConfigError], *, component: str, name: str, config_key: str | None, args_errors: Sequence[ConfigError] = ()) -> ConfigErrors:
-    """A component's problems for its reader, all at once.
-
-    ``errors`` are keyed by the component's keyword arguments (``node_group``), ``args_errors`` by
-    fields of its Args (``gpusPerNode``).  Built from config (``config_key``, e.g.
-    ``mleks:trainingJobs.smoke``), they are keyed under it in the config's spelling; built in
-    Python, as ``DLCTrainingJob('smoke').args.gpus_per_node``.
-    """
-    if config_key:
-        return ConfigErrors([e.under(config_key) for e in [*errors, *args_errors]])
-    every = [*errors, *(e.under("args") for e in args_errors)]
-    return ConfigErrors([python_spelling(e, f"{component}({name!r})") for e in every])
-
-
-def raised(call: Callable[[], T]) -> tuple[T | None, list[ConfigError]]:
-    """``call()``'s result, or the ``ConfigError``\\s it raised (one or several)."""
-    try:
-        return call(), []
-    except ConfigErrors as many:
-        return None, list(many.errors)
-    except ConfigError as one:
-        return None, [one]
 
 
 def gpu_fit_errors(gpus: int, cpu: str | None, memory: str | None, group: GpuNodeGroupArgs, load: DaemonSetLoad) -> list[ConfigError]:

@@ -48,7 +48,7 @@ from mleks.catalogs.gpu import InstanceType, smallest
 from mleks.catalogs.node_daemonsets import DaemonSetLoad, heaviest
 from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, component_errors, gpu_fit_errors, placement_errors
+from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, gpu_fit_errors, placement_errors
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
@@ -75,7 +75,7 @@ from mleks.manifests.workloads import (
     workload_labels,
 )
 from mleks.ml_cluster import check_cidr_blocks
-from mleks.validation.schema import Model
+from mleks.validation.schema import Model, component_errors
 from mleks.vocabulary import NODE_GROUP_LABEL, ROLE_ARN_ANNOTATION, ROLE_LABEL, ObjectName
 from mleks.workload_identity import ServiceAccountRole
 

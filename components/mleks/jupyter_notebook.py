@@ -43,7 +43,7 @@ from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.cluster_base import EksCluster, unique
 from mleks.dataset import DatasetMount, claim_name
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, component_errors, gpu_fit_errors, placement_errors
+from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, gpu_fit_errors, placement_errors
 from mleks.manifests import k8s_objects
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, storage_size
@@ -67,7 +67,7 @@ from mleks.manifests.workloads import (
     shared_memory_volume,
     workload_labels,
 )
-from mleks.validation.schema import Model
+from mleks.validation.schema import Model, component_errors
 from mleks.vocabulary import ROLE_LABEL, ObjectName
 
 TOKEN = "mleks:notebooks:JupyterNotebook"

@@ -20,14 +20,14 @@ from pydantic import Field, field_validator, model_validator
 
 from mleks.catalogs.ec2 import check_cpu_instance_type
 from mleks.catalogs.eks_versions import extended_support_warning, kubernetes_version_status, supported_kubernetes_versions
-from mleks.catalogs.partitions import PARTITION_PATTERN, partition_of
+from mleks.catalogs.partitions import PARTITION_PATTERN, check_region, partition_of
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError
 from mleks.infra import kms
 from mleks.infra.managed_node_group import GP3_MAX_GIB, NodeGroupSpec, RootVolume, create_node_group
 from mleks.infra.s3_access import check_kms_key_arn
 from mleks.metrics_server import MetricsServer
-from mleks.validation.schema import Model, VersionText, raise_all
+from mleks.validation.schema import Model, VersionText, component_errors, raise_all, raised
 from mleks.vocabulary import ROLE_LABEL, SYSTEM_ROLE
 from mleks.workload_identity import ServiceAccountRole
 
@@ -321,7 +321,7 @@ class MLCluster(EksCluster):
         args: MLClusterArgs,
         *,
         cluster_name: str,
-        region: str,
+        region: str | None = None,
         vpc_id: pulumi.Input[str],
         private_subnet_ids: pulumi.Input[Sequence[str]],
         tags: dict[str, str] | None = None,
@@ -332,7 +332,10 @@ class MLCluster(EksCluster):
         """``config_key``: where ``args`` sit in your config (``mleks:cluster``), for warnings.
         ``node_dependencies``: what every node group must wait for beyond the cluster, such as the
         NAT routes nodes need to pull images (:attr:`mleks.network.MLVpc.egress`); the
-        control plane itself waits only for the subnets."""
+        control plane itself waits only for the subnets.  ``region``: default, the program's ``aws:region``."""
+        region, problems = raised(lambda: check_region(region or _configured_region()))
+        if region is None:
+            raise component_errors([e.under("region") for e in problems], component="MLCluster", name=name, config_key=None)
         super().__init__("mleks:cluster:MLCluster", name, opts)
         support = extended_support_warning(args.kubernetes_version)
         if support is not None:
@@ -465,3 +468,11 @@ class MLCluster(EksCluster):
                 "node_role_arn": self.node_role_arn,
             }
         )
+
+
+def _configured_region() -> str:
+    """The program's ``aws:region``; a ``ConfigError`` when it is not set."""
+    region = pulumi.Config("aws").get("region")
+    if region is None:
+        raise ConfigError("", None, "an AWS region: pass region=, or set aws:region (pulumi config set aws:region us-west-2)", "missing")
+    return region

@@ -7,10 +7,13 @@
   needs) and the program's config; then build resources as a program would.
 * :func:`run` / :class:`Project`: run a whole program, or a program folder,
   and get every registered resource back (:class:`RenderResult`).
+* :class:`ExistingClusterFacts`: what an EKS cluster looked up by name
+  (``mleks.ExistingCluster``) reports, passed to any of the above as
+  ``existing_cluster=`` (or ``existing_clusters={name: facts}``).
 """
 
 from mleks.testing.harness import RenderResult, run
-from mleks.testing.mocks import MleksMocks, RecordingMonitor, Registration, set_mocks
+from mleks.testing.mocks import ExistingClusterFacts, MleksMocks, RecordingMonitor, Registration, set_mocks
 from mleks.testing.program import Project
 
-__all__ = ["MleksMocks", "Project", "RecordingMonitor", "Registration", "RenderResult", "run", "set_mocks"]
+__all__ = ["ExistingClusterFacts", "MleksMocks", "Project", "RecordingMonitor", "Registration", "RenderResult", "run", "set_mocks"]

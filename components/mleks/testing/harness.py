@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from pulumi.runtime import resource as resource_runtime
 from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.sync_await import _sync_await
 
-from mleks.testing.mocks import MleksMocks, Registration, set_mocks
+from mleks.testing.mocks import ExistingClusterFacts, MleksMocks, Registration, set_mocks
 
 CLUSTER_TYPES = ("mleks:cluster:MLCluster", "mleks:cluster:ExistingCluster")
 
@@ -119,14 +119,20 @@ def run(
     stack: str,
     config: dict[str, Any] | None = None,
     mocks: MleksMocks | None = None,
+    existing_cluster: ExistingClusterFacts | None = None,
+    existing_clusters: Mapping[str, ExistingClusterFacts] | None = None,
 ) -> RenderResult:
     """Run ``program`` for ``project``/``stack`` with ``config`` (stack-file keys) under mocks.
+
+    ``existing_cluster`` / ``existing_clusters``: what the EKS clusters the
+    program looks up report (:class:`~mleks.testing.mocks.ExistingClusterFacts`;
+    default: version 1.35 in the ``aws:region``), as for :class:`MleksMocks`.
 
     An exception from the program propagates, with ``registered_urns`` set on
     it: the resources registered before it was raised (tests check that bad
     config registers none).
     """
-    monitor = set_mocks(mocks, project=project, stack=stack, config=config)
+    monitor = set_mocks(mocks, project=project, stack=stack, config=config, existing_cluster=existing_cluster, existing_clusters=existing_clusters)
     # The SDK walks the Python stack (and reads source lines) for every resource to tell the
     # engine where it was declared; mocks ignore it, and offline it is an eighth of the time.
     saved = {name: getattr(resource_runtime, name) for name in _SOURCE_HOOKS if hasattr(resource_runtime, name)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import runpy
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from mleks.testing.harness import RenderResult, run
+from mleks.testing.mocks import ExistingClusterFacts
 from mleks.validation.yaml_file import load_yaml
 
 
@@ -57,20 +58,34 @@ class Project:
         return dict((load_yaml(path.read_text(), skip=("config",)) or {}).get("config") or {})
 
     def default_stack(self) -> str:
+        """The stack of the only stack file; ``ValueError`` saying what to do when there is none or several."""
         stacks = self.stacks()
-        if len(stacks) != 1:
-            raise ValueError(f"{self.directory} has stack files for {stacks}; choose one with --stack")
+        if not stacks:
+            raise ValueError(f"{self.stack_config_dir} has no stack file (Pulumi.<stack>.yaml): add one with the program's config")
+        if len(stacks) > 1:
+            raise ValueError(f"{self.stack_config_dir} has stack files for {stacks}; choose one with --stack")
         return stacks[0]
 
-    def run(self, stack: str, config: dict[str, Any] | None = None) -> RenderResult:
-        """Run the program's entry point offline for ``stack`` (config: the stack file's, unless given)."""
+    def run(
+        self,
+        stack: str,
+        config: dict[str, Any] | None = None,
+        *,
+        existing_cluster: ExistingClusterFacts | None = None,
+        existing_clusters: Mapping[str, ExistingClusterFacts] | None = None,
+    ) -> RenderResult:
+        """Run the program's entry point offline for ``stack`` (config: the stack file's, unless given).
+
+        ``existing_cluster`` / ``existing_clusters``: what the EKS clusters the
+        program looks up report, as for :func:`~mleks.testing.harness.run`.
+        """
         cfg = self.stack_config(stack) if config is None else config
 
         def program() -> None:
             runpy.run_path(str(self.main), run_name="__main__")
 
         with _as_the_cli_runs_it(self.directory):
-            return run(program, project=self.name, stack=stack, config=cfg)
+            return run(program, project=self.name, stack=stack, config=cfg, existing_cluster=existing_cluster, existing_clusters=existing_clusters)
 
 
 @contextmanager

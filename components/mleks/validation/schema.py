@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -153,6 +153,30 @@ def python_spelling(err: ConfigError, owner: str) -> ConfigError:
     key = _python_key(err.key)
     where = f"{owner}{'' if not key or key.startswith('[') else '.'}{key}"
     return ConfigError(where, err.value, words(err.accepted) or "", words(err.problem))
+
+
+def component_errors(errors: list[ConfigError], *, component: str, name: str, config_key: str | None, args_errors: Sequence[ConfigError] = ()) -> ConfigErrors:
+    """A component's problems for its reader, all at once.
+
+    ``errors`` are keyed by the component's keyword arguments (``node_group``), ``args_errors`` by
+    fields of its Args (``gpusPerNode``).  Built from config (``config_key``, e.g.
+    ``mleks:trainingJobs.smoke``), they are keyed under it in the config's spelling; built in
+    Python, as ``DLCTrainingJob('smoke').args.gpus_per_node``.
+    """
+    if config_key:
+        return ConfigErrors([e.under(config_key) for e in [*errors, *args_errors]])
+    every = [*errors, *(e.under("args") for e in args_errors)]
+    return ConfigErrors([python_spelling(e, f"{component}({name!r})") for e in every])
+
+
+def raised(call: Callable[[], T]) -> tuple[T | None, list[ConfigError]]:
+    """``call()``'s result, or the ``ConfigError``\\s it raised (one or several)."""
+    try:
+        return call(), []
+    except ConfigErrors as many:
+        return None, list(many.errors)
+    except ConfigError as one:
+        return None, [one]
 
 
 def to_config_errors(exc: pydantic.ValidationError, model: type[BaseModel], prefix: str = "", *, python_names: bool = False) -> ConfigErrors:
