@@ -19,6 +19,8 @@ PACKAGE = SOURCE / "mleks"
 GROUND = {"mleks.errors", "mleks.vocabulary"}
 # Subpackages of helpers (data, manifests, checks, review, AWS building blocks, test tooling).
 HELPERS = ("mleks.catalogs", "mleks.manifests", "mleks.validation", "mleks.infra", "mleks.review", "mleks.testing")
+# The composite layer: MLPlatform builds from the components; nothing below it imports it.
+PLATFORM = "mleks.platform"
 
 
 def _modules() -> dict[str, Path]:
@@ -36,8 +38,12 @@ def _imports(path: Path, known: set[str]) -> set[str]:
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "mleks":
-            # ``from mleks.catalogs import gpu`` imports the module mleks.catalogs.gpu.
-            out |= {m for m in [node.module, *(f"{node.module}.{a.name}" for a in node.names)] if m in known}
+            # ``from mleks.catalogs import gpu`` imports the module mleks.catalogs.gpu; only a name
+            # that is not a submodule (a class, a constant) is taken from the package itself.
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & known
+            out |= submodules
+            if len(submodules) < len(node.names) and node.module in known:
+                out.add(node.module)
         elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in known}
     return out
@@ -110,6 +116,12 @@ def test_helpers_never_import_components():
         if _top_level(target) and target not in GROUND and target != "mleks"
     }
     assert upward == set()
+
+
+def test_no_component_or_helper_imports_the_platform_built_on_top_of_them():
+    graph = _graph()
+    below = {m for m, targets in graph.items() if not m.startswith(PLATFORM) and m != "mleks" and any(t.startswith(PLATFORM) for t in targets)}
+    assert below == set()
 
 
 def test_the_ground_floor_imports_no_component_and_no_manifest_helper():

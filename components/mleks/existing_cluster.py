@@ -40,10 +40,11 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mleks.catalogs.eks_versions import kubernetes_version_status, supported_kubernetes_versions
-from mleks.catalogs.partitions import partition_of
+from mleks.catalogs.partitions import check_region, partition_of
 from mleks.cluster_base import EksCluster
 from mleks.errors import ConfigError, ConfigErrors
-from mleks.ml_cluster import create_node_role, node_role_policy_arns, vpc_cni_policy_arn
+from mleks.ml_cluster import configured_region, create_node_role, node_role_policy_arns, vpc_cni_policy_arn
+from mleks.validation.schema import component_errors, raised
 
 
 def _kubeconfig(cluster_name: str, region: str, endpoint: str, ca_data: str) -> str:
@@ -75,16 +76,22 @@ class ExistingCluster(EksCluster):
         name: str,
         *,
         cluster_name: str,
-        region: str,
         kubernetes_version: str,
+        region: str | None = None,
         node_role_arn: pulumi.Input[str] | None = None,
         private_subnet_ids: pulumi.Input[Sequence[str]] | None = None,
         tags: dict[str, str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``region``: default, the program's ``aws:region``."""
+        checked_region, errors = raised(lambda: check_region(region or configured_region()))
+        errors = [e.under("region") for e in errors]
         if kubernetes_version_status(kubernetes_version) == "unsupported":
             accepted = f"the cluster's minor version, one of {supported_kubernetes_versions()}"
-            raise ConfigErrors([ConfigError("kubernetes_version", kubernetes_version, accepted, "not supported by EKS today")])
+            errors.append(ConfigError("kubernetes_version", kubernetes_version, accepted, "not supported by EKS today"))
+        if errors or checked_region is None:
+            raise component_errors(errors, component="ExistingCluster", name=name, config_key=None)
+        region = checked_region
         super().__init__("mleks:cluster:ExistingCluster", name, opts)
         self.region = region
         self.kubernetes_version = kubernetes_version

@@ -606,8 +606,9 @@ def placement_errors(
     stack file sets it), which must be the groups given.  Errors are keyed ``node_group`` (or
     ``node_group[i]``) and ``args.node_group``, relative to the workload.
     """
-    items = [given] if isinstance(given, (GpuNodeGroup, GpuNodeGroupArgs)) or given is None else list(given)
-    listed = not isinstance(given, (GpuNodeGroup, GpuNodeGroupArgs)) and given is not None
+    # A list (or tuple) of groups, or one thing: a group, its args, or something passed by mistake.
+    listed = isinstance(given, (list, tuple))
+    items: list[object] = list(given) if isinstance(given, (list, tuple)) else [given]
     groups: list[GpuNodeGroupArgs] = []
     errors: list[ConfigError] = []
     for i, item in enumerate(items):

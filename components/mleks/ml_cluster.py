@@ -333,7 +333,7 @@ class MLCluster(EksCluster):
         ``node_dependencies``: what every node group must wait for beyond the cluster, such as the
         NAT routes nodes need to pull images (:attr:`mleks.network.MLVpc.egress`); the
         control plane itself waits only for the subnets.  ``region``: default, the program's ``aws:region``."""
-        region, problems = raised(lambda: check_region(region or _configured_region()))
+        region, problems = raised(lambda: check_region(region or configured_region()))
         if region is None:
             raise component_errors([e.under("region") for e in problems], component="MLCluster", name=name, config_key=None)
         super().__init__("mleks:cluster:MLCluster", name, opts)
@@ -470,7 +470,7 @@ class MLCluster(EksCluster):
         )
 
 
-def _configured_region() -> str:
+def configured_region() -> str:
     """The program's ``aws:region``; a ``ConfigError`` when it is not set."""
     region = pulumi.Config("aws").get("region")
     if region is None:

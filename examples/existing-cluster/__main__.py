@@ -6,7 +6,6 @@ import pulumi_aws as aws
 import mleks
 
 config = pulumi.Config()
-region = pulumi.Config("aws").require("region")
 cluster_name = config.require("clusterName")
 
 # Optional: an existing managed node group whose IAM role the GPU nodes share (EKS already
@@ -17,7 +16,6 @@ node_role_arn = aws.eks.get_node_group_output(cluster_name=cluster_name, node_gr
 cluster = mleks.ExistingCluster(
     "platform",
     cluster_name=cluster_name,
-    region=region,
     # The cluster's own minor, set in the stack file: add-on images are pinned to it.
     kubernetes_version=config.require("kubernetesVersion"),
     node_role_arn=node_role_arn,
@@ -33,8 +31,7 @@ mleks.DLCTrainingJob(
     "platform-smoke",
     mleks.DLCTrainingJobArgs(name="smoke", version="2.13", command=["nvidia-smi", "-L"]),
     cluster=cluster,
-    node_group=train.args,
-    region=region,
+    node_group=train,
     opts=pulumi.ResourceOptions(parent=cluster),
 )
 pulumi.export("trainAsg", train.asg_name)

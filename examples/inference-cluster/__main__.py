@@ -4,14 +4,11 @@ import pulumi
 
 import mleks
 
-region = pulumi.Config("aws").require("region")
-
 vpc = mleks.MLVpc("serving-vpc", mleks.VpcArgs(cidr_block="10.70.0.0/16"))
 cluster = mleks.MLCluster(
     "serving",
     mleks.MLClusterArgs(),
     cluster_name="serving",
-    region=region,
     vpc_id=vpc.vpc_id,
     private_subnet_ids=vpc.private_subnet_ids,
     node_dependencies=vpc.egress,
@@ -37,8 +34,7 @@ chat = mleks.InferenceService(
         probes={"readinessPath": "/health"},
     ),
     cluster=cluster,
-    node_group=gpus.args,
-    region=region,
+    node_group=gpus,
     opts=pulumi.ResourceOptions(parent=cluster),
 )
 pulumi.export("chatService", chat.service_name)

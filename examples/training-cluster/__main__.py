@@ -4,14 +4,11 @@ import pulumi
 
 import mleks
 
-region = pulumi.Config("aws").require("region")
-
 vpc = mleks.MLVpc("research-vpc", mleks.VpcArgs(cidr_block="10.60.0.0/16"))
 cluster = mleks.MLCluster(
     "research",
     mleks.MLClusterArgs(admin_principals=["arn:aws:iam::123456789012:role/Admins"]),
     cluster_name="research",
-    region=region,
     vpc_id=vpc.vpc_id,
     private_subnet_ids=vpc.private_subnet_ids,
     node_dependencies=vpc.egress,  # nodes wait for NAT egress; the control plane only for the subnets
@@ -29,8 +26,7 @@ job = mleks.DLCTrainingJob(
     "research-smoke",
     mleks.DLCTrainingJobArgs(name="smoke", version="2.13", command=["python", "-c", "import torch; print(torch.cuda.device_count())"]),
     cluster=cluster,
-    node_group=train.args,
-    region=region,
+    node_group=train,
     opts=pulumi.ResourceOptions(parent=cluster),
 )
 pulumi.export("trainAsg", train.asg_name)
