@@ -165,7 +165,8 @@ assert not [u for u in urns if "InferenceService" in u], urns
 
 def job_naming_a_missing_group():
     cluster, train = cluster_and_groups()
-    mleks.DLCTrainingJob("job", mleks.DLCTrainingJobArgs(name="job", version="2.6", command=["python", "t.py"], node_group="train-big"), cluster=cluster, node_group=train)
+    args = mleks.DLCTrainingJobArgs(name="job", version="2.6", command=["python", "t.py"], node_group="train-big")
+    mleks.DLCTrainingJob("job", args, cluster=cluster, node_group=train)
 
 
 errors, urns = refused(job_naming_a_missing_group)
@@ -206,7 +207,8 @@ def a_platform_with_a_job_on_a_missing_group():
 
 errors, urns = refused(a_platform_with_a_job_on_a_missing_group)
 assert errors == [
-    "MLPlatform('ml').training_jobs.smoke.node_group = 'train-big' is invalid: no such node group. Accepted: the name of one of the train groups under node_groups: ['train']"
+    "MLPlatform('ml').training_jobs.smoke.node_group = 'train-big' is invalid: no such node group."
+    " Accepted: the name of one of the train groups under node_groups: ['train']"
 ], errors
 assert urns == [], urns
 
