@@ -57,8 +57,10 @@ def _code_blocks(lang: str) -> list[str]:
 
 
 def test_the_readme_python_example_is_the_training_cluster_example_verbatim():
-    (example,) = _code_blocks("python")
+    # The other Python block is the README's test file, which tests/test_wheel.py runs as written.
+    example, test_file = _code_blocks("python")
     assert example + "\n" == (ROOT / "examples" / "training-cluster" / "__main__.py").read_text()
+    assert test_file.startswith("import pulumi\nimport pytest\n")
 
 
 def test_the_readme_python_example_builds_a_train_group_that_escalator_scales():
