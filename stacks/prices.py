@@ -10,7 +10,10 @@ several hundred MB needs little memory:
 - ``AmazonEC2``: Linux on-demand instance hours (shared tenancy, no pre-installed
   software or licence), NAT gateway hours, EBS gp3/gp2 storage and gp3 IOPS/throughput;
 - ``AmazonEKS``: cluster hours in standard and extended support;
-- ``AmazonVPC``: in-use public IPv4 address hours.
+- ``AmazonVPC``: in-use public IPv4 address hours;
+- ``AmazonFSx``: FSx for Lustre SSD storage per GB-month, by deployment type and
+  throughput tier (PERSISTENT_1 at 50/100/200, PERSISTENT_2 at 125/250/500/1000
+  MB/s/TiB, SCRATCH_2).
 
 from ``https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/<offer>/current/<region>/index.csv``.
 The instance types priced are those of the GPU catalog plus those already in the
@@ -35,7 +38,10 @@ from mleks.catalogs.gpu import catalog
 
 TABLE = Path(__file__).resolve().parent.parent / "components" / "mleks" / "catalogs" / "data" / "prices.json"
 URL = "https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/{offer}/current/{region}/index.csv"
-OFFERS = ("AmazonEC2", "AmazonEKS", "AmazonVPC")
+OFFERS = ("AmazonEC2", "AmazonEKS", "AmazonVPC", "AmazonFSx")
+# FSx for Lustre SSD throughput tiers per deployment type (FSx for Lustre user guide, "Deployment options"):
+# the offer file says only "Persistent" and the tier, and the two persistent generations have disjoint tiers.
+LUSTRE_TIERS = {"PERSISTENT_1": (50, 100, 200), "PERSISTENT_2": (125, 250, 500, 1000)}
 SOURCE = "price-list"
 
 Reader = Callable[[str, str], Iterable[str]]
@@ -147,6 +153,38 @@ def vpc_prices(lines: Iterable[str]) -> tuple[dict[str, Any], str]:
     return {}, meta.get("Publication Date", "?")
 
 
+def _field(row: dict[str, str], name: str) -> str:
+    """A column by name, whatever its capitals: the offer files' attribute columns have varied in case
+    (``File system type`` in the FSx offer, ``Deployment Option`` in others)."""
+    if name in row:
+        return row[name]
+    lowered = name.lower()
+    return next((v for k, v in row.items() if k.lower() == lowered), "")
+
+
+def fsx_prices(lines: Iterable[str]) -> tuple[dict[str, Any], str]:
+    """FSx for Lustre SSD storage prices, keyed ``<deployment type>-<MB/s/TiB>`` as the table has them (``SCRATCH_2-0``)."""
+    meta, records = rows(lines)
+    out: dict[str, Any] = {}
+    for row in records:
+        usd = _usd(row)
+        if usd is None or row.get("Product Family") != "Storage" or row.get("Unit") != "GB-Mo":
+            continue
+        if _field(row, "File system type") != "Lustre" or _field(row, "Storage type") != "SSD" or "Backup" in row.get("usageType", ""):
+            continue
+        option, tier_text = _field(row, "Deployment option"), _field(row, "Throughput capacity")
+        if option.startswith("Scratch"):
+            out["SCRATCH_2-0"] = _entry(usd)
+            continue
+        if option != "Persistent" or not tier_text.isdigit():
+            continue
+        tier = int(tier_text)
+        kind = next((k for k, tiers in LUSTRE_TIERS.items() if tier in tiers), None)
+        if kind is not None:
+            out[f"{kind}-{tier}"] = _entry(usd)
+    return ({"fsxLustreGbMonth": dict(sorted(out.items()))} if out else {}), meta.get("Publication Date", "?")
+
+
 def build(regions: list[str], read: Reader, types: set[str], today: datetime.date) -> dict[str, Any]:
     """The whole table for ``regions``, in ``prices.json``'s layout."""
     gpu_types = set(catalog())
@@ -156,13 +194,14 @@ def build(regions: list[str], read: Reader, types: set[str], today: datetime.dat
         ec2, ec2_date = ec2_prices(read("AmazonEC2", region), types)
         eks, eks_date = eks_prices(read("AmazonEKS", region))
         vpc, vpc_date = vpc_prices(read("AmazonVPC", region))
-        entry = {**ec2, **eks, **vpc}
+        fsx, fsx_date = fsx_prices(read("AmazonFSx", region))
+        entry = {**ec2, **eks, **vpc, **fsx}
         entry["ec2"] = dict(sorted(entry["ec2"].items()))
         if not entry["ebs"]:
             del entry["ebs"]
         entry["unpriced"] = sorted(gpu_types - entry["ec2"].keys())
         table[region] = entry
-        published.append(f"{region}: EC2 {ec2_date}, EKS {eks_date}, VPC {vpc_date}")
+        published.append(f"{region}: EC2 {ec2_date}, EKS {eks_date}, VPC {vpc_date}, FSx {fsx_date}")
     return {
         "_about": "On-demand Linux list prices in USD, shared tenancy, per region. Regenerate with `python -m stacks.prices`;"
         " a type or item missing from a region is unknown, never guessed.",

@@ -135,7 +135,13 @@ def test_more_tags_than_aws_allows_beside_ours_are_refused():
     cfg["mleks:tags"] = {f"k{i}": "v" for i in range(tag_limits.MAX_USER_TAGS + 1)}
     [err] = errors_of(cfg)
     assert err.key == "mleks:tags" and f"at most {tag_limits.MAX_USER_TAGS}" in err.accepted
+    # The stack's tags also propagate through each group's Auto Scaling group, where cluster-autoscaler's
+    # node-template tags take room: fewer fit while a cluster-autoscaler group exists.
     cfg["mleks:tags"] = {f"k{i}": "v" for i in range(tag_limits.MAX_USER_TAGS)}
+    [err] = errors_of(cfg)
+    assert err.key == "mleks:tags" and err.value == "40 tags" and "at most 35 tags" in err.accepted
+    assert "'inference-spot', 'inference-ondemand'" in err.accepted
+    cfg["mleks:tags"] = {f"k{i}": "v" for i in range(35)}
     assert offline.run("unified", config=cfg).resources
 
 

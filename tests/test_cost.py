@@ -12,7 +12,7 @@ import pytest
 from mleks import cli
 from mleks.catalogs.gpu import catalog
 from mleks.catalogs.prices import prices, table_from
-from mleks.review.cost import estimate, summary_lines
+from mleks.review.cost import estimate, summary_lines, total_text
 from mleks.testing.render import plan_document
 from stacks import offline
 from stacks import prices as regenerate
@@ -103,7 +103,25 @@ def test_a_regenerated_table_prices_a_stack_like_the_shipped_one(rendered: dict[
 def test_the_regeneration_script_writes_the_table(tmp_path: Path):
     out = tmp_path / "prices.json"
     assert regenerate.main(["--regions", "us-west-2", "--offers-dir", str(FIXTURE), "--out", str(out)]) == 0
-    assert table_from(json.loads(out.read_text())).instance_hour("us-west-2", "g6e.12xlarge").usd == 10.49264  # type: ignore[union-attr]
+    table = table_from(json.loads(out.read_text()))
+    assert table.instance_hour("us-west-2", "g6e.12xlarge").usd == 10.49264  # type: ignore[union-attr]
+    # FSx for Lustre SSD storage by deployment type and tier; HDD, backups and other file systems are not storage we price.
+    assert table.regions["us-west-2"]["fsxLustreGbMonth"] == {
+        "PERSISTENT_1-50": {"usd": 0.3, "src": "price-list"},
+        "PERSISTENT_2-125": {"usd": 0.1, "src": "price-list"},
+        "PERSISTENT_2-250": {"usd": 0.2, "src": "price-list"},
+        "SCRATCH_2-0": {"usd": 0.09, "src": "price-list"},
+    }
+
+
+def test_a_regenerated_table_prices_the_unified_dataset(rendered: dict[str, offline.RenderResult], tmp_path: Path):
+    out = tmp_path / "prices.json"
+    assert regenerate.main(["--regions", "us-west-2", "--offers-dir", str(FIXTURE), "--out", str(out)]) == 0
+    est = estimate(plan_document(rendered["unified"]), table=table_from(json.loads(out.read_text())))
+    [fsx] = [i for i in est.items if i.kind == "file-system"]
+    # 1,200 GiB of PERSISTENT_2 at 250 MB/s/TiB, at the fixture's $0.20 per GB-month.
+    assert (fsx.idle, fsx.max) == pytest.approx((1200 * 0.2 / 730, 1200 * 0.2 / 730))
+    assert fsx.outlives == "retained on delete"
 
 
 def test_a_file_that_is_not_an_offer_file_is_refused(tmp_path: Path):
@@ -138,7 +156,7 @@ def test_the_unified_stack_costs_what_its_groups_and_network_add_up_to(rendered:
     assert p5.idle == 0.0 and p5.max is None and "Capacity Block" in p5.detail
     # The dataset's FSx file system: the table has no FSx prices, so it is unknown in both totals.
     fsx = items[("file-system", "tokens")]
-    assert fsx.idle is None and fsx.max is None and "no FSx price for us-west-2" in fsx.detail
+    assert fsx.idle is None and fsx.max is None and "no FSx for Lustre price for PERSISTENT_2 at 250 MB/s/TiB in us-west-2" in fsx.detail
     assert set(items) == set(expected) | {("node-group", "train-p5"), ("file-system", "tokens")}
     assert est.idle == pytest.approx(sum(f[0] for f in expected.values()))
     assert est.max == pytest.approx(sum(f[1] for f in expected.values()))
@@ -214,3 +232,40 @@ def test_a_bottlerocket_group_pays_for_its_os_and_its_data_volume():
     os_volume = _gp3(8)  # BOTTLEROCKET_OS_VOLUME_GIB
     assert item.max == pytest.approx(4 * (10.49264 + os_volume + _gp3(300, 6000, 1000)))
     assert "volumes 8 GiB gp3 + 300 GiB gp3" in item.detail
+
+
+def _readme_price_regions() -> dict[str, list[str]]:
+    """The README's table of how complete each region's prices are: its row title -> regions."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    table = text[text.index("| regions | what the shipped table prices |") :].split("\n\n")[0]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    return {what.strip(): [r.strip() for r in regions.split(",")] for regions, what in rows}
+
+
+def test_the_readme_says_which_regions_are_fully_priced_and_what_the_others_lack():
+    table = prices()
+    rows = _readme_price_regions()
+    full, partial = rows["everything the example stacks use but FSx for Lustre"], next(v for k, v in rows.items() if k.startswith("instances"))
+    ebs = ("gp3GbMonth", "gp3IopsMonth", "gp3MibpsMonth", "gp2GbMonth")
+    for region in full + partial:
+        assert table.eks_cluster_hour(region, "standard") and table.public_ipv4_hour(region), region
+        assert all(table.instance_hour(region, t) for t in ("m6i.large", "m7i.large", "m7i.xlarge")), region
+        assert set(table.regions[region]["unpriced"]) | set(table.regions[region]["ec2"]) >= set(catalog()), region
+        assert table.fsx_lustre_month(region, "PERSISTENT_2", 250) is None, "the README says no region has FSx prices"
+    for region in full:
+        assert table.nat_gateway_hour(region) and all(table.ebs_month(region, item) for item in ebs), region  # type: ignore[arg-type]
+    for region in partial:
+        assert table.nat_gateway_hour(region) is None, region
+        assert [i for i in ebs if table.ebs_month(region, i)] == (["gp3GbMonth"] if region == "us-east-2" else []), region  # type: ignore[arg-type]
+
+
+def test_a_missing_volume_price_leaves_the_instances_in_the_total(rendered: dict[str, offline.RenderResult]):
+    plan = plan_document(rendered["unified"])
+    doc = json.loads((Path(__file__).parent.parent / "components/mleks/catalogs/data/prices.json").read_text())
+    del doc["regions"]["us-west-2"]["ebs"]
+    est = estimate(plan, table=table_from(doc))
+    g6e = next(i for i in est.items if i.name == "train-g6e")
+    assert g6e.max == pytest.approx(4 * 10.49264) and g6e.missing is not None and "no EBS price" in g6e.missing
+    assert total_text(est, "max").endswith("+ unknown")
+    unpriced = {(u["name"], u["part"]) for u in est.document()["unpriced"]}
+    assert ("train-g6e", "left out of the figures") in unpriced and ("tokens", "all") in unpriced

@@ -58,14 +58,16 @@ def test_a_larger_inference_max_size_is_an_in_place_update(forecast: review.Stac
     assert ("scalingConfig.maxSize", 6, 8) in [(c.path, c.old, c.new) for c in r.changes]
 
 
-def test_a_new_tag_updates_tagged_resources_in_place(forecast: review.StackDiff):
+def test_a_new_tag_updates_tagged_resources_in_place_and_rolls_no_node(forecast: review.StackDiff):
     tag_only = [r for r in forecast.resources if r.changes and all(c.path.startswith("tags.") for c in r.changes)]
     assert len(tag_only) >= 25
     assert {r.action for r in tag_only} == {"update"}
-    # Instance tags live in the launch templates: a new version, which EKS rolls out node by node.
+    # Launch templates change only their own tags (no new version); the new tag reaches instances
+    # through one propagated Auto Scaling group tag per node group.
     templates = [r for r in forecast.resources if r.type == "aws:ec2/launchTemplate:LaunchTemplate"]
-    assert len(templates) == 5 and all(r.action == "update" and r.risk == review.DATA_OR_NODES for r in templates)
-    assert all("replaces every node" in r.summary for r in templates)
+    assert len(templates) == 5 and all(r.risk == review.ROUTINE and [c.path for c in r.changes] == ["tags.owner"] for r in templates)
+    new_tags = [r for r in forecast.resources if r.type == "aws:autoscaling/tag:Tag" and r.action == "create"]
+    assert len(new_tags) == 5
 
 
 def test_one_more_notebook_is_created_with_its_cost(forecast: review.StackDiff):

@@ -439,9 +439,12 @@ def test_the_storage_class_is_encrypted_gp3_bound_where_the_pod_lands(stack: Ren
     assert "storageclass.kubernetes.io/is-default-class" not in sc["metadata"].get("annotations", {})
 
 
-def test_volumes_carry_the_stack_tags():
-    sc = ebs_csi_driver.storage_class({"team": "ml", "mleks/cluster": "c1"}, "arn:aws:kms:us-west-2:123456789012:key/k")
-    assert sc["parameters"]["tagSpecification_1"] == "mleks/cluster=c1" and sc["parameters"]["tagSpecification_2"] == "team=ml"
+def test_volumes_carry_the_stack_tags_through_the_add_on_so_a_tag_change_replaces_no_storage_class(stack: RenderResult):
+    [addon] = [a for a in stack.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"]
+    tags = json.loads(addon.inputs["configurationValues"])["controller"]["extraVolumeTags"]
+    assert tags["mleks/cluster"].startswith("ml-") and set(stack_file(stack.stack).get("mleks:tags", {})) <= set(tags)
+    for sc in stack.of_type("kubernetes:storage.k8s.io/v1:StorageClass"):
+        assert not any(k.startswith("tagSpecification") for k in sc.inputs["parameters"])
 
 
 def test_the_ebs_csi_add_on_uses_workload_identity_not_the_node_role(stack: RenderResult):
@@ -485,7 +488,7 @@ def test_a_named_volume_key_replaces_the_clusters_own(rendered):
 def test_the_ebs_node_plugin_runs_in_the_host_network_so_it_reads_the_attach_limit_from_imds(stack: RenderResult):
     [addon] = [a for a in stack.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"]
     values = json.loads(addon.inputs["configurationValues"])
-    assert values == {"node": {"hostNetwork": True, "tolerateAllTaints": True}}
+    assert values["node"] == {"hostNetwork": True, "tolerateAllTaints": True}
 
 
 def test_the_storage_class_does_not_wait_for_the_driver(stack: RenderResult):

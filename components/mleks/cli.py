@@ -151,15 +151,33 @@ def main(argv: list[str] | None = None) -> int:
     add_existing_cluster_arguments(cmd)
     cmd = commands.add_parser("diff", help="forecast what pulumi up would change between two offline renders")
     add_diff_arguments(cmd)
+    cmd = commands.add_parser("stacks", help="list a Pulumi program's stacks (its Pulumi.<stack>.yaml files), one per line")
+    cmd.add_argument("program_dir", nargs="?", type=Path, default=Path.cwd(), help="folder with Pulumi.yaml (default: the current one)")
     args = parser.parse_args(argv)
     if args.command == "diff":
         return diff(args)
+    if args.command == "stacks":
+        return stacks(args.program_dir)
     facts, problems = existing_cluster_facts(args)
     if problems:
         for line in problems:
             print(f"mleks render: error: {line}", file=sys.stderr)
         return 2
     return render(args.program_dir, stack=args.stack, out=args.out, quiet=args.quiet, spot_discount=args.spot_discount, existing_cluster=facts)
+
+
+def stacks(program_dir: Path) -> int:
+    """Print the stacks of the program in ``program_dir``: what the review action renders when told none."""
+    from mleks.testing.program import Project
+
+    try:
+        project = Project.load(program_dir)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name in project.stacks():
+        print(name)
+    return 0
 
 
 def add_existing_cluster_arguments(cmd: argparse.ArgumentParser) -> None:

@@ -59,7 +59,7 @@ def managed_policy_arn(partition: str = "aws") -> str:
     return f"arn:{partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 
 
-def addon_configuration() -> dict[str, Any]:
+def addon_configuration(tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Add-on configuration values.
 
     * ``tolerateAllTaints``: the node DaemonSet must run on tainted GPU nodes,
@@ -73,8 +73,16 @@ def addon_configuration() -> dict[str, Any]:
       namespace the plugin reaches IMDS at hop limit 1 (same document: "it
       either must be run in host networking mode, or with a hop limit of at
       least 2"), so IMDS stays closed to every workload pod.
+    * ``controller.extraVolumeTags``: the stack's tags on every volume the driver creates.  They
+      live here, not in the StorageClass's ``tagSpecification_<n>`` parameters, because a
+      StorageClass's parameters cannot change (Kubernetes replaces it), while a new add-on
+      configuration only restarts the controller (the add-on's configuration schema declares the
+      key; the chart's ``values.schema.json`` at the pinned driver has it too).
     """
-    return {"node": {"tolerateAllTaints": True, "hostNetwork": True}}
+    config: dict[str, Any] = {"node": {"tolerateAllTaints": True, "hostNetwork": True}}
+    if tags:
+        config["controller"] = {"extraVolumeTags": dict(sorted(tags.items()))}
+    return config
 
 
 def kms_policy(key_arn: str) -> dict[str, Any]:
@@ -103,12 +111,9 @@ def kms_policy(key_arn: str) -> dict[str, Any]:
     }
 
 
-def storage_class(tags: dict[str, str], kms_key_arn: pulumi.Input[str], name: str = STORAGE_CLASS) -> KubeObject:
-    """The encrypted gp3 StorageClass (pure; ``kms_key_arn`` may be an Output)."""
+def storage_class(kms_key_arn: pulumi.Input[str], name: str = STORAGE_CLASS) -> KubeObject:
+    """The encrypted gp3 StorageClass (pure; ``kms_key_arn`` may be an Output).  Volume tags come from the add-on's configuration."""
     parameters: dict[str, Any] = {"type": "gp3", "encrypted": "true", "kmsKeyId": kms_key_arn, "csi.storage.k8s.io/fstype": "ext4"}
-    # The driver tags each volume it creates with tagSpecification_<n>: "key=value".
-    for i, (key, value) in enumerate(sorted(tags.items()), start=1):
-        parameters[f"tagSpecification_{i}"] = f"{key}={value}"
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -172,13 +177,13 @@ class EbsCsiDriver(pulumi.ComponentResource):
             addon_name=ADDON_NAME,
             addon_version=addon_version,
             role_arn=role.role_arn,
-            configuration=addon_configuration(),
+            configuration=addon_configuration(cluster.tags),
             parent=self,
             depends_on=[role],
         )
         # A StorageClass is only a name and parameters: it need not wait for the
         # driver, and claims that name it wait for their pods anyway.
-        self.storage_class = k8s_objects.create(storage_class(cluster.tags, key), cluster.k8s_opts(self), name_prefix=name)
+        self.storage_class = k8s_objects.create(storage_class(key), cluster.k8s_opts(self), name_prefix=name)
         self.storage_class_name = STORAGE_CLASS
         self.role_arn = role.role_arn
         self.kms_key_arn = pulumi.Output.from_input(key)

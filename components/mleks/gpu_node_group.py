@@ -39,7 +39,8 @@ from mleks.manifests.node_capacity import fit_errors, gpu_count_error
 from mleks.node_monitoring_agent import NodeMonitoringAgent
 from mleks.node_repair import NodeRepairArgs
 from mleks.nvidia_device_plugin import NvidiaDevicePlugin
-from mleks.validation.schema import Model, raise_all
+from mleks.validation.schema import Model, component_errors, raise_all
+from mleks.validation.tags import MAX_TAGS_PER_RESOURCE, PROJECT_TAG_KEYS, SERVICE_TAG_KEYS
 from mleks.vocabulary import (
     ACCELERATOR_LABEL,
     AMI_FAMILY_LABEL,
@@ -450,6 +451,37 @@ def cluster_autoscaler_template_tags(args: GpuNodeGroupArgs) -> dict[str, str]:
     return dict(sorted(tags.items()))
 
 
+def asg_tag_errors(groups: Sequence[GpuNodeGroupArgs], tags: dict[str, str], key: str = "tags") -> list[ConfigError]:
+    """The user's ``tags`` must fit on every group's Auto Scaling group beside what EKS and cluster-autoscaler put there.
+
+    The user's tags reach instances through the Auto Scaling group (``propagated_tags``), which
+    holds at most 50 tags (EC2 Auto Scaling quotas) and already carries EKS's own and, for a
+    cluster-autoscaler group, its node-template tags.  One error, naming the groups that set the limit.
+    """
+    user = [k for k in tags if k not in PROJECT_TAG_KEYS]
+
+    def room(g: GpuNodeGroupArgs) -> int:
+        template = len(cluster_autoscaler_template_tags(g)) if g.owner == "cluster-autoscaler" else 0
+        return MAX_TAGS_PER_RESOURCE - len(SERVICE_TAG_KEYS) - template
+
+    too_small = [g for g in groups if len(user) > room(g)]
+    if not too_small:
+        return []
+    limit = min(room(g) for g in too_small)
+    tightest = [g.group_name for g in too_small if room(g) == limit]
+    template = MAX_TAGS_PER_RESOURCE - len(SERVICE_TAG_KEYS) - limit
+    why = f"EKS's {len(SERVICE_TAG_KEYS)} tags" + (f" and cluster-autoscaler's {template} node-template tags" if template else "")
+    return [
+        ConfigError(
+            key,
+            f"{len(user)} tags",
+            f"at most {limit} tags while node group(s) {', '.join(repr(n) for n in tightest)} exist: an Auto Scaling group"
+            f" holds at most {MAX_TAGS_PER_RESOURCE} tags, and theirs carry {why} besides yours",
+            "too many tags for the Auto Scaling groups that propagate them to the nodes",
+        )
+    ]
+
+
 def subnets_in_zone(subnet_ids: Sequence[str], in_zone: Sequence[str], zone: str, reservation_id: str) -> list[str]:
     """``subnet_ids`` (in their order) that are in ``in_zone``; raise if there are none."""
     found = [s for s in subnet_ids if s in set(in_zone)]
@@ -489,6 +521,10 @@ class GpuNodeGroup(pulumi.ComponentResource):
         cluster: EksCluster,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        # Before registering anything: the cluster's tags must fit this group's Auto Scaling group.
+        tag_errors = asg_tag_errors([args], cluster.tags)
+        if tag_errors:
+            raise component_errors(tag_errors, component="GpuNodeGroup", name=name, config_key=None)
         super().__init__("mleks:nodegroup:GpuNodeGroup", name, None, opts)
         self.args = args
         self.cluster = cluster
@@ -526,7 +562,8 @@ class GpuNodeGroup(pulumi.ComponentResource):
                     f"{name}-ca-{short}",
                     autoscaling_group_name=self.asg_name,
                     tag={"key": key, "value": value, "propagate_at_launch": False},
-                    opts=pulumi.ResourceOptions(parent=self),
+                    # A changed value replaces the tag; deleting the old one last would delete the key (by key).
+                    opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
                 )
 
         self.watched_by: set[str] = set()

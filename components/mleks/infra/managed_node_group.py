@@ -12,12 +12,16 @@ throughput, EFA interfaces and the placement group.
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+
+from mleks.validation.tags import PROJECT_TAG_KEYS
 
 # A hop limit of 1 keeps pods (which are one network hop further away than the
 # node) from reaching IMDS and borrowing the node role; pods get credentials
@@ -218,6 +222,33 @@ def wants_placement_group(spec: NodeGroupSpec) -> bool:
     return spec.efa_interfaces > 0 and spec.capacity_reservation_id is None and spec.capacity_type != "CAPACITY_BLOCK"
 
 
+def instance_tags(spec: NodeGroupSpec) -> dict[str, str]:
+    """The tags the launch template gives every instance and volume: only this project's own, which never change for a group.
+
+    A change to a template's tag specifications is a new template version (terraform-provider-aws
+    ``ec2_launch_template.go``, resourceLaunchTemplateUpdate: tag_specifications is one of its
+    updateKeys), and EKS rolls a new version out by replacing every node.  The user's tags, which
+    change, reach instances through the Auto Scaling group instead (:func:`propagated_tags`).
+    """
+    return {**{k: v for k, v in spec.tags.items() if k in PROJECT_TAG_KEYS}, "Name": spec.name}
+
+
+def propagated_tags(spec: NodeGroupSpec) -> dict[str, str]:
+    """The user's tags, put on the group's Auto Scaling group with PropagateAtLaunch.
+
+    The Auto Scaling group tags each instance it launches; changing a group tag touches no running
+    node (the EC2 Auto Scaling user guide, "Tag Auto Scaling groups and instances": a changed tag applies
+    to instances launched afterwards).  It does not tag volumes: those carry :func:`instance_tags`.
+    """
+    return {k: v for k, v in spec.tags.items() if k not in PROJECT_TAG_KEYS}
+
+
+def tag_resource_name(group: str, key: str) -> str:
+    """A stable Pulumi name for the group's tag ``key``: readable, and unique even where keys differ only in punctuation."""
+    slug = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")[:40]
+    return f"{group}-tag-{slug}-{hashlib.sha256(key.encode()).hexdigest()[:6]}"
+
+
 def launch_template_args(
     spec: NodeGroupSpec,
     security_group_id: pulumi.Input[str],
@@ -235,9 +266,10 @@ def launch_template_args(
         },
         "block_device_mappings": block_device_mappings(spec.root_volume, spec.ami_type, spec.data_volume_snapshot_id),
         "tag_specifications": [
-            {"resource_type": "instance", "tags": {**spec.tags, "Name": spec.name}},
-            {"resource_type": "volume", "tags": {**spec.tags, "Name": spec.name}},
+            {"resource_type": "instance", "tags": instance_tags(spec)},
+            {"resource_type": "volume", "tags": instance_tags(spec)},
         ],
+        # The template's own tags are not part of a version: changing them rolls nothing.
         "tags": spec.tags,
     }
     if spec.efa_interfaces:
@@ -325,6 +357,16 @@ def create_node_group(
         ),
         **node_group_args(spec),
     )
+    asg_name = asg_name_of(group)
+    for key, value in sorted(propagated_tags(spec).items()):
+        aws.autoscaling.Tag(
+            tag_resource_name(spec.name, key),
+            autoscaling_group_name=asg_name,
+            tag={"key": key, "value": value, "propagate_at_launch": True},
+            # Every argument replaces the tag, and deleting the old one after creating the new would
+            # delete the key again (aws_autoscaling_group_tag deletes by key): delete first.
+            opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
+        )
     return group, template, placement
 
 

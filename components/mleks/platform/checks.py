@@ -19,7 +19,7 @@ from mleks.cluster_autoscaler_addon import ClusterAutoscalerArgs
 from mleks.dlc_training_job import plan_job
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.escalator_addon import EscalatorArgs
-from mleks.gpu_node_group import GpuNodeGroupArgs
+from mleks.gpu_node_group import GpuNodeGroupArgs, asg_tag_errors
 from mleks.inference_service import service_errors
 from mleks.jupyter_notebook import notebook_errors
 from mleks.network import regular_zones, zone_count_error
@@ -109,6 +109,7 @@ def autoscaling_errors(cfg: MLPlatformArgs, unchecked: frozenset[str] = frozense
             problem = f"nodeGroups.{name} is scaled by {owner[name]}, not cluster-autoscaler"
             errors.append(ConfigError(key, name, f"a group cluster-autoscaler scales: {ca_owned}", problem))
 
+    errors += asg_tag_errors([g for name, g in cfg.node_groups.items() if name not in unchecked], cfg.tags)
     for cp in plan(cfg):
         groups = [cfg.node_groups[key] for key in cp.groups]
         escalator_groups = [g for g in groups if g.owner == "escalator"]

@@ -40,6 +40,15 @@ class Item:
     max: float | None
     detail: str
     notes: list[str] = field(default_factory=list)
+    outlives: str | None = None
+    """Why it keeps costing after its resource leaves the stack (retained on delete, a claim Kubernetes keeps), or None."""
+    missing: str | None = None
+    """A part the figures leave out, and why (a GPU group priced without its volumes when the region's EBS price is unknown)."""
+
+    def incomplete(self, which: str) -> bool:
+        """Whether the ``idle`` or ``max`` figure is unknown or leaves a part out."""
+        value = self.idle if which == "idle" else self.max
+        return value is None or (self.missing is not None and value > 0)
 
 
 @dataclass
@@ -81,7 +90,8 @@ class Estimate:
 
     @property
     def unknown(self) -> list[Item]:
-        return [i for i in self.items if i.idle is None or i.max is None]
+        """Items whose figures are unknown or leave a part out."""
+        return [i for i in self.items if i.incomplete("idle") or i.incomplete("max")]
 
     def document(self) -> dict[str, Any]:
         """The ``cost.json`` content."""
@@ -93,13 +103,38 @@ class Estimate:
             "per": "hour",
             "pricing": "on-demand list prices" + (f", spot at {self.spot_discount:.0%} off" if self.spot_discount else ""),
             "pricesRetrieved": self.prices_retrieved,
-            "idle": {"usd": round(self.idle, 4), "complete": not any(i.idle is None for i in self.items)},
-            "max": {"usd": round(self.max, 4), "complete": not any(i.max is None for i in self.items)},
+            "idle": {"usd": round(self.idle, 4), "complete": not any(i.incomplete("idle") for i in self.items)},
+            "max": {"usd": round(self.max, 4), "complete": not any(i.incomplete("max") for i in self.items)},
             "sections": {s.name: {"idle": round(s.idle, 4), "max": round(s.max, 4), "items": [_rounded(asdict(i)) for i in s.items]} for s in self.sections},
             "unknown": [f"{i.kind} {i.name}: {i.detail}" for i in self.unknown],
+            # The same, for machines: which items are left out of the totals, where, and why.
+            "unpriced": [
+                {"section": s.name, "kind": i.kind, "name": i.name, "part": "left out of the figures" if i.missing else "all", "why": i.missing or i.detail}
+                for s in self.sections
+                for i in s.items
+                if i in self.unknown
+            ],
             "excludes": EXCLUDES,
             "sources": {k: v for k, v in self.sources.items() if k in used} or self.sources,
         }
+
+
+def _retained(r: dict[str, Any]) -> str | None:
+    return "retained on delete" if (r.get("options") or {}).get("retainOnDelete") else None
+
+
+def _claim_outlives(r: dict[str, Any], storage_class: dict[str, Any]) -> str | None:
+    """Why a claimed volume keeps costing once the StatefulSet or claim leaves the stack (Kubernetes docs:
+    StatefulSet ``persistentVolumeClaimRetentionPolicy`` defaults to Retain; a StorageClass's ``reclaimPolicy``
+    decides whether a released volume is deleted)."""
+    if _retained(r):
+        return _retained(r)
+    spec = (r.get("inputs") or {}).get("spec") or {}
+    if r["type"] == "kubernetes:apps/v1:StatefulSet" and (spec.get("persistentVolumeClaimRetentionPolicy") or {}).get("whenDeleted", "Retain") == "Retain":
+        return "Kubernetes keeps a StatefulSet's claims when it is deleted"
+    if storage_class.get("reclaimPolicy") == "Retain":
+        return "its StorageClass retains released volumes"
+    return None
 
 
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +270,13 @@ class _Pricer:
             disk, disk_desc, disk_src = None, "volume sizes not in the plan", []
         notes += disk_src
         detail = f"{low}..{high} nodes; {what}; {'volumes' if len(priced) > 1 else 'root'} {disk_desc}"
-        per_node = None if node is None or disk is None else node + disk
+        left_out = None
+        if node is not None and disk is None:
+            # A missing EBS price must not hide a $13/h instance: price the instances, and say the volumes are left out.
+            per_node: float | None = node
+            left_out = f"its volumes ({disk_desc}): no EBS price for them in {self.region} in the table of {self.table.retrieved}"
+        else:
+            per_node = None if node is None or disk is None else node + disk
         if per_node is None and node is None and disk is not None:
             # The instances are unpriced, but what the stack itself adds (the disks) is still known.
             notes.append(f"root volumes alone: idle {money(low * disk)}, max {money(high * disk)}")
@@ -243,7 +284,7 @@ class _Pricer:
         peak = None if per_node is None else high * per_node
         if low == 0 and per_node is None:
             idle = 0.0  # no nodes at min size, whatever one costs
-        return Item("node-group", name, r["urn"], idle, peak, detail, sorted(set(notes), key=notes.index))
+        return Item("node-group", name, r["urn"], idle, peak, detail, sorted(set(notes), key=notes.index), missing=left_out)
 
     def file_system(self, r: dict[str, Any]) -> Item:
         inputs = r.get("inputs") or {}
@@ -252,9 +293,17 @@ class _Pricer:
         desc = f"FSx for Lustre {gib} GiB {kind} SSD at {tput} MB/s/TiB"
         price = self.table.fsx_lustre_month(str(self.region), kind, tput)
         if price is None:
-            return Item("file-system", name, r["urn"], None, None, desc + f": no FSx price for {self.region} in the table (aws.amazon.com/fsx/lustre/pricing)")
+            return Item(
+                "file-system",
+                name,
+                r["urn"],
+                None,
+                None,
+                desc + f": no FSx for Lustre price for {kind} at {tput} MB/s/TiB in {self.region} in the table",
+                outlives=_retained(r),
+            )
         hourly = gib * price.usd / self.table.hours_per_month
-        return Item("file-system", name, r["urn"], hourly, hourly, desc, [_src(price)])
+        return Item("file-system", name, r["urn"], hourly, hourly, desc, [_src(price)], outlives=_retained(r))
 
     def claims(self, r: dict[str, Any], classes: dict[tuple[str, str], dict[str, Any]], cluster: str) -> list[Item]:
         inputs = r.get("inputs") or {}
@@ -286,7 +335,7 @@ class _Pricer:
             hourly, desc, src = self.volume(size, str(params.get("type") or "gp3"), params.get("iops"), params.get("throughput"))
             total = None if hourly is None else copies * hourly
             kept = " retained when the workload is deleted" if sc.get("reclaimPolicy") == "Retain" else ""
-            out.append(Item("volume", name, r["urn"], total, total, f"{copies} × {desc} claim{kept}", src))
+            out.append(Item("volume", name, r["urn"], total, total, f"{copies} × {desc} claim{kept}", src, outlives=_claim_outlives(r, sc)))
         return out
 
 
@@ -354,7 +403,8 @@ def summary_lines(est: Estimate) -> list[str]:
     for s in est.sections:
         lines.append(f"  {s.name}: idle {money(s.idle)}, max {money(s.max)}")
         for i in s.items:
-            lines.append(f"    {i.kind} {i.name}: idle {money(i.idle)}, max {money(i.max)}  [{i.detail}]")
+            left_out = f"; not in these figures: {i.missing}" if i.missing else ""
+            lines.append(f"    {i.kind} {i.name}: idle {money(i.idle)}, max {money(i.max)}  [{i.detail}{left_out}]")
     if est.unknown:
         lines.append(f"  not in the totals: {'; '.join(f'{i.kind} {i.name}' for i in est.unknown)}")
     lines.append(f"  not estimated: {EXCLUDES}")
@@ -364,5 +414,4 @@ def summary_lines(est: Estimate) -> list[str]:
 def total_text(est: Estimate, which: str) -> str:
     """``$12.34`` or ``$12.34 + unknown`` for the ``idle`` or ``max`` total."""
     value = est.idle if which == "idle" else est.max
-    missing = any((i.idle if which == "idle" else i.max) is None for i in est.items)
-    return money(value) + (" + unknown" if missing else "")
+    return money(value) + (" + unknown" if any(i.incomplete(which) for i in est.items) else "")

@@ -14,8 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mleks.review import consequences
+from mleks.review.consequences import DATA_OR_NODES, JOBS, OTHER_REPLACE, ROUTINE, TIER_TITLES, UNKNOWN
 from mleks.review.cost import EXCLUDES, Estimate, Item, estimate, money, total_text
 from mleks.review.replacements import path_under, replace_paths, strip_indices
+from mleks.review.values import Detail, detail, redact_text
+
+__all__ = ["DATA_OR_NODES", "JOBS", "OTHER_REPLACE", "ROUTINE", "TIER_TITLES", "UNKNOWN"]
 
 Action = Literal["create", "delete", "update", "replace", "unknown"]
 
@@ -69,38 +74,14 @@ def redact(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: ({kk: Redacted(vv) for kk, vv in v.items()} if isinstance(v, dict) else Redacted(v)) if k in hidden else walk(v) for k, v in inputs.items()}
 
 
-# Risk tiers, most urgent first; the Markdown groups by them.
-DATA_OR_NODES, JOBS, OTHER_REPLACE, UNKNOWN, ROUTINE = range(5)
-TIER_TITLES = {
-    DATA_OR_NODES: "Needs attention: clusters, nodes and data",
-    JOBS: "Jobs that will run",
-    OTHER_REPLACE: "Other replacements and deletions",
-    UNKNOWN: "Not forecast: check `pulumi preview`",
-    ROUTINE: "Routine changes",
-}
-
-_CRITICAL_TYPES = {
-    "eks:index:Cluster": "cluster",
-    "aws:eks/nodeGroup:NodeGroup": "node group",
-    "aws:kms/key:Key": "KMS key",
-    "aws:ebs/volume:Volume": "EBS volume",
-    "kubernetes:core/v1:PersistentVolumeClaim": "volume claim",
-    "kubernetes:apps/v1:StatefulSet": "StatefulSet",
-    "aws:cloudwatch/logGroup:LogGroup": "log group",
-    "aws:ec2/vpc:Vpc": "VPC",
-    "aws:ec2/subnet:Subnet": "subnet",
-    "aws:fsx/lustreFileSystem:LustreFileSystem": "FSx file system",
-    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": "FSx link to S3",
-    "kubernetes:core/v1:PersistentVolume": "persistent volume",
-}
-
-
 @dataclass(frozen=True)
 class FieldChange:
     path: str
     old: Any
     new: Any
     forces_replacement: bool = False
+    detail: Detail | None = None
+    """What changed inside a long string (a line diff, or its JSON/YAML compared as data)."""
 
 
 @dataclass
@@ -126,6 +107,8 @@ class ItemChange:
     name: str
     before: Item | None
     after: Item | None
+    kept: bool = False
+    """Removed from the stack but still billed: its resource leaves the plan and ``before.outlives`` says why it stays."""
 
 
 @dataclass
@@ -166,13 +149,15 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any], stack: str, *, spot_d
     for urn in sorted(new.keys() - old.keys()):
         out.append(_created(new[urn]))
     for urn in sorted(old.keys() - new.keys()):
-        out.append(_deleted(old[urn]))
+        out.append(_deleted(old[urn], old))
     for urn in sorted(old.keys() & new.keys()):
         change = _changed(old[urn], new[urn])
         if change is not None:
             out.append(change)
     out.sort(key=lambda r: (r.risk, _ACTION_ORDER[r.action], r.type, r.name))
     cost = _cost_diff(base, head, spot_discount)
+    for item in cost.items:
+        item.kept = item.after is None and item.before is not None and bool(item.before.outlives) and item.before.urn not in new
     _annotate_costs(out, cost)
     return StackDiff(stack, out, cost)
 
@@ -217,7 +202,9 @@ def _annotate_costs(resources: list[ResourceChange], cost: CostDiff) -> None:
             if c.before is None and c.after is not None:
                 parts.append(f"adds {_per_hour(c.after)} ({c.after.detail})")
             elif c.after is None and c.before is not None:
-                parts.append(f"removes {_per_hour(c.before)}")
+                parts.append(
+                    f"leaves the stack, not the bill: {_per_hour(c.before)} goes on ({c.before.outlives})" if c.kept else f"removes {_per_hour(c.before)}"
+                )
             elif c.before is not None and c.after is not None:
                 parts.append(f"{_per_hour(c.before)} → {_per_hour(c.after)}")
         if parts:
@@ -227,45 +214,18 @@ def _annotate_costs(resources: list[ResourceChange], cost: CostDiff) -> None:
 _ACTION_ORDER = {"replace": 0, "delete": 1, "unknown": 2, "update": 3, "create": 4}
 
 
-def _kind(resource: dict[str, Any]) -> str | None:
-    kind = (resource.get("inputs") or {}).get("kind")
-    return kind if isinstance(kind, str) else None
-
-
-def _label(resource: dict[str, Any]) -> str:
-    inputs = resource.get("inputs") or {}
-    meta = inputs.get("metadata") if isinstance(inputs.get("metadata"), dict) else None
-    if meta and meta.get("name"):
-        return f"{meta.get('namespace') + '/' if meta.get('namespace') else ''}{meta['name']}"
-    return str(resource.get("name"))
-
-
-def _retained(resource: dict[str, Any]) -> bool:
-    options = resource.get("options") or {}
-    return bool(options.get("retainOnDelete") or options.get("protect"))
-
-
 def _created(r: dict[str, Any]) -> ResourceChange:
-    name = _label(r)
+    name = consequences.label(r)
     if r["type"] == "kubernetes:batch/v1:Job":
         return ResourceChange(r["urn"], r["type"], name, "create", JOBS, f"creates Job `{name}`: it starts running on `pulumi up`")
-    return ResourceChange(r["urn"], r["type"], name, "create", ROUTINE, f"creates {_noun(r)} `{name}`")
+    return ResourceChange(r["urn"], r["type"], name, "create", ROUTINE, f"creates {consequences.noun(r)} `{name}`")
 
 
-def _deleted(r: dict[str, Any]) -> ResourceChange:
-    name, retained = _label(r), _retained(r)
-    what = _critical_consequence(r, "delete", name)
-    tier = DATA_OR_NODES if r["type"] in _CRITICAL_TYPES else OTHER_REPLACE
-    spec = (r.get("inputs") or {}).get("spec") or {}
-    if (r.get("options") or {}).get("retainOnDelete"):
-        # Nothing is lost: say that instead of the generic warning.
-        noun = _CRITICAL_TYPES.get(r["type"], _noun(r))
-        what = f"removes {noun} `{name}` from the stack (retained on delete: Pulumi forgets it, the cloud resource and its data stay)"
-    elif retained:
-        what += " (protected: `pulumi up` stops until protection is removed)"
-    elif r["type"] == "kubernetes:core/v1:PersistentVolume" and spec.get("persistentVolumeReclaimPolicy") == "Retain":
-        what = f"deletes persistent volume `{name}`: the Kubernetes object only; with reclaim policy Retain its storage and data stay"
-    return ResourceChange(r["urn"], r["type"], name, "delete", tier, what, retained=retained)
+def _deleted(r: dict[str, Any], base_index: dict[str, dict[str, Any]]) -> ResourceChange:
+    retained = consequences.retained_on_delete(r) or consequences.protected(r)
+    return ResourceChange(
+        r["urn"], r["type"], consequences.label(r), "delete", consequences.tier(r, "delete"), consequences.deletion(r, base_index), retained=retained
+    )
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> ResourceChange | None:
@@ -274,8 +234,8 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> ResourceChange | None:
     changes = [c for c in _field_changes(before, after) if not path_under(c.path, ignored)]
     if not changes:
         return None
-    name = _label(new)
-    paths = replace_paths(new["type"], _kind(new))
+    name = consequences.label(new)
+    paths = replace_paths(new["type"], consequences.kind_of(new))
     if paths is None:
         return ResourceChange(
             new["urn"],
@@ -283,67 +243,21 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> ResourceChange | None:
             name,
             "unknown",
             UNKNOWN,
-            f"changes {_noun(new)} `{name}`; this type is not in the replacement table: check `pulumi preview`",
+            f"changes {consequences.noun(new)} `{name}`; this type is not in the replacement table: check `pulumi preview`",
             changes,
         )
-    marked = [FieldChange(c.path, c.old, c.new, path_under(c.path, paths)) for c in changes]
+    marked = [FieldChange(c.path, c.old, c.new, path_under(c.path, paths), c.detail) for c in changes]
     forcing = [c.path for c in marked if c.forces_replacement]
     if forcing:
         shown = ", ".join(f"`{p}`" for p in forcing[:3]) + (f" and {len(forcing) - 3} more" if len(forcing) > 3 else "")
-        summary = _critical_consequence(new, "replace", name) + f" (forced by {shown})"
-        if new["type"] == "kubernetes:batch/v1:Job":
-            tier = JOBS
-        elif new["type"] in _CRITICAL_TYPES:
-            tier = DATA_OR_NODES
-        else:
-            tier = OTHER_REPLACE
-        if _retained(old):
-            summary += "; the old one is retained on delete"
-        return ResourceChange(new["urn"], new["type"], name, "replace", tier, summary, marked, retained=_retained(old))
-    summary, tier = _update_consequence(new, name, marked)
+        summary = consequences.replacement(new, shown)
+        retained = consequences.retained_on_delete(old)
+        if retained:
+            summary += "; the old one is retained on delete, and keeps costing until you delete it"
+        return ResourceChange(new["urn"], new["type"], name, "replace", consequences.tier(new, "replace"), summary, marked, retained=retained)
+    touched = {strip_indices(c.path).split(".")[0] for c in marked}
+    summary, tier = consequences.update(new, touched)
     return ResourceChange(new["urn"], new["type"], name, "update", tier, summary, marked)
-
-
-def _update_consequence(r: dict[str, Any], name: str, changes: list[FieldChange]) -> tuple[str, int]:
-    touched = {strip_indices(c.path).split(".")[0] for c in changes}
-    if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and touched - {"tags", "description"}:
-        # Any change to what instances get (instance tags included) is a new launch template version, which the
-        # node group follows (latestVersion), and EKS rolls a new version out like an AMI update: node by node.
-        return (
-            f"updates launch template `{name}`: a new version, so EKS replaces every node of its node group, draining each (running jobs are killed)",
-            DATA_OR_NODES,
-        )
-    if r["type"] == "aws:eks/nodeGroup:NodeGroup" and touched & {"version", "releaseVersion", "launchTemplate"}:
-        return f"updates node group `{name}` in place: a version change rolls every node (drains them: running jobs are killed)", DATA_OR_NODES
-    if r["type"] == "kubernetes:helm.sh/v3:Release":
-        return f"upgrades Helm release `{name}` in place; what the chart changes inside it is not forecast: check `pulumi preview`", ROUTINE
-    if r["type"] == "eks:index:Cluster" and "version" in touched:
-        return f"upgrades cluster `{name}` in place (the control plane's Kubernetes version)", DATA_OR_NODES
-    return f"updates {_noun(r)} `{name}` in place", ROUTINE
-
-
-def _critical_consequence(r: dict[str, Any], action: str, name: str) -> str:
-    verb = "replaces" if action == "replace" else "deletes"
-    t = r["type"]
-    if t == "aws:eks/nodeGroup:NodeGroup":
-        return f"{verb} node group `{name}`: its nodes are drained and {'recreated' if action == 'replace' else 'terminated'}; running jobs are killed"
-    if t == "eks:index:Cluster":
-        fate = "a new control plane; every workload on it is recreated" if action == "replace" else "the control plane and everything on it go"
-        return f"{verb} cluster `{name}`: {fate}"
-    if t == "kubernetes:batch/v1:Job":
-        return f"{verb} Job `{name}`: {'it runs again from the start' if action == 'replace' else 'its pods are deleted'}"
-    if t == "kubernetes:apps/v1:StatefulSet":
-        return f"{verb} StatefulSet `{name}`: its pods restart; claims from its volumeClaimTemplates stay unless deleted"
-    if t in _CRITICAL_TYPES:
-        return f"{verb} {_CRITICAL_TYPES[t]} `{name}`: data it holds or protects may be lost"
-    return f"{verb} {_noun(r)} `{name}`"
-
-
-def _noun(r: dict[str, Any]) -> str:
-    kind = _kind(r)
-    if r["type"].startswith("kubernetes:") and kind:
-        return kind
-    return r["type"].rsplit(":", 1)[-1]
 
 
 def _field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
@@ -360,7 +274,13 @@ def _field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and all(isinstance(x, dict) for x in old + new):
         return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in _field_changes(a, b, f"{path}[{i}]")]
-    return [] if old == new else [FieldChange(path, old, new)]
+    if old == new:
+        return []
+    inner = detail(path, old, new)
+    if inner is not None:
+        # The whole text goes into --format json too: hide secret-looking lines there as in the Markdown.
+        return [FieldChange(path, redact_text(old), redact_text(new), detail=inner)]
+    return [FieldChange(path, old, new)]
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -377,7 +297,8 @@ def _value(v: Any, limit: int = 80) -> str:
     return f"`{text if len(text) <= limit else text[: limit - 1] + '…'}`"
 
 
-def _change_line(c: FieldChange) -> str:
+def _change_lines(c: FieldChange) -> list[str]:
+    """A field's change as Markdown list lines: ``old → new``, or what changed inside a long value."""
     mark = " *(forces replacement)*" if c.forces_replacement else ""
     scalars = (str, int, float, bool)
     if isinstance(c.old, list) and isinstance(c.new, list) and all(isinstance(x, scalars) for x in c.old + c.new):
@@ -387,8 +308,33 @@ def _change_line(c: FieldChange) -> str:
             parts = ([f"removed {', '.join(_value(x) for x in removed)}"] if removed else []) + (
                 [f"added {', '.join(_value(x) for x in added)}"] if added else []
             )
-            return f"  - `{c.path}`: {'; '.join(parts)}{mark}"
-    return f"  - `{c.path}`: {_value(c.old)} → {_value(c.new)}{mark}"
+            return [f"  - `{c.path}`: {'; '.join(parts)}{mark}"]
+    if c.detail is None:
+        return [f"  - `{c.path}`: {_value(c.old)} → {_value(c.new)}{mark}"]
+    lines = [f"  - `{c.path}` ({c.detail.how}){mark}" + (":" if c.detail.changes or c.detail.lines else "")]
+    for inner in c.detail.changes[:MAX_INNER]:
+        lines.append(f"    - `{inner.path}`: {_value(inner.old)} → {_value(inner.new)}")
+    if len(c.detail.changes) > MAX_INNER:
+        lines.append(f"    - … and {len(c.detail.changes) - MAX_INNER} more")
+    if c.detail.lines:
+        # A fence longer than any backtick run inside, so a script's own fences cannot end it.
+        fence = "`" * max(3, _longest_backticks(c.detail.lines) + 1)
+        lang = "diff" if c.detail.how.endswith("changed lines") else ""
+        lines += [f"    {fence}{lang}", *(f"    {line}" for line in c.detail.lines), f"    {fence}"]
+    return lines
+
+
+def _longest_backticks(lines: list[str]) -> int:
+    longest = 0
+    for line in lines:
+        run = 0
+        for ch in line:
+            run = run + 1 if ch == "`" else 0
+            longest = max(longest, run)
+    return longest
+
+
+MAX_INNER = 20
 
 
 def _routine_groups(resources: list[ResourceChange]) -> list[tuple[list[ResourceChange], list[FieldChange]]]:
@@ -419,7 +365,7 @@ def to_markdown(diffs: list[StackDiff]) -> str:
                 else:
                     names = ", ".join(f"`{m.name}`" for m in members)
                     lines.append(f"- **{first.action}** in place, {len(members)} resources the same way: {names}")
-                lines += [_change_line(c) for c in changes[:12]]
+                lines += [line for c in changes[:12] for line in _change_lines(c)]
                 if len(changes) > 12:
                     lines.append(f"  - … and {len(changes) - 12} more fields")
             lines.append("")
@@ -441,11 +387,19 @@ def _cost_markdown(cost: CostDiff | None) -> list[str]:
         new = getattr(b, which) if b else 0.0
         label = "idle (every group at min size)" if which == "idle" else "at max size"
         lines.append(f"| {label} | {total_text(a, which) if a else '—'} | {total_text(b, which) if b else '—'} | {_change_text(old, new)} |")
+    kept = [c.before for c in cost.items if c.kept and c.before is not None]
+    if kept:
+        idle, peak = sum(i.idle or 0.0 for i in kept), sum(i.max or 0.0 for i in kept)
+        lines.append(
+            f"| left the stack, still billed (retained) | — | {money(idle)} idle, {money(peak)} at max | the stack's totals drop by this, the bill does not |"
+        )
     lines.append("")
     for c in cost.items:
         where = f"{c.kind} `{c.name}` ({c.section})"
         if c.before is None and c.after is not None:
             lines.append(f"- new {where}: {_per_hour(c.after)}, {c.after.detail}")
+        elif c.kept and c.before is not None:
+            lines.append(f"- {where} leaves the stack, not the bill: still {_per_hour(c.before)} ({c.before.outlives}) until you delete it by hand")
         elif c.after is None and c.before is not None:
             lines.append(f"- removed {where}: was {_per_hour(c.before)}")
         elif c.before is not None and c.after is not None:
@@ -484,7 +438,14 @@ def _cost_json(cost: CostDiff | None) -> dict[str, Any] | None:
         "before": side(cost.before),
         "after": side(cost.after),
         "items": [
-            {"section": c.section, "kind": c.kind, "name": c.name, "before": c.before and asdict(c.before), "after": c.after and asdict(c.after)}
+            {
+                "section": c.section,
+                "kind": c.kind,
+                "name": c.name,
+                "before": c.before and asdict(c.before),
+                "after": c.after and asdict(c.after),
+                "stillBilled": c.kept,
+            }
             for c in cost.items
         ],
     }

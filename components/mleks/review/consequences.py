@@ -1,0 +1,247 @@
+"""What a planned create, delete, replace or update does, in a reviewer's words, and how urgent it is.
+
+Each sentence says what happens to pods, volumes, data and cost for that kind of resource, from
+how Kubernetes and AWS treat it (the Kubernetes docs on StatefulSet claim retention and
+persistent volume reclaim policies, and the EKS and FSx API references on deleting add-ons and
+file systems).  Pure functions over plan entries: no Pulumi import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Risk tiers, most urgent first; the Markdown groups by them.
+DATA_OR_NODES, JOBS, OTHER_REPLACE, UNKNOWN, ROUTINE = range(5)
+TIER_TITLES = {
+    DATA_OR_NODES: "Needs attention: clusters, nodes, cluster add-ons and data",
+    JOBS: "Jobs that will run",
+    OTHER_REPLACE: "Other replacements and deletions",
+    UNKNOWN: "Not forecast: check `pulumi preview`",
+    ROUTINE: "Routine changes",
+}
+
+# Types whose deletion or replacement loses data, nodes or the cluster itself.
+CRITICAL_TYPES = {
+    "eks:index:Cluster": "cluster",
+    "aws:eks/nodeGroup:NodeGroup": "node group",
+    "aws:kms/key:Key": "KMS key",
+    "aws:ebs/volume:Volume": "EBS volume",
+    "kubernetes:core/v1:PersistentVolumeClaim": "volume claim",
+    "kubernetes:apps/v1:StatefulSet": "StatefulSet",
+    "aws:cloudwatch/logGroup:LogGroup": "log group",
+    "aws:ec2/vpc:Vpc": "VPC",
+    "aws:ec2/subnet:Subnet": "subnet",
+    "aws:fsx/lustreFileSystem:LustreFileSystem": "FSx file system",
+    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": "FSx link to S3",
+    "kubernetes:core/v1:PersistentVolume": "persistent volume",
+}
+
+# Cluster-wide pieces that other workloads rely on: removing one breaks what uses it, so it needs attention too.
+CLUSTER_LEVEL = {
+    "aws:eks/addon:Addon": "EKS add-on",
+    "kubernetes:storage.k8s.io/v1:StorageClass": "StorageClass",
+    "kubernetes:core/v1:Namespace": "namespace",
+    "kubernetes:helm.sh/v3:Release": "Helm release",
+    "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition": "CustomResourceDefinition",
+}
+
+
+def kind_of(resource: dict[str, Any]) -> str | None:
+    kind = (resource.get("inputs") or {}).get("kind")
+    return kind if isinstance(kind, str) else None
+
+
+def label(resource: dict[str, Any]) -> str:
+    """``namespace/name`` of a Kubernetes object, else the resource's Pulumi name."""
+    inputs = resource.get("inputs") or {}
+    meta = inputs.get("metadata") if isinstance(inputs.get("metadata"), dict) else None
+    if meta and meta.get("name"):
+        return f"{meta.get('namespace') + '/' if meta.get('namespace') else ''}{meta['name']}"
+    return str(resource.get("name"))
+
+
+def noun(r: dict[str, Any]) -> str:
+    kind = kind_of(r)
+    if r["type"].startswith("kubernetes:") and kind:
+        return kind
+    return r["type"].rsplit(":", 1)[-1]
+
+
+def retained_on_delete(r: dict[str, Any]) -> bool:
+    return bool((r.get("options") or {}).get("retainOnDelete"))
+
+
+def protected(r: dict[str, Any]) -> bool:
+    return bool((r.get("options") or {}).get("protect"))
+
+
+def storage_class_policy(plan_index: dict[str, dict[str, Any]], name: str) -> str:
+    """The reclaim policy of StorageClass ``name`` in the plan; Kubernetes's default, ``Delete``, when absent."""
+    for r in plan_index.values():
+        if r["type"] == "kubernetes:storage.k8s.io/v1:StorageClass" and ((r.get("inputs") or {}).get("metadata") or {}).get("name") == name:
+            return str((r.get("inputs") or {}).get("reclaimPolicy") or "Delete")
+    return "Delete"
+
+
+def _volume_fate(plan_index: dict[str, dict[str, Any]], storage_class: str) -> str:
+    if storage_class_policy(plan_index, storage_class) == "Retain":
+        return f"its volume stays (StorageClass `{storage_class}` retains released volumes) and keeps costing until you delete it"
+    return f"its volume and the data on it are deleted (StorageClass `{storage_class or '(default)'}` deletes released volumes)"
+
+
+def tier(r: dict[str, Any], action: str) -> int:
+    t = r["type"]
+    if t == "kubernetes:batch/v1:Job" and action in ("create", "replace"):
+        return JOBS
+    if action == "create":
+        return ROUTINE
+    if t in CRITICAL_TYPES or t in CLUSTER_LEVEL:
+        return DATA_OR_NODES
+    return OTHER_REPLACE
+
+
+def deletion(r: dict[str, Any], plan_index: dict[str, dict[str, Any]]) -> str:
+    """What deleting ``r`` (an entry of the base plan) does; ``plan_index`` is that plan by URN."""
+    name, t = label(r), r["type"]
+    what = CRITICAL_TYPES.get(t) or CLUSTER_LEVEL.get(t) or noun(r)
+    if retained_on_delete(r):
+        return (
+            f"removes {what} `{name}` from the stack only (retained on delete): Pulumi forgets it, "
+            "but it and its data stay, and whatever it costs goes on until you delete it by hand"
+        )
+    inputs = r.get("inputs") or {}
+    spec = inputs.get("spec") or {}
+    text = _deletion_text(r, t, name, what, inputs, spec, plan_index)
+    if protected(r):
+        text += " (protected: `pulumi up` stops until protection is removed)"
+    return text
+
+
+def _deletion_text(r: dict[str, Any], t: str, name: str, what: str, inputs: dict[str, Any], spec: dict[str, Any], plan_index: dict[str, dict[str, Any]]) -> str:
+    if t == "eks:index:Cluster":
+        return f"deletes cluster `{name}`: the control plane and everything on it go"
+    if t == "aws:eks/nodeGroup:NodeGroup":
+        return f"deletes node group `{name}`: its nodes are drained and terminated; running jobs are killed"
+    if t == "kubernetes:batch/v1:Job":
+        return f"deletes Job `{name}`: its pods are deleted, so a running job stops and loses what it has not checkpointed"
+    if t == "kubernetes:apps/v1:StatefulSet":
+        retention = (spec.get("persistentVolumeClaimRetentionPolicy") or {}).get("whenDeleted", "Retain")
+        classes = sorted({str((c.get("spec") or {}).get("storageClassName") or "") for c in spec.get("volumeClaimTemplates") or []})
+        if not classes:
+            return f"deletes StatefulSet `{name}`: its pods are deleted"
+        if retention == "Delete":
+            fates = "; ".join(_volume_fate(plan_index, c) for c in classes)
+            return f"deletes StatefulSet `{name}`: its pods are deleted, and its claims too (whenDeleted: Delete): {fates}"
+        return (
+            f"deletes StatefulSet `{name}`: its pods are deleted; the claims of its volumeClaimTemplates stay "
+            "(whenDeleted: Retain), so their volumes and data stay and keep costing until you delete the claims"
+        )
+    if t in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:ReplicaSet"):
+        return f"deletes {noun(r)} `{name}`: its pods are deleted, so what it serves stops"
+    if t == "kubernetes:apps/v1:DaemonSet":
+        return f"deletes DaemonSet `{name}`: its pod on every node is deleted"
+    if t == "kubernetes:core/v1:Service":
+        lb = " and its load balancer is deleted" if spec.get("type") == "LoadBalancer" else ""
+        return f"deletes Service `{name}`: its address goes{lb}; clients of it fail"
+    if t == "kubernetes:core/v1:PersistentVolumeClaim":
+        if spec.get("volumeName"):
+            return (
+                f"deletes volume claim `{name}`: pods can no longer mount persistent volume `{spec['volumeName']}`, which decides what happens to its storage"
+            )
+        return f"deletes volume claim `{name}`: " + _volume_fate(plan_index, str(spec.get("storageClassName") or ""))
+    if t == "kubernetes:core/v1:PersistentVolume":
+        if spec.get("persistentVolumeReclaimPolicy", "Retain") == "Retain":
+            return f"deletes persistent volume `{name}`: the Kubernetes object only; with reclaim policy Retain its storage and data stay"
+        return f"deletes persistent volume `{name}`: its storage and data are deleted (reclaim policy {spec.get('persistentVolumeReclaimPolicy')})"
+    if t == "kubernetes:storage.k8s.io/v1:StorageClass":
+        return f"deletes StorageClass `{name}`: new claims that name it stay Pending; volumes it already made keep working"
+    if t == "kubernetes:core/v1:Namespace":
+        return f"deletes namespace `{name}` and every object in it"
+    if t == "aws:eks/addon:Addon":
+        addon = inputs.get("addonName") or name
+        kept = (
+            " (preserve: its Kubernetes objects are left running, unmanaged)"
+            if inputs.get("preserve")
+            else ": its controllers and DaemonSets are deleted, and what relies on it stops working"
+        )
+        return f"removes EKS add-on `{addon}` from the cluster{kept}" + _addon_consequence(str(addon))
+    if t == "kubernetes:helm.sh/v3:Release":
+        return f"uninstalls Helm release `{name}`: every object its chart made is deleted"
+    if t == "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition":
+        return f"deletes CustomResourceDefinition `{name}`: every custom resource of that kind is deleted with it"
+    if t == "kubernetes:core/v1:Secret":
+        return f"deletes Secret `{name}`: pods that mount or read it fail to start"
+    if t == "kubernetes:core/v1:ConfigMap":
+        return f"deletes ConfigMap `{name}`: pods that mount it fail to start"
+    if t == "aws:iam/role:Role":
+        return f"deletes IAM role `{name}`: whatever runs as it loses its AWS access"
+    if t == "aws:kms/key:Key":
+        return f"schedules KMS key `{name}` for deletion: once it is gone, whatever it encrypted cannot be read"
+    if t == "aws:fsx/lustreFileSystem:LustreFileSystem":
+        return f"deletes FSx file system `{name}`: every file on it is deleted; what was not exported to S3 is lost"
+    if t == "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation":
+        return f"deletes FSx link to S3 `{name}`: the file system no longer imports from or exports to its S3 prefix"
+    if t == "aws:cloudwatch/logGroup:LogGroup":
+        return f"deletes log group `{name}`: its logs are deleted"
+    if t == "aws:ec2/natGateway:NatGateway":
+        return f"deletes NAT gateway `{name}`: its private subnets lose their way to the internet"
+    if t == "aws:autoscaling/tag:Tag":
+        return f"deletes Auto Scaling group tag `{name}`: nodes launched later do not get it"
+    if t in CRITICAL_TYPES:
+        return f"deletes {what} `{name}`: data it holds or protects may be lost"
+    return f"deletes {what} `{name}`"
+
+
+def _addon_consequence(addon: str) -> str:
+    if addon == "aws-ebs-csi-driver":
+        return ": no EBS claim can be provisioned, attached or detached any more, so a notebook pod that moves stays Pending"
+    if addon == "aws-fsx-csi-driver":
+        return ": pods that mount an FSx dataset cannot start"
+    if addon == "vpc-cni":
+        return ": no new pod gets an address"
+    return ""
+
+
+def replacement(r: dict[str, Any], forced_by: str) -> str:
+    """What replacing ``r`` (a head plan entry) does; ``forced_by`` names the inputs that force it."""
+    name, t = label(r), r["type"]
+    if t == "aws:eks/nodeGroup:NodeGroup":
+        text = f"replaces node group `{name}`: its nodes are drained and recreated; running jobs are killed"
+    elif t == "eks:index:Cluster":
+        text = f"replaces cluster `{name}`: a new control plane; every workload on it is recreated"
+    elif t == "kubernetes:batch/v1:Job":
+        text = f"replaces Job `{name}`: it runs again from the start"
+    elif t == "kubernetes:apps/v1:StatefulSet":
+        text = f"replaces StatefulSet `{name}`: its pods are deleted and recreated; its claims stay and are mounted again"
+    elif t == "aws:autoscaling/tag:Tag":
+        text = f"replaces Auto Scaling group tag `{name}`: running nodes keep the old value, nodes launched later get the new one"
+    elif t in CRITICAL_TYPES:
+        text = f"replaces {CRITICAL_TYPES[t]} `{name}`: data it holds or protects may be lost"
+    elif t in CLUSTER_LEVEL:
+        text = f"replaces {CLUSTER_LEVEL[t]} `{name}`: what relies on it is interrupted while the new one comes up"
+    else:
+        text = f"replaces {noun(r)} `{name}`"
+    return f"{text} (forced by {forced_by})"
+
+
+def update(r: dict[str, Any], touched: set[str]) -> tuple[str, int]:
+    """What updating ``r`` in place does, given the top-level inputs that change, and its tier."""
+    name = label(r)
+    if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and touched - {"tags", "tagsAll", "defaultVersion", "updateDefaultVersion"}:
+        # Any other change (the description included) makes the provider create a new launch template
+        # version (terraform-provider-aws internal/service/ec2/ec2_launch_template.go, resourceLaunchTemplateUpdate:
+        # its updateKeys list every template field but tags), which the node group follows (latestVersion),
+        # and EKS rolls a new version out like an AMI update: node by node.
+        return (
+            f"updates launch template `{name}`: a new version, so EKS replaces every node of its node group, draining each (running jobs are killed)",
+            DATA_OR_NODES,
+        )
+    if r["type"] == "aws:eks/nodeGroup:NodeGroup" and touched & {"version", "releaseVersion", "launchTemplate"}:
+        return f"updates node group `{name}` in place: a version change rolls every node (drains them: running jobs are killed)", DATA_OR_NODES
+    if r["type"] == "kubernetes:helm.sh/v3:Release":
+        return f"upgrades Helm release `{name}` in place; what the chart changes inside it is not forecast: check `pulumi preview`", ROUTINE
+    if r["type"] == "eks:index:Cluster" and "version" in touched:
+        return f"upgrades cluster `{name}` in place (the control plane's Kubernetes version)", DATA_OR_NODES
+    if r["type"] == "aws:autoscaling/tag:Tag":
+        return f"updates Auto Scaling group tag `{name}`: nodes launched later get it; running nodes are not touched", ROUTINE
+    return f"updates {noun(r)} `{name}` in place", ROUTINE

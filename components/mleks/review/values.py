@@ -1,0 +1,199 @@
+"""What changed inside one input value, for values too long to show whole.
+
+A reviewer must see the line that changed, not two truncated copies of a long string that look
+the same.  A string holding JSON or YAML (a policy, Escalator's node group config) is compared as
+data, so a reformatting is no change and a changed key shows its path; other multi-line text (job
+scripts, user data) becomes a line diff with a little context; a long single line shows the part
+that changed.  Base64 user data is decoded first.  Secrets stay hidden: a value the redaction
+already hid is never opened, and a line that assigns a secret-named key shows ``(secret)``.
+
+Pure functions over plain values: no Pulumi import, so ``mleks diff`` stays light.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+# A value longer than this on one line is cut in the Markdown, so its change needs showing.
+SHOWN_WHOLE = 80
+CONTEXT_LINES = 2
+MAX_DIFF_LINES = 40
+# Characters kept either side of the changed part of a long single line.
+SPAN_CONTEXT = 24
+MAX_SPAN = 160
+
+SECRET_TEXT = "(secret)"
+# ``password: x``, ``API_TOKEN=x``, ``"client_secret": "x"``: the key names a secret, the rest of the line is its value.
+_SECRET_ASSIGNMENT = re.compile(
+    r"""(?ix)
+    (?P<key>["']?[\w.-]*(?:password|passwd|token|secret|private[_-]?key|api[_-]?key|credential)[\w.-]*["']?\s*[:=]\s*)
+    (?P<value>\S.*)
+    """
+)
+
+
+@dataclass(frozen=True)
+class InnerChange:
+    """One changed path inside a structured string (``node_groups[train-g6e].max_nodes``)."""
+
+    path: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Detail:
+    """How a long value changed: ``how`` says what was compared, then either ``changes`` or ``lines``."""
+
+    how: str
+    changes: list[InnerChange] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+def redact_line(line: str) -> str:
+    """``line`` with the value of a secret-named assignment replaced by ``(secret)``."""
+    return _SECRET_ASSIGNMENT.sub(lambda m: m.group("key") + SECRET_TEXT, line)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret-named assignment's value hidden, line by line."""
+    return "\n".join(redact_line(line) for line in text.split("\n"))
+
+
+def _decoded(path: str, text: str) -> str | None:
+    """The text of base64 user data, or None when ``text`` is not that."""
+    if not path.endswith("userData") or "\n" in text.strip():
+        return None
+    try:
+        raw = base64.b64decode(text, validate=True)
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _structured(text: str) -> tuple[str, Any] | None:
+    """``("JSON", data)`` or ``("YAML", data)`` when ``text`` is a JSON or YAML document of a mapping or list."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            data = None
+        if isinstance(data, (dict, list)):
+            return "JSON", data
+    if "\n" in stripped:
+        try:
+            data = yaml.safe_load(stripped)
+        except yaml.YAMLError:
+            return None
+        if isinstance(data, (dict, list)) and data:
+            return "YAML", data
+    return None
+
+
+def _names(items: list[Any]) -> list[str] | None:
+    """The ``name`` of every item, when each is a mapping with a distinct string name."""
+    names = [item.get("name") for item in items if isinstance(item, dict)]
+    if len(names) != len(items) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        return None
+    return names  # type: ignore[return-value]
+
+
+def data_changes(old: Any, new: Any, path: str = "") -> list[InnerChange]:
+    """Every changed leaf between two decoded documents.
+
+    Lists of named mappings are matched by name (``node_groups[train-g6e]``), so one edited entry
+    is one change even when entries were added before it; a list whose entries only moved is
+    reported as its new order.
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[InnerChange] = []
+        for key in sorted(old.keys() | new.keys(), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            out.extend(data_changes(old.get(key), new.get(key), sub) if key in old and key in new else [InnerChange(sub, old.get(key), new.get(key))])
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        old_names, new_names = _names(old), _names(new)
+        if old_names is not None and new_names is not None:
+            before, after = dict(zip(old_names, old, strict=True)), dict(zip(new_names, new, strict=True))
+            out = []
+            for name in [*old_names, *(n for n in new_names if n not in before)]:
+                sub = f"{path}[{name}]"
+                out.extend(
+                    data_changes(before[name], after[name], sub) if name in before and name in after else [InnerChange(sub, before.get(name), after.get(name))]
+                )
+            if not out and old_names != new_names:
+                out.append(InnerChange(f"{path} (order)", old_names, new_names))
+            return out
+        if len(old) == len(new) and all(isinstance(x, (dict, list)) for x in old + new):
+            return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in data_changes(a, b, f"{path}[{i}]")]
+    return [] if old == new else [InnerChange(path, old, new)]
+
+
+def _hide(value: Any) -> Any:
+    """A decoded document with every secret-named key's value hidden."""
+    if isinstance(value, dict):
+        return {k: SECRET_TEXT if _SECRET_ASSIGNMENT.match(f"{k}: x") and not isinstance(v, (dict, list, bool)) else _hide(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide(v) for v in value]
+    return value
+
+
+def _line_diff(old: str, new: str) -> list[str]:
+    """A unified diff of the lines that changed, with ``CONTEXT_LINES`` around each, secrets hidden."""
+    raw = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=CONTEXT_LINES))[2:]  # drop the ---/+++ header
+    lines = [line if line.startswith("@@") else line[0] + redact_line(line[1:]) for line in raw]
+    if len(lines) > MAX_DIFF_LINES:
+        hidden = sum(1 for line in lines[MAX_DIFF_LINES:] if line[:1] in "+-")
+        lines = [*lines[:MAX_DIFF_LINES], f"… {hidden} more changed lines"]
+    return lines
+
+
+def _span(old: str, new: str) -> list[str]:
+    """The changed middle of two long single lines, with a little text either side."""
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+
+    def cut(text: str) -> str:
+        lo, hi = max(0, start - SPAN_CONTEXT), len(text) - max(0, end - SPAN_CONTEXT)
+        middle = text[lo:hi]
+        if len(middle) > MAX_SPAN:
+            middle = middle[: MAX_SPAN - 1] + "…"
+        return ("…" if lo > 0 else "") + redact_line(middle) + ("…" if hi < len(text) else "")
+
+    return [cut(old), cut(new)]
+
+
+def detail(path: str, old: Any, new: Any) -> Detail | None:
+    """How ``old`` became ``new`` when a plain ``old → new`` would hide it, else ``None``.
+
+    Values of another type than ``str`` (and hidden secrets, which subclass it) are left to the caller.
+    """
+    if type(old) is not str or type(new) is not str or old == new:
+        return None
+    how = ""
+    decoded_old, decoded_new = _decoded(path, old), _decoded(path, new)
+    if decoded_old is not None and decoded_new is not None:
+        old, new, how = decoded_old, decoded_new, "base64-decoded, "
+    if len(old) <= SHOWN_WHOLE and len(new) <= SHOWN_WHOLE and "\n" not in old + new and not how:
+        return None
+    parsed_old, parsed_new = _structured(old), _structured(new)
+    if parsed_old and parsed_new and parsed_old[0] == parsed_new[0]:
+        changes = data_changes(_hide(parsed_old[1]), _hide(parsed_new[1]))
+        same = "" if changes else ": the same data, only its layout changed"
+        return Detail(f"{how}{parsed_old[0]} compared as data{same}", changes=changes)
+    if "\n" in old or "\n" in new:
+        return Detail(f"{how}changed lines", lines=_line_diff(old, new))
+    return Detail(f"{how}the changed part", lines=_span(old, new))

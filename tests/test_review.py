@@ -1,0 +1,186 @@
+"""The pull-request review a reviewer reads: exact changes inside long values, the right words for
+deletions and what keeps costing, and tag changes that roll no node.
+
+Each test renders ``unified``, applies one realistic change and reads the Markdown, as a reviewer would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+import mleks
+from mleks.errors import ConfigErrors
+from mleks.review import diff as review
+from mleks.review.values import detail
+from mleks.testing import run
+from mleks.testing.render import plan_document
+from stacks import offline
+from tests.checks import stack_file
+
+
+def _markdown_after(rendered: dict[str, offline.RenderResult], cfg: dict[str, Any]) -> tuple[review.StackDiff, str]:
+    d = review.diff_plans(plan_document(rendered["unified"]), plan_document(offline.run("unified", config=cfg)), "unified")
+    return d, review.to_markdown([d])
+
+
+def _section(markdown: str, title: str) -> str:
+    """The text under the ``### title`` heading, up to the next heading."""
+    start = markdown.index(f"### {title}")
+    end = markdown.find("\n### ", start + 1)
+    return markdown[start : end if end != -1 else None]
+
+
+def test_a_larger_max_size_shows_the_changed_line_of_escalators_config(rendered: dict[str, offline.RenderResult]):
+    cfg = stack_file("unified")
+    cfg["mleks:nodeGroups"]["train-g6e"]["maxSize"] = 6
+    _, markdown = _markdown_after(rendered, cfg)
+    assert "`data.nodegroups_config.yaml` (YAML compared as data) *(forces replacement)*:" in markdown
+    assert "    - `node_groups[train-g6e].max_nodes`: `4` → `6`" in markdown
+    # The truncated before/after that looked the same is gone.
+    assert "label_val…" not in markdown
+
+
+def test_removing_the_notebook_says_its_pods_go_and_its_volume_keeps_costing(rendered: dict[str, offline.RenderResult]):
+    cfg = stack_file("unified")
+    cfg["mleks:notebooks"] = {}
+    d, markdown = _markdown_after(rendered, cfg)
+    statefulset = next(r for r in d.resources if r.type == "kubernetes:apps/v1:StatefulSet")
+    assert statefulset.action == "delete"
+    assert "its pods are deleted" in statefulset.summary and "restart" not in statefulset.summary
+    assert "volumes and data stay and keep costing" in statefulset.summary
+    # The home volume at us-west-2's gp3 price: the stack total drops, the bill does not.
+    home = f"${100 * 0.08 / 730:.4f}/h"
+    cost = _section(markdown, "Cost per hour")
+    assert f"volume `notebooks/research home` (ml-unified) leaves the stack, not the bill: still {home}" in cost
+    assert "| left the stack, still billed (retained) |" in cost
+    assert "removed volume" not in cost
+    assert f"Cost: leaves the stack, not the bill: {home} goes on" in markdown
+
+
+def test_removing_the_last_notebook_puts_the_ebs_csi_driver_and_storage_class_under_needs_attention(rendered: dict[str, offline.RenderResult]):
+    cfg = stack_file("unified")
+    cfg["mleks:notebooks"] = {}
+    _, markdown = _markdown_after(rendered, cfg)
+    attention = _section(markdown, "Needs attention")
+    assert "- **delete** `aws:eks/addon:Addon` — removes EKS add-on `aws-ebs-csi-driver` from the cluster" in attention
+    assert "- **delete** `kubernetes:storage.k8s.io/v1:StorageClass` — deletes StorageClass `gp3-encrypted`" in attention
+    assert "Addon" not in _section(markdown, "Other replacements and deletions")
+
+
+def test_a_tag_change_rolls_no_node_group(rendered: dict[str, offline.RenderResult]):
+    cfg = stack_file("unified")
+    cfg["mleks:tags"] = {**cfg["mleks:tags"], "cost-center": "inference-research", "owner": "ml-platform"}
+    d, markdown = _markdown_after(rendered, cfg)
+    assert "Needs attention" not in markdown and "replaces every node" not in markdown and "rolls every node" not in markdown
+    for r in d.resources:
+        if r.type in ("aws:ec2/launchTemplate:LaunchTemplate", "aws:eks/nodeGroup:NodeGroup"):
+            assert r.action == "update" and {c.path.split(".")[0] for c in r.changes} == {"tags"}, r.name
+    # Instances still get every tag: through their Auto Scaling groups, which touch no running node.
+    asg_tags = {(r.action, r.name.rsplit("-tag-", 1)[0]) for r in d.resources if r.type == "aws:autoscaling/tag:Tag"}
+    groups = {"ml-unified-system", *(f"ml-unified-{g}-gpu" for g in cfg["mleks:nodeGroups"])}
+    assert asg_tags == {("create", g) for g in groups} | {("replace", g) for g in groups}
+
+
+def test_every_instance_and_volume_keeps_the_tags_that_say_whose_it_is(rendered: dict[str, offline.RenderResult]):
+    plan = plan_document(rendered["unified"])
+    user = stack_file("unified")["mleks:tags"]
+    templates = [r for r in plan["resources"] if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate"]
+    for t in templates:
+        for spec in t["inputs"]["tagSpecifications"]:
+            assert {"Name", "mleks/cluster"} <= set(spec["tags"]) and not set(user) & set(spec["tags"]), t["name"]
+    propagated: dict[str, dict[str, str]] = {}
+    for r in plan["resources"]:
+        if r["type"] == "aws:autoscaling/tag:Tag" and r["inputs"]["tag"]["propagateAtLaunch"]:
+            propagated.setdefault(r["name"].rsplit("-tag-", 1)[0], {})[r["inputs"]["tag"]["key"]] = r["inputs"]["tag"]["value"]
+            assert r["options"].get("deleteBeforeReplace") is True
+    assert len(propagated) == len(templates) and all(tags == user for tags in propagated.values())
+
+
+def test_too_many_tags_for_a_cluster_autoscaler_group_are_refused_naming_mleks_tags():
+    cfg = stack_file("unified")
+    cfg["mleks:tags"] = {f"k{i}": "v" for i in range(38)}
+    with pytest.raises(ConfigErrors) as raised:
+        offline.run("unified", config=cfg)
+    [err] = raised.value.errors
+    assert err.key == "mleks:tags" and err.value == "38 tags" and "inference-spot" in err.accepted and "Auto Scaling group" in err.accepted
+
+
+def test_a_library_user_gets_the_same_tag_limit_before_the_group_registers_anything():
+    refused: list[str] = []
+
+    def program() -> None:
+        tags = {f"k{i}": "v" for i in range(38)}
+        cluster = mleks.MLCluster("c", mleks.MLClusterArgs(), cluster_name="c", vpc_id="vpc-1", private_subnet_ids=["subnet-a", "subnet-b"], tags=tags)
+        args = mleks.GpuNodeGroupArgs(role="inference", instance_types=["g6e.xlarge"], autoscaler="cluster-autoscaler")
+        try:
+            mleks.GpuNodeGroup("serve", args, cluster=cluster)
+        except ConfigErrors as err:
+            refused.append(str(err))
+
+    result = run(program, project="p", stack="dev", config={"aws:region": "us-west-2"})
+    assert len(refused) == 1 and "GpuNodeGroup('serve').tags = '38 tags' is invalid: too many tags" in refused[0]
+    assert not [r.name for r in result.resources if r.name.startswith("serve")]
+
+
+# -- values inside strings -------------------------------------------------------------------------
+
+
+def test_a_script_change_is_a_line_diff_with_context():
+    old = "\n".join(f"line {i}" for i in range(20))
+    new = old.replace("line 10", "line ten")
+    d = detail("spec.template.spec.containers[0].args[1]", old, new)
+    assert d is not None and d.how == "changed lines"
+    assert d.lines == ["@@ -9,5 +9,5 @@", " line 8", " line 9", "-line 10", "+line ten", " line 11", " line 12"]
+
+
+def test_base64_user_data_is_diffed_decoded():
+    old = base64.b64encode(b"#!/bin/bash\nset -e\nulimit -l unlimited\n").decode()
+    new = base64.b64encode(b"#!/bin/bash\nset -e\nulimit -l 65536\n").decode()
+    d = detail("userData", old, new)
+    assert d is not None and d.how.startswith("base64-decoded") and "-ulimit -l unlimited" in d.lines and "+ulimit -l 65536" in d.lines
+
+
+def test_a_json_policy_is_compared_as_data_so_reformatting_is_no_change():
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/*"}]}
+    wider = json.loads(json.dumps(policy))
+    wider["Statement"][0]["Action"].append("s3:PutObject")
+    d = detail("policy", json.dumps(policy), json.dumps(wider, indent=2))
+    assert d is not None and d.how == "JSON compared as data"
+    assert [(c.path, c.old, c.new) for c in d.changes] == [("Statement[0].Action", ["s3:GetObject"], ["s3:GetObject", "s3:PutObject"])]
+    same = detail("policy", json.dumps(policy), json.dumps(policy, indent=2))
+    assert same is not None and same.changes == [] and "only its layout changed" in same.how
+
+
+def test_a_long_single_line_shows_the_part_that_changed():
+    old = "arn:aws:iam::123456789012:role/" + "a" * 60 + "-readers-" + "b" * 60
+    new = old.replace("-readers-", "-writers-")
+    d = detail("roleArn", old, new)
+    assert d is not None and d.how == "the changed part"
+    assert all("readers" in line or "writers" in line for line in d.lines) and all(len(line) < 80 for line in d.lines)
+
+
+def test_secrets_inside_text_stay_hidden_but_their_change_shows():
+    old = "user: admin\npassword: hunter2-old\nport: 5432\n"
+    new = "user: admin\npassword: hunter2-new\nport: 5432\n"
+    plan_a = {
+        "resources": [
+            {"urn": "c", "type": "kubernetes:core/v1:ConfigMap", "name": "c", "custom": True, "inputs": {"kind": "ConfigMap", "data": {"db.yaml": old}}}
+        ]
+    }
+    plan_b = {
+        "resources": [
+            {"urn": "c", "type": "kubernetes:core/v1:ConfigMap", "name": "c", "custom": True, "inputs": {"kind": "ConfigMap", "data": {"db.yaml": new}}}
+        ]
+    }
+    d = review.diff_plans(plan_a, plan_b, "s")
+    for text in (review.to_markdown([d]), review.to_json([d])):
+        assert "hunter2" not in text
+    [r] = d.resources
+    assert r.action == "replace", "the change is still seen"
+    text = old.replace("\n", " \n") + "x"  # not YAML any more: the line diff path hides it too
+    lines = detail("data.run.sh", text, text.replace("hunter2-old", "hunter2-new"))
+    assert lines is not None and not any("hunter2" in line for line in lines.lines)
