@@ -184,3 +184,22 @@ def test_secrets_inside_text_stay_hidden_but_their_change_shows():
     text = old.replace("\n", " \n") + "x"  # not YAML any more: the line diff path hides it too
     lines = detail("data.run.sh", text, text.replace("hunter2-old", "hunter2-new"))
     assert lines is not None and not any("hunter2" in line for line in lines.lines)
+
+
+def test_a_resource_moved_with_an_alias_is_compared_not_deleted_and_created():
+    def plan(urn: str, size: int, aliases: list[str]) -> dict[str, Any]:
+        group = {"urn": urn, "type": "aws:eks/nodeGroup:NodeGroup", "name": "g", "custom": True, "inputs": {"scalingConfig": {"maxSize": size}}}
+        group["options"] = {"aliases": aliases} if aliases else {}
+        return {"resources": [group]}
+
+    before = "urn:pulumi:s::p::pulumi:pulumi:Stack$aws:eks/nodeGroup:NodeGroup::g"
+    after = "urn:pulumi:s::p::mleks:platform:MLPlatform$aws:eks/nodeGroup:NodeGroup::g"
+    [r] = review.diff_plans(plan(before, 2, []), plan(after, 3, [before]), "s").resources
+    assert r.action == "update" and [(c.path, c.old, c.new) for c in r.changes] == [("scalingConfig.maxSize", 2, 3)]
+    assert review.diff_plans(plan(before, 2, []), plan(after, 2, [before]), "s").resources == []
+
+
+def test_the_platform_components_carry_the_alias_of_where_they_were(rendered: dict[str, offline.RenderResult]):
+    plan = plan_document(rendered["unified"])
+    cluster = next(r for r in plan["resources"] if r["type"] == "mleks:cluster:MLCluster")
+    assert cluster["options"]["aliases"] == ["urn:pulumi:unified::mleks::pulumi:pulumi:Stack$mleks:cluster:MLCluster::ml-unified"]

@@ -145,6 +145,9 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any], stack: str, *, spot_d
     """What changes between two plans of one stack, sorted most urgent first, and its cost before and after."""
     old = {r["urn"]: r for r in base.get("resources", []) if r.get("custom", True)}
     new = {r["urn"]: r for r in head.get("resources", []) if r.get("custom", True)}
+    # A resource that moved or was renamed with an alias is the same resource to Pulumi: compare it under its new URN.
+    moved = {alias: r["urn"] for r in new.values() for alias in (r.get("options") or {}).get("aliases") or () if alias in old and alias not in new}
+    old = {moved.get(urn, urn): r for urn, r in old.items()}
     out: list[ResourceChange] = []
     for urn in sorted(new.keys() - old.keys()):
         out.append(_created(new[urn]))

@@ -180,6 +180,8 @@ class Registration:
     additional_secret_outputs: list[str] = field(default_factory=list)
     secret_outputs: list[str] = field(default_factory=list)
     """Keys of the registered (component) outputs that are secrets."""
+    aliases: list[str] = field(default_factory=list)
+    """URNs the resource had before (its ``aliases`` option), in the mock engine's URN scheme."""
 
 
 def _arn(service: str, resource: str, region: str = "us-west-2") -> str:
@@ -496,6 +498,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
         self.mocks.new_resource = new_resource  # type: ignore[method-assign]
         self.registrations: dict[str, Registration] = {}
+        self._stack_urn = ""
         self.registered_outputs: dict[str, dict[str, Any]] = {}
         self.secret_outputs: dict[str, list[str]] = {}
 
@@ -514,9 +517,26 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registered_outputs[request.urn] = _plain(raw)
         return super().RegisterResourceOutputs(request)
 
+    def _alias_urns(self, request: Any) -> list[str]:
+        """The URNs ``request``'s aliases stand for, built as the mock engine builds URNs (the parent's last type, then ``$``)."""
+        out = list(request.aliasURNs)
+        for alias in request.aliases:
+            if alias.urn:
+                out.append(alias.urn)
+                continue
+            spec = alias.spec
+            parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+            # A resource without a parent is the stack's child.
+            parent = parent or self._stack_urn
+            qualified = f"{parent.split('::')[2].split('$')[-1]}$" if parent else ""
+            stack, project = spec.stack or pulumi.get_stack(), spec.project or pulumi.get_project()
+            out.append(f"urn:pulumi:{stack}::{project}::{qualified}{spec.type or request.type}::{spec.name or request.name}")
+        return sorted(set(out))
+
     def RegisterResource(self, request):  # noqa: N802
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
+            self._stack_urn = response.urn
             return response
         urn = response.urn
         state = self.resources[urn].state if urn in self.resources else {}
@@ -541,6 +561,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
             additional_secret_outputs=list(request.additionalSecretOutputs),
+            aliases=self._alias_urns(request),
         )
         return response
 

@@ -124,6 +124,7 @@ def plan_document(result: RenderResult) -> dict[str, Any]:
             "deleteBeforeReplace": reg.delete_before_replace,
             "protect": reg.protect,
             "retainOnDelete": reg.retain_on_delete,
+            "aliases": reg.aliases,
         }
         entry["options"] = {k: v for k, v in options.items() if v}
         resources.append(entry)
