@@ -6,9 +6,8 @@ A thin alias of ``mleks diff`` (see :mod:`mleks.cli`), so it works without insta
 from __future__ import annotations
 
 import argparse
-import sys
 
-from mleks.cli import add_diff_arguments, diff
+from mleks.cli import add_diff_arguments, diff, exit_with
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,4 +17,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

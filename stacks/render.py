@@ -7,10 +7,9 @@ kept so the README's command works without installing the package.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from mleks.cli import add_spot_argument, render
+from mleks.cli import add_spot_argument, exit_with, render
 from stacks.offline import PROJECT_ROOT
 
 
@@ -25,4 +24,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -245,7 +245,8 @@ def _readme_price_regions() -> dict[str, list[str]]:
 def test_the_readme_says_which_regions_are_fully_priced_and_what_the_others_lack():
     table = prices()
     rows = _readme_price_regions()
-    full, partial = rows["everything the example stacks use but FSx for Lustre"], next(v for k, v in rows.items() if k.startswith("instances"))
+    full = next(v for k, v in rows.items() if k.startswith("every kind of item the example stacks use but FSx for Lustre"))
+    partial = next(v for k, v in rows.items() if k.startswith("instances"))
     ebs = ("gp3GbMonth", "gp3IopsMonth", "gp3MibpsMonth", "gp2GbMonth")
     for region in full + partial:
         assert table.eks_cluster_hour(region, "standard") and table.public_ipv4_hour(region), region

@@ -41,7 +41,7 @@ def _one(d: review.StackDiff, type_: str, name: str) -> review.ResourceChange:
 def test_new_instance_types_replace_the_node_group_and_say_jobs_die(forecast: review.StackDiff):
     r = _one(forecast, "aws:eks/nodeGroup:NodeGroup", "ml-unified-train-g6e-gpu")
     assert r.action == "replace" and r.risk == review.DATA_OR_NODES
-    assert [c.path for c in r.changes if c.forces_replacement] == ["instanceTypes"]
+    assert [c.path for c in r.changes if c.forces_replacement] == ["instanceTypes[0]"]
     assert "running jobs are killed" in r.summary
     assert forecast.resources[0] is r, "the node group replacement is the first thing a reviewer reads"
 
@@ -49,7 +49,7 @@ def test_new_instance_types_replace_the_node_group_and_say_jobs_die(forecast: re
 def test_a_new_training_command_replaces_the_job_so_it_runs_again(forecast: review.StackDiff):
     r = _one(forecast, "kubernetes:batch/v1:Job", "ml-training/nccl-allreduce")
     assert r.action == "replace" and r.risk == review.JOBS and "runs again" in r.summary
-    assert [c.path for c in r.changes] == ["spec.template.spec.containers[0].command"]
+    assert [c.path for c in r.changes] == ["spec.template.spec.containers[trainer].command[1]"]
 
 
 def test_a_larger_inference_max_size_is_an_in_place_update(forecast: review.StackDiff):

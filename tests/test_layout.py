@@ -153,3 +153,23 @@ def test_the_source_sits_where_its_import_name_says_with_no_symlink():
     assert sorted(p.name for p in SOURCE.iterdir() if not p.name.endswith(".egg-info")) == ["mleks"]
     links = [str(Path(d, n).relative_to(ROOT)) for d, dirs, files in os.walk(ROOT) for n in dirs + files if os.path.islink(os.path.join(d, n))]
     assert [p for p in links if not p.startswith((".venv", ".git"))] == []
+
+
+def test_the_package_exports_lazily_exactly_what_type_checkers_see():
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    exports = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_EXPORTS")
+    lazy = {k.value: v.value for k, v in zip(exports.value.keys, exports.value.values, strict=True)}  # type: ignore[attr-defined, union-attr]
+    guarded = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    static = {a.name: node.module for node in guarded.body if isinstance(node, ast.ImportFrom) for a in node.names}
+    assert lazy == static
+
+
+def test_the_diff_and_the_command_line_load_no_pulumi_sdk_and_no_component():
+    import subprocess
+    import sys
+
+    code = "import sys, mleks, mleks.cli, mleks.review.diff; print('\\n'.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    components = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "errors", "vocabulary", "cli"}
+    assert [m for m in loaded if m.split(".")[0].startswith("pulumi")] == []
+    assert [m for m in loaded if m.startswith("mleks.") and m.split(".")[1] in components] == []

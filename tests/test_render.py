@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mleks import cli
-from mleks.testing.render import tree_lines
-from stacks import render
+from mleks.testing.render import kube_documents, manifest_yaml, tree_lines
+from stacks import offline, render
+from tests import render_digests
 
 
 def test_two_renders_of_the_same_config_are_byte_identical(tmp_path: Path):
@@ -69,3 +71,24 @@ def test_tree_shows_the_resolved_image_of_each_training_job(rendered):
     lines = tree_lines(rendered["unified"])
     job = next(line for line in lines if "Job ml-training/gpu-smoke" in line)
     assert "image=763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch:2.13.0-cu133-amzn2023" in job
+
+
+@pytest.mark.parametrize("stack_name", ["unified", "dedicated"])
+def test_a_render_is_byte_identical_to_the_pinned_one(stack_name: str):
+    # After a deliberate change to what a render writes: python -m tests.render_digests, and commit the fixture.
+    assert render_digests.digests(stack_name) == json.loads(render_digests.FIXTURE.read_text())[stack_name]
+
+
+def test_both_yaml_emitters_write_the_same_bytes_and_the_yaml_reads_back_as_the_objects(rendered: dict[str, offline.RenderResult]):
+    assert yaml.__with_libyaml__, "the pinned PyYAML wheel carries libyaml; without it renders are only slower"
+    for result in rendered.values():
+        for objs in kube_documents(result).values():
+            text = manifest_yaml(objs)
+            assert text == manifest_yaml(objs, pure_python=True)
+            assert list(yaml.safe_load_all(text)) == objs
+
+
+def test_scripts_in_manifests_read_as_literal_blocks(rendered: dict[str, offline.RenderResult]):
+    [(_, config)] = [(r, o) for r, o in rendered["unified"].kube_objects() if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "escalator-config"]
+    text = manifest_yaml([config])
+    assert "  nodegroups_config.yaml: |\n    node_groups:\n    - name: train-g6e\n" in text

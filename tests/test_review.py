@@ -79,24 +79,27 @@ def test_a_tag_change_rolls_no_node_group(rendered: dict[str, offline.RenderResu
     for r in d.resources:
         if r.type in ("aws:ec2/launchTemplate:LaunchTemplate", "aws:eks/nodeGroup:NodeGroup"):
             assert r.action == "update" and {c.path.split(".")[0] for c in r.changes} == {"tags"}, r.name
-    # Instances still get every tag: through their Auto Scaling groups, which touch no running node.
-    asg_tags = {(r.action, r.name.rsplit("-tag-", 1)[0]) for r in d.resources if r.type == "aws:autoscaling/tag:Tag"}
+    # New instances get the new values through their Auto Scaling groups' tags: a new key is a new
+    # tag, a new value is updated in place (aws_autoscaling_group_tag updates tag.value), and neither touches a running node.
+    asg_tags = {(r.action, r.name.rsplit("-tag-", 1)[0], r.summary.split(":")[0]) for r in d.resources if r.type == "aws:autoscaling/tag:Tag"}
     groups = {"ml-unified-system", *(f"ml-unified-{g}-gpu" for g in cfg["mleks:nodeGroups"])}
-    assert asg_tags == {("create", g) for g in groups} | {("replace", g) for g in groups}
+    assert {(a, g) for a, g, _ in asg_tags} == {("create", g) for g in groups} | {("update", g) for g in groups}
+    assert "replace" not in {r.action for r in d.resources} and review.gate([d], "replace") == 0
 
 
-def test_every_instance_and_volume_keeps_the_tags_that_say_whose_it_is(rendered: dict[str, offline.RenderResult]):
+def test_every_instance_and_volume_is_tagged_from_its_first_launch(rendered: dict[str, offline.RenderResult]):
     plan = plan_document(rendered["unified"])
     user = stack_file("unified")["mleks:tags"]
     templates = [r for r in plan["resources"] if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate"]
     for t in templates:
+        # All tags, set when the group is made (ignored later, so a tag edit is no new version).
+        assert t["options"]["ignoreChanges"] == ["tagSpecifications"], t["name"]
         for spec in t["inputs"]["tagSpecifications"]:
-            assert {"Name", "mleks/cluster"} <= set(spec["tags"]) and not set(user) & set(spec["tags"]), t["name"]
+            assert {"Name", "mleks/cluster", *user} <= set(spec["tags"]), t["name"]
     propagated: dict[str, dict[str, str]] = {}
     for r in plan["resources"]:
         if r["type"] == "aws:autoscaling/tag:Tag" and r["inputs"]["tag"]["propagateAtLaunch"]:
             propagated.setdefault(r["name"].rsplit("-tag-", 1)[0], {})[r["inputs"]["tag"]["key"]] = r["inputs"]["tag"]["value"]
-            assert r["options"].get("deleteBeforeReplace") is True
     assert len(propagated) == len(templates) and all(tags == user for tags in propagated.values())
 
 
@@ -203,3 +206,21 @@ def test_the_platform_components_carry_the_alias_of_where_they_were(rendered: di
     plan = plan_document(rendered["unified"])
     cluster = next(r for r in plan["resources"] if r["type"] == "mleks:cluster:MLCluster")
     assert cluster["options"]["aliases"] == ["urn:pulumi:unified::mleks::pulumi:pulumi:Stack$mleks:cluster:MLCluster::ml-unified"]
+
+
+@pytest.mark.parametrize("change", ["no notebooks", "prometheus metrics", "no dataset"])
+def test_adding_or_removing_an_add_on_re_runs_no_training_job(rendered: dict[str, offline.RenderResult], change: str):
+    cfg = stack_file("unified")
+    # A job that mounted the removed dataset changes for that reason; the others must not.
+    unchanged = {f"ml-training/{name}" for name, job in cfg["mleks:trainingJobs"].items() if not (change == "no dataset" and job.get("datasets"))}
+    if change == "no notebooks":
+        cfg["mleks:notebooks"] = {}
+    elif change == "prometheus metrics":
+        cfg["mleks:observability"] = "prometheus"
+    else:
+        cfg["mleks:datasets"] = {}
+        for workload in [*cfg["mleks:trainingJobs"].values(), *cfg["mleks:notebooks"].values()]:
+            workload.pop("datasets", None)
+    d, _ = _markdown_after(rendered, cfg)
+    assert unchanged, "the example has a job that the change should leave alone"
+    assert [r.name for r in d.resources if r.type == "kubernetes:batch/v1:Job" and r.name in unchanged] == []

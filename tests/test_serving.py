@@ -491,10 +491,13 @@ def test_the_ebs_node_plugin_runs_in_the_host_network_so_it_reads_the_attach_lim
     assert values["node"] == {"hostNetwork": True, "tolerateAllTaints": True}
 
 
-def test_the_storage_class_does_not_wait_for_the_driver(stack: RenderResult):
+def test_the_storage_class_and_the_notebooks_go_before_the_driver_that_detaches_their_volumes(stack: RenderResult):
+    # Pulumi deletes dependents first: notebook -> StorageClass -> EBS CSI add-on.
     [(reg, _)] = [(r, o) for r, o in stack.kube_objects() if o["kind"] == "StorageClass"]
     [addon] = [a for a in stack.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"]
-    assert addon.urn not in reg.dependencies
+    assert addon.urn in reg.dependencies
+    for notebook in stack.of_type("kubernetes:apps/v1:StatefulSet"):
+        assert reg.urn in notebook.dependencies, notebook.name
 
 
 def test_only_the_cluster_that_hosts_notebooks_gets_the_ebs_csi_driver(rendered: dict[str, RenderResult]):

@@ -22,6 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").iterdir() if (p / "Pulumi.yaml").exists())
 
+# Builds a wheel and fresh virtual environments: the end-to-end part a developer may skip with -m "not slow".
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -60,7 +63,7 @@ def test_the_wheel_holds_only_the_mleks_package_with_its_data_and_types(built: d
     metadata = zipfile.ZipFile(built["wheel"]).read("mleks-0.2.0.dist-info/METADATA").decode()
     assert "Requires-Python: >=3.11" in metadata and "Requires-Dist: pulumi-eks<5,>=4.4" in metadata
     entry_points = zipfile.ZipFile(built["wheel"]).read("mleks-0.2.0.dist-info/entry_points.txt").decode()
-    assert "mleks = mleks.cli:main" in entry_points
+    assert "mleks = mleks.cli:console" in entry_points
 
 
 def test_the_sdist_is_named_mleks(built: dict[str, Path]):

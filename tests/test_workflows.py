@@ -129,6 +129,7 @@ def _review(repo: Path, base: str, out: Path, **env: str) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_the_review_script_renders_a_users_program_at_base_and_head_and_forecasts_the_change(user_repo: tuple[Path, str], tmp_path: Path):
     repo, base = user_repo
     done = _review(repo, base, tmp_path)
@@ -141,6 +142,7 @@ def test_the_review_script_renders_a_users_program_at_base_and_head_and_forecast
     assert sorted(p.name for p in (tmp_path / "base-render").iterdir()) == ["dev"]
 
 
+@pytest.mark.slow
 def test_the_review_script_fails_the_gate_after_writing_the_forecast(user_repo: tuple[Path, str], tmp_path: Path):
     repo, base = user_repo
     done = _review(repo, base, tmp_path, STACKS="dev", FAIL_ON="change")

@@ -343,7 +343,10 @@ class FsxLustreDataset(pulumi.ComponentResource):
             description=f"FSx for Lustre dataset {args.name}: Lustre from the cluster's nodes",
             vpc_id=cluster.vpc_id,
             tags={**tags, "Name": f"{name}-fsx"},
-            opts=child,
+            # The retained file system's network interfaces keep using it: deleting it with the dataset
+            # would fail (DependencyViolation) and stop every later `pulumi up`.  Its rules go, so the
+            # cluster's security group they name can still be deleted.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=retain),
         )
         for rule in lustre_rules(args.name, group.id, cluster.cluster_security_group_id):
             kind = aws.vpc.SecurityGroupIngressRule if rule.pop("direction") == "ingress" else aws.vpc.SecurityGroupEgressRule
@@ -387,12 +390,14 @@ class FsxLustreDataset(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=retain, depends_on=[group]),
             **lustre,
         )
+        self.association: aws.fsx.DataRepositoryAssociation | None = None
+        """The link to S3 (PERSISTENT_2 with ``s3``); PERSISTENT_1 imports through the file system itself."""
         if args.s3 is not None and args.deployment_type == "PERSISTENT_2":
             s3 = aws.fsx.DataRepositoryAssociationS3Args(
                 auto_import_policy=aws.fsx.DataRepositoryAssociationS3AutoImportPolicyArgs(events=list(args.s3.import_events)),
                 auto_export_policy=aws.fsx.DataRepositoryAssociationS3AutoExportPolicyArgs(events=list(S3_EVENTS)) if args.s3.export else None,
             )
-            aws.fsx.DataRepositoryAssociation(
+            self.association = aws.fsx.DataRepositoryAssociation(
                 f"{name}-s3",
                 file_system_id=self.file_system.id,
                 data_repository_path=args.s3.uri,
@@ -405,6 +410,7 @@ class FsxLustreDataset(pulumi.ComponentResource):
                 opts=data,
             )
         self.kms_key_arn = key
+        self._claims: dict[str, list[pulumi.Resource]] = {}
         self.register_outputs(
             {
                 "file_system_id": self.file_system.id,
@@ -415,7 +421,10 @@ class FsxLustreDataset(pulumi.ComponentResource):
         )
 
     def claim_in(self, namespace: str, *, depends_on: list[pulumi.Resource] | None = None) -> None:
-        """The static volume and claim ``dataset-<name>`` in ``namespace`` (once per namespace)."""
+        """The static volume and claim ``dataset-<name>`` in ``namespace`` (once per namespace).
+
+        A workload that mounts the dataset waits for :meth:`ready_in`.
+        """
         objects = claim_objects(
             self.args,
             cluster=self.cluster.name,
@@ -424,8 +433,19 @@ class FsxLustreDataset(pulumi.ComponentResource):
             dns_name=self.file_system.dns_name,
             mount_name=self.file_system.mount_name,
         )
-        for obj in objects:
-            k8s_objects.create(obj, self.cluster.k8s_opts(self, depends_on=list(depends_on or [])), name_prefix=f"{self._name}-{namespace}")
+        self._claims[namespace] = [
+            k8s_objects.create(obj, self.cluster.k8s_opts(self, depends_on=list(depends_on or [])), name_prefix=f"{self._name}-{namespace}") for obj in objects
+        ]
+
+    def ready_in(self, namespace: str) -> list[pulumi.Resource]:
+        """What a pod in ``namespace`` that mounts the dataset must wait for: its claim there, and the link to S3.
+
+        Without the claim the pod stays Pending; before the association exists the file system
+        is empty, and a job that starts then reads no data.
+        """
+        if namespace not in self._claims:
+            raise ConfigError("namespace", namespace, f"a namespace the dataset is claimed in: {sorted(self._claims)}", "call claim_in(namespace) first")
+        return [*self._claims[namespace], *([self.association] if self.association is not None else [])]
 
 
 def check_mounts(mounts: list[DatasetMount], other_paths: list[str], key: str) -> list[ConfigError]:

@@ -63,7 +63,7 @@ from pydantic import Field, field_validator, model_validator
 from mleks.catalogs import dlc as dlc_catalog
 from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
 from mleks.catalogs.gpu import InstanceType
-from mleks.catalogs.node_daemonsets import DaemonSetLoad
+from mleks.catalogs.node_daemonsets import DaemonSetLoad, ceiling_load, heaviest
 from mleks.cluster_base import EksCluster, unique
 from mleks.dataset import DatasetMount, check_mount_path, claim_name
 from mleks.errors import ConfigError, ConfigWarning
@@ -407,13 +407,16 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str, dae
     """Check a job against the train group and region, and decide its resources.
 
     ``daemonsets``: what the DaemonSets on the group's nodes request (``cluster.gpu_node_load(group)``),
-    which the job's pods cannot have.
+    which the job's pods cannot have.  Requests are sized against the heavier of that and the
+    ceiling any add-on set could reach (:func:`~mleks.catalogs.node_daemonsets.ceiling_load`), so
+    adding or removing an add-on never changes, and so never re-runs, a job.
 
     Raises ``ConfigError`` keyed relative to the job (``gpusPerNode``,
     ``nodes``, ``version``...), so callers can prefix the config path.
     """
     instance = group.smallest_instance
     group_key = f"nodeGroups.{group.key}"
+    daemonsets = heaviest([daemonsets, ceiling_load(ami_family=group.ami_family, efa=group.efa)])
     gpus = args.gpus_per_node if args.gpus_per_node is not None else instance.accelerator_count
     too_many = gpu_count_error("gpusPerNode", gpus, instance, group_key)
     if too_many is not None:

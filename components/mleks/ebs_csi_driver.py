@@ -181,9 +181,9 @@ class EbsCsiDriver(pulumi.ComponentResource):
             parent=self,
             depends_on=[role],
         )
-        # A StorageClass is only a name and parameters: it need not wait for the
-        # driver, and claims that name it wait for their pods anyway.
-        self.storage_class = k8s_objects.create(storage_class(key), cluster.k8s_opts(self), name_prefix=name)
+        # The class depends on the driver so that deletions run the other way: when the last workload
+        # with a volume leaves, Pulumi deletes it and the class before the driver that detaches its volume.
+        self.storage_class = k8s_objects.create(storage_class(key), cluster.k8s_opts(self, depends_on=[self.addon]), name_prefix=name)
         self.storage_class_name = STORAGE_CLASS
         self.role_arn = role.role_arn
         self.kms_key_arn = pulumi.Output.from_input(key)

@@ -562,8 +562,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
                     f"{name}-ca-{short}",
                     autoscaling_group_name=self.asg_name,
                     tag={"key": key, "value": value, "propagate_at_launch": False},
-                    # A changed value replaces the tag; deleting the old one last would delete the key (by key).
-                    opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+                    opts=pulumi.ResourceOptions(parent=self),
                 )
 
         self.watched_by: set[str] = set()

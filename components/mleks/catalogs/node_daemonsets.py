@@ -148,6 +148,19 @@ def gpu_node_load(addons: NodeAddons, *, ami_family: str, efa: bool) -> DaemonSe
     return DaemonSetLoad(sum(d.cpu_millis for d in daemons), sum(d.memory_mib for d in daemons))
 
 
+def ceiling_load(*, ami_family: str, efa: bool) -> DaemonSetLoad:
+    """The most any cluster's add-ons put on a GPU node of this kind: every observability mode's
+    DaemonSets at their heaviest, both CSI drivers.
+
+    A training Job's pod template cannot change without replacing the Job, which runs it again; sized
+    against this ceiling rather than today's add-ons, a finished job is not re-run because a notebook,
+    a dataset or the metrics mode came or went.  The price is a few hundred millicores left idle on a
+    node of 48 to 192 vCPUs.
+    """
+    modes: tuple[ObservabilityMode, ...] = ("cloudwatch", "prometheus", "none")
+    return heaviest([gpu_node_load(NodeAddons(observability=m, ebs_csi=True, fsx_csi=True), ami_family=ami_family, efa=efa) for m in modes])
+
+
 def heaviest(loads: list[DaemonSetLoad]) -> DaemonSetLoad:
     """The most CPU and the most memory of ``loads``: what a pod that may land on any of their groups must leave room for."""
     return DaemonSetLoad(max(x.cpu_millis for x in loads), max(x.memory_mib for x in loads))

@@ -222,23 +222,25 @@ def wants_placement_group(spec: NodeGroupSpec) -> bool:
     return spec.efa_interfaces > 0 and spec.capacity_reservation_id is None and spec.capacity_type != "CAPACITY_BLOCK"
 
 
-def instance_tags(spec: NodeGroupSpec) -> dict[str, str]:
-    """The tags the launch template gives every instance and volume: only this project's own, which never change for a group.
+def launch_tags(spec: NodeGroupSpec) -> dict[str, str]:
+    """The tags the launch template gives every instance and volume it launches: all of them, as they are when the group is made.
 
-    A change to a template's tag specifications is a new template version (terraform-provider-aws
-    ``ec2_launch_template.go``, resourceLaunchTemplateUpdate: tag_specifications is one of its
-    updateKeys), and EKS rolls a new version out by replacing every node.  The user's tags, which
-    change, reach instances through the Auto Scaling group instead (:func:`propagated_tags`).
+    The template's tag specifications are set once (``ignore_changes``): a change there is a new template
+    version (terraform-provider-aws ``ec2_launch_template.go``, resourceLaunchTemplateUpdate lists
+    tag_specifications among its updateKeys), and EKS rolls a new version out by replacing every node,
+    GPU nodes under running jobs included.  So the first nodes and every volume are tagged from the start,
+    and later tag values reach instances through the Auto Scaling group (:func:`propagated_tags`).
     """
-    return {**{k: v for k, v in spec.tags.items() if k in PROJECT_TAG_KEYS}, "Name": spec.name}
+    return {**spec.tags, "Name": spec.name}
 
 
 def propagated_tags(spec: NodeGroupSpec) -> dict[str, str]:
     """The user's tags, put on the group's Auto Scaling group with PropagateAtLaunch.
 
-    The Auto Scaling group tags each instance it launches; changing a group tag touches no running
-    node (the EC2 Auto Scaling user guide, "Tag Auto Scaling groups and instances": a changed tag applies
-    to instances launched afterwards).  It does not tag volumes: those carry :func:`instance_tags`.
+    The Auto Scaling group tags each instance it launches with them, and a group tag's value takes the
+    place of a launch template tag of the same key on those instances (EC2 Auto Scaling user guide, "Tag
+    Auto Scaling groups and instances", tag lifecycle); a changed group tag touches no running node.
+    Volumes keep the launch template's tags: "Tags are not propagated to Amazon EBS volumes" (same page).
     """
     return {k: v for k, v in spec.tags.items() if k not in PROJECT_TAG_KEYS}
 
@@ -266,8 +268,8 @@ def launch_template_args(
         },
         "block_device_mappings": block_device_mappings(spec.root_volume, spec.ami_type, spec.data_volume_snapshot_id),
         "tag_specifications": [
-            {"resource_type": "instance", "tags": instance_tags(spec)},
-            {"resource_type": "volume", "tags": instance_tags(spec)},
+            {"resource_type": "instance", "tags": launch_tags(spec)},
+            {"resource_type": "volume", "tags": launch_tags(spec)},
         ],
         # The template's own tags are not part of a version: changing them rolls nothing.
         "tags": spec.tags,
@@ -340,7 +342,8 @@ def create_node_group(
         placement = aws.ec2.PlacementGroup(f"{spec.name}-pg", strategy="cluster", tags=spec.tags, opts=child)
     template = aws.ec2.LaunchTemplate(
         f"{spec.name}-lt",
-        opts=child,
+        # Tag specifications are set when the group is made: see launch_tags.
+        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["tagSpecifications"]),
         **launch_template_args(spec, security_group_id, placement.name if placement else None),
     )
     group = aws.eks.NodeGroup(
@@ -363,9 +366,7 @@ def create_node_group(
             tag_resource_name(spec.name, key),
             autoscaling_group_name=asg_name,
             tag={"key": key, "value": value, "propagate_at_launch": True},
-            # Every argument replaces the tag, and deleting the old one after creating the new would
-            # delete the key again (aws_autoscaling_group_tag deletes by key): delete first.
-            opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
+            opts=pulumi.ResourceOptions(parent=parent),
         )
     return group, template, placement
 

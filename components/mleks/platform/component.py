@@ -27,7 +27,7 @@ import pulumi
 
 from mleks import cluster_autoscaler_addon, escalator_addon
 from mleks.cluster_autoscaler_addon import ClusterAutoscalerAddon, ClusterAutoscalerArgs
-from mleks.dataset import FsxLustreDataset, claim_name
+from mleks.dataset import DatasetMount, FsxLustreDataset, claim_name
 from mleks.dlc_training_job import DLCTrainingJob
 from mleks.ebs_csi_driver import EbsCsiDriver
 from mleks.errors import ConfigError, ConfigErrors
@@ -261,6 +261,10 @@ class MLPlatform(pulumi.ComponentResource):
 
     # -- 5. workloads ------------------------------------------------------------------------------
 
+    def _mounted(self, mounts: list[DatasetMount], namespace: str) -> list[pulumi.Resource]:
+        """The claims and S3 links of the datasets a workload mounts: its pods start once the data is there."""
+        return [r for m in mounts for r in self.datasets[m.name].ready_in(namespace)]
+
     def _training_jobs(self) -> None:
         cfg = self.args
         cluster = self.cluster_for("train")
@@ -275,7 +279,7 @@ class MLPlatform(pulumi.ComponentResource):
                     args,
                     cluster=cluster,
                     node_group=self.node_groups[group_key],
-                    depends_on=self._namespace(cluster, args.namespace),
+                    depends_on=[*self._namespace(cluster, args.namespace), *self._mounted(args.datasets, args.namespace)],
                     config_key=f"{self._key}trainingJobs.{args.name}",
                     opts=pulumi.ResourceOptions(parent=cluster),
                 )
@@ -355,7 +359,7 @@ class MLPlatform(pulumi.ComponentResource):
                     node_group=self.node_groups[found[0]] if isinstance(found, tuple) else None,
                     storage_class=storage.storage_class_name,
                     # The StorageClass, not the driver: the claim waits for the driver by itself.
-                    depends_on=[*self._namespace(train_cluster, nb.namespace), storage.storage_class],
+                    depends_on=[*self._namespace(train_cluster, nb.namespace), storage.storage_class, *self._mounted(nb.datasets, nb.namespace)],
                     config_key=f"{self._key}notebooks.{name}",
                     opts=pulumi.ResourceOptions(parent=train_cluster),
                 )

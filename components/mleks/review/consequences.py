@@ -132,9 +132,15 @@ def _deletion_text(r: dict[str, Any], t: str, name: str, what: str, inputs: dict
         if retention == "Delete":
             fates = "; ".join(_volume_fate(plan_index, c) for c in classes)
             return f"deletes StatefulSet `{name}`: its pods are deleted, and its claims too (whenDeleted: Delete): {fates}"
+        retaining = [c for c in classes if storage_class_policy(plan_index, c) == "Retain"]
+        then = (
+            f", and then the released PersistentVolumes and their EBS volumes (StorageClass {', '.join(f'`{c}`' for c in retaining)} retains them)"
+            if retaining
+            else ""
+        )
         return (
             f"deletes StatefulSet `{name}`: its pods are deleted; the claims of its volumeClaimTemplates stay "
-            "(whenDeleted: Retain), so their volumes and data stay and keep costing until you delete the claims"
+            f"(whenDeleted: Retain), so their volumes and data stay and keep costing until you delete the claims{then}"
         )
     if t in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:ReplicaSet"):
         return f"deletes {noun(r)} `{name}`: its pods are deleted, so what it serves stops"
@@ -186,7 +192,10 @@ def _deletion_text(r: dict[str, Any], t: str, name: str, what: str, inputs: dict
     if t == "aws:ec2/natGateway:NatGateway":
         return f"deletes NAT gateway `{name}`: its private subnets lose their way to the internet"
     if t == "aws:autoscaling/tag:Tag":
-        return f"deletes Auto Scaling group tag `{name}`: nodes launched later do not get it"
+        tag = inputs.get("tag") or {}
+        if not tag.get("propagateAtLaunch"):
+            return f"deletes Auto Scaling group tag `{name}`: cluster-autoscaler no longer reads it when it builds a node for the group at zero"
+        return f"deletes Auto Scaling group tag `{name}`: nodes launched later do not get it; running nodes keep it"
     if t in CRITICAL_TYPES:
         return f"deletes {what} `{name}`: data it holds or protects may be lost"
     return f"deletes {what} `{name}`"
@@ -202,8 +211,37 @@ def _addon_consequence(addon: str) -> str:
     return ""
 
 
-def replacement(r: dict[str, Any], forced_by: str) -> str:
-    """What replacing ``r`` (a head plan entry) does; ``forced_by`` names the inputs that force it."""
+# pulumi-eks Cluster inputs that change who can reach or administer the cluster, or the control plane itself.
+CLUSTER_ACCESS = {
+    "version",
+    "accessEntries",
+    "authenticationMode",
+    "publicAccessCidrs",
+    "endpointPublicAccess",
+    "endpointPrivateAccess",
+    "deletionProtection",
+}
+
+
+def cluster_update(r: dict[str, Any], name: str, touched: set[str]) -> str:
+    """What an in-place change of the control plane's settings does, field by field."""
+    inputs = r.get("inputs") or {}
+    parts = []
+    if "version" in touched:
+        parts.append(f"changes the control plane's Kubernetes version to {inputs.get('version')}: an upgrade cannot be undone, and EKS refuses a downgrade")
+    if touched & {"accessEntries", "authenticationMode"}:
+        parts.append("changes who may administer the cluster (access entries): read the entries below")
+    if touched & {"publicAccessCidrs", "endpointPublicAccess", "endpointPrivateAccess"}:
+        public = inputs.get("endpointPublicAccess")
+        cidrs = inputs.get("publicAccessCidrs") or []
+        parts.append(f"changes who can reach the Kubernetes API: public endpoint {'on, from ' + ', '.join(cidrs) if public else 'off'}")
+    if "deletionProtection" in touched:
+        parts.append(f"turns deletion protection {'on' if inputs.get('deletionProtection') else 'off'}")
+    return f"updates cluster `{name}` in place: " + "; ".join(parts)
+
+
+def replacement(r: dict[str, Any], forced_by: str, paths: tuple[str, ...] = ()) -> str:
+    """What replacing ``r`` (a head plan entry) does; ``forced_by`` names the inputs that force it, ``paths`` lists them."""
     name, t = label(r), r["type"]
     if t == "aws:eks/nodeGroup:NodeGroup":
         text = f"replaces node group `{name}`: its nodes are drained and recreated; running jobs are killed"
@@ -212,11 +250,22 @@ def replacement(r: dict[str, Any], forced_by: str) -> str:
     elif t == "kubernetes:batch/v1:Job":
         text = f"replaces Job `{name}`: it runs again from the start"
     elif t == "kubernetes:apps/v1:StatefulSet":
-        text = f"replaces StatefulSet `{name}`: its pods are deleted and recreated; its claims stay and are mounted again"
+        spec = (r.get("inputs") or {}).get("spec") or {}
+        if (spec.get("persistentVolumeClaimRetentionPolicy") or {}).get("whenDeleted") == "Delete":
+            text = f"replaces StatefulSet `{name}`: its pods and, with whenDeleted: Delete, its claims are deleted; new, empty ones are made"
+        else:
+            text = f"replaces StatefulSet `{name}`: its pods are deleted and recreated; its claims stay and are mounted again"
+        if any(p.startswith("spec.volumeClaimTemplates") for p in paths):
+            text += (
+                "; a claim template change reaches only claims made from now on: existing claims keep their size and class"
+                " (grow one with `kubectl patch pvc`, docs/serving.md)"
+            )
     elif t == "aws:autoscaling/tag:Tag":
         text = f"replaces Auto Scaling group tag `{name}`: running nodes keep the old value, nodes launched later get the new one"
     elif t in CRITICAL_TYPES:
         text = f"replaces {CRITICAL_TYPES[t]} `{name}`: data it holds or protects may be lost"
+    elif t == "kubernetes:storage.k8s.io/v1:StorageClass":
+        text = f"replaces StorageClass `{name}`: volumes it made are untouched; a claim made during the swap waits until it is back"
     elif t in CLUSTER_LEVEL:
         text = f"replaces {CLUSTER_LEVEL[t]} `{name}`: what relies on it is interrupted while the new one comes up"
     else:
@@ -224,8 +273,8 @@ def replacement(r: dict[str, Any], forced_by: str) -> str:
     return f"{text} (forced by {forced_by})"
 
 
-def update(r: dict[str, Any], touched: set[str]) -> tuple[str, int]:
-    """What updating ``r`` in place does, given the top-level inputs that change, and its tier."""
+def update(r: dict[str, Any], touched: set[str], paths: tuple[str, ...] = ()) -> tuple[str, int]:
+    """What updating ``r`` in place does, given the top-level inputs that change (``paths``: every changed path), and its tier."""
     name = label(r)
     if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and touched - {"tags", "tagsAll", "defaultVersion", "updateDefaultVersion"}:
         # Any other change (the description included) makes the provider create a new launch template
@@ -240,8 +289,13 @@ def update(r: dict[str, Any], touched: set[str]) -> tuple[str, int]:
         return f"updates node group `{name}` in place: a version change rolls every node (drains them: running jobs are killed)", DATA_OR_NODES
     if r["type"] == "kubernetes:helm.sh/v3:Release":
         return f"upgrades Helm release `{name}` in place; what the chart changes inside it is not forecast: check `pulumi preview`", ROUTINE
-    if r["type"] == "eks:index:Cluster" and "version" in touched:
-        return f"upgrades cluster `{name}` in place (the control plane's Kubernetes version)", DATA_OR_NODES
+    if r["type"] == "eks:index:Cluster" and touched & CLUSTER_ACCESS:
+        return cluster_update(r, name, touched), DATA_OR_NODES
     if r["type"] == "aws:autoscaling/tag:Tag":
         return f"updates Auto Scaling group tag `{name}`: nodes launched later get it; running nodes are not touched", ROUTINE
+    if r["type"] in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet") and any(
+        p.startswith("spec.template") for p in paths
+    ):
+        # A new pod template is a rollout: every pod is replaced (a notebook's kernel state is lost; its home stays).
+        return f"updates {noun(r)} `{name}` in place: a new pod template, so each of its pods is restarted", ROUTINE
     return f"updates {noun(r)} `{name}` in place", ROUTINE

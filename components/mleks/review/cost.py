@@ -180,7 +180,8 @@ class _Pricer:
         self.plan, self.table, self.spot_discount = plan, table, spot_discount
         self.region = plan.get("region")
         self.by_urn = {r["urn"]: r for r in plan.get("resources", [])}
-        self.today = datetime.date.fromisoformat(table.retrieved)
+        # The support tier is the one the cluster is in when the bill comes, not when the prices were read.
+        self.today = datetime.date.today()
 
     def per_hour(self, p: Price | None) -> float | None:
         return None if p is None else p.usd / self.table.hours_per_month

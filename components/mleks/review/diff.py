@@ -8,6 +8,7 @@ forecast: ``pulumi preview`` sees the real state and computed values, and is the
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from mleks.review import consequences
 from mleks.review.consequences import DATA_OR_NODES, JOBS, OTHER_REPLACE, ROUTINE, TIER_TITLES, UNKNOWN
 from mleks.review.cost import EXCLUDES, Estimate, Item, estimate, money, total_text
 from mleks.review.replacements import path_under, replace_paths, strip_indices
-from mleks.review.values import Detail, detail, redact_text
+from mleks.review.values import Detail, decoded, detail, entry_names, redact_value
 
 __all__ = ["DATA_OR_NODES", "JOBS", "OTHER_REPLACE", "ROUTINE", "TIER_TITLES", "UNKNOWN"]
 
@@ -143,8 +144,8 @@ def load_plans(folder: Path) -> dict[str, dict[str, Any]]:
 
 def diff_plans(base: dict[str, Any], head: dict[str, Any], stack: str, *, spot_discount: float | None = None) -> StackDiff:
     """What changes between two plans of one stack, sorted most urgent first, and its cost before and after."""
-    old = {r["urn"]: r for r in base.get("resources", []) if r.get("custom", True)}
-    new = {r["urn"]: r for r in head.get("resources", []) if r.get("custom", True)}
+    old = {r["urn"]: r for r in base.get("resources", []) if _compared(r)}
+    new = {r["urn"]: r for r in head.get("resources", []) if _compared(r)}
     # A resource that moved or was renamed with an alias is the same resource to Pulumi: compare it under its new URN.
     moved = {alias: r["urn"] for r in new.values() for alias in (r.get("options") or {}).get("aliases") or () if alias in old and alias not in new}
     old = {moved.get(urn, urn): r for urn, r in old.items()}
@@ -163,6 +164,12 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any], stack: str, *, spot_d
         item.kept = item.after is None and item.before is not None and bool(item.before.outlives) and item.before.urn not in new
     _annotate_costs(out, cost)
     return StackDiff(stack, out, cost)
+
+
+def _compared(r: dict[str, Any]) -> bool:
+    """Cloud resources, and remote components that take real inputs (pulumi-eks's Cluster: the control
+    plane, its endpoint and who administers it); a program's own components only group what is under them."""
+    return bool(r.get("custom", True) or r.get("inputs"))
 
 
 def diff_folders(base_dir: Path, head_dir: Path, *, spot_discount: float | None = None) -> list[StackDiff]:
@@ -232,6 +239,8 @@ def _deleted(r: dict[str, Any], base_index: dict[str, dict[str, Any]]) -> Resour
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> ResourceChange | None:
+    if old.get("inputs") == new.get("inputs"):
+        return None  # most resources of a pull request: nothing to redact or walk
     ignored = tuple((new.get("options") or {}).get("ignoreChanges") or ())
     before, after = redact(old["type"], old.get("inputs") or {}), redact(new["type"], new.get("inputs") or {})
     changes = [c for c in _field_changes(before, after) if not path_under(c.path, ignored)]
@@ -253,36 +262,68 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> ResourceChange | None:
     forcing = [c.path for c in marked if c.forces_replacement]
     if forcing:
         shown = ", ".join(f"`{p}`" for p in forcing[:3]) + (f" and {len(forcing) - 3} more" if len(forcing) > 3 else "")
-        summary = consequences.replacement(new, shown)
+        summary = consequences.replacement(new, shown, tuple(strip_indices(p) for p in forcing))
         retained = consequences.retained_on_delete(old)
         if retained:
             summary += "; the old one is retained on delete, and keeps costing until you delete it"
         return ResourceChange(new["urn"], new["type"], name, "replace", consequences.tier(new, "replace"), summary, marked, retained=retained)
-    touched = {strip_indices(c.path).split(".")[0] for c in marked}
-    summary, tier = consequences.update(new, touched)
+    plain = tuple(strip_indices(c.path) for c in marked)
+    summary, tier = consequences.update(new, {p.split(".")[0] for p in plain}, plain)
     return ResourceChange(new["urn"], new["type"], name, "update", tier, summary, marked)
 
 
 def _field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
+    """Every changed input, as close to the leaf as it can be named, secrets hidden in what is kept."""
+    return [FieldChange(c.path, redact_value(c.old), redact_value(c.new), c.forces_replacement, c.detail) for c in _changes(old, new, path)]
+
+
+def _changes(old: Any, new: Any, path: str) -> list[FieldChange]:
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for key in sorted(old.keys() | new.keys()):
             sub = f"{path}.{key}" if path else str(key)
-            if key not in new:
-                out.append(FieldChange(sub, old[key], None))
-            elif key not in old:
-                out.append(FieldChange(sub, None, new[key]))
+            a, b = old.get(key), new.get(key)
+            if key in old and key in new:
+                out.extend(_changes(a, b, sub))
+            elif isinstance(a, dict) or isinstance(b, dict):
+                # A mapping that appears or goes is listed leaf by leaf, so no value hides behind a cut.
+                out.extend(_changes(a or {}, b or {}, sub) or [FieldChange(sub, a, b)])
             else:
-                out.extend(_field_changes(old[key], new[key], sub))
+                out.append(FieldChange(sub, a, b))
         return out
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and all(isinstance(x, dict) for x in old + new):
-        return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in _field_changes(a, b, f"{path}[{i}]")]
+    if isinstance(old, list) and isinstance(new, list) and old != new:
+        return _list_changes(old, new, path)
     if old == new:
         return []
     inner = detail(path, old, new)
     if inner is not None:
-        # The whole text goes into --format json too: hide secret-looking lines there as in the Markdown.
-        return [FieldChange(path, redact_text(old), redact_text(new), detail=inner)]
+        # Keep the text as the reader sees it: base64 user data decoded (its secrets then hidden like any text).
+        return [FieldChange(path, decoded(path, old) or old, decoded(path, new) or new, detail=inner)]
+    return [FieldChange(path, old, new)]
+
+
+def _list_changes(old: list[Any], new: list[Any], path: str) -> list[FieldChange]:
+    """Lists of named entries (containers, env, volumes) by name; other lists item by item where items were only edited."""
+    old_names, new_names = entry_names(old), entry_names(new)
+    if old_names is not None and new_names is not None:
+        before, after = dict(zip(old_names, old, strict=True)), dict(zip(new_names, new, strict=True))
+        out: list[FieldChange] = []
+        for name in [*old_names, *(n for n in new_names if n not in before)]:
+            sub = f"{path}[{name}]"
+            if name in before and name in after:
+                out.extend(_changes(before[name], after[name], sub))
+            else:
+                out.append(FieldChange(sub, before.get(name), after.get(name)))
+        if not out and old_names != new_names:
+            out.append(FieldChange(f"{path} (order)", old_names, new_names))
+        return out
+    if len(old) == len(new) and all(isinstance(x, dict) for x in old + new):
+        return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in _changes(a, b, f"{path}[{i}]")]
+    if all(not isinstance(x, (dict, list)) for x in old + new):
+        # An edited item (a script in args) is diffed where it is; if items came or went, the list is one change.
+        edits = [op for op in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes() if op[0] != "equal"]
+        if all(tag == "replace" and i2 - i1 == j2 - j1 for tag, i1, i2, j1, j2 in edits):
+            return [c for _, i1, i2, j1, _ in edits for k in range(i2 - i1) for c in _changes(old[i1 + k], new[j1 + k], f"{path}[{i1 + k}]")]
     return [FieldChange(path, old, new)]
 
 
@@ -295,28 +336,39 @@ FORECAST_NOTE = (
 )
 
 
+def code(text: str) -> str:
+    """``text`` as an inline code span that no backtick inside can end (CommonMark: a longer fence, padded),
+    so a value from a stack file can never turn the rest of the comment into live Markdown or HTML."""
+    fence = "`" * (_longest_backticks([text]) + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) or "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _value(v: Any, limit: int = 80) -> str:
     text = "(none)" if v is None else json.dumps(v, sort_keys=True)
-    return f"`{text if len(text) <= limit else text[: limit - 1] + '…'}`"
+    return code(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _pair(old: Any, new: Any) -> str:
+    """``old → new``, or for two lists of plain values what was removed and added."""
+    scalars = (str, int, float, bool)
+    if isinstance(old, list) and isinstance(new, list) and all(isinstance(x, scalars) for x in old + new):
+        removed = [x for x in old if x not in new]
+        added = [x for x in new if x not in old]
+        parts = ([f"removed {', '.join(_value(x) for x in removed)}"] if removed else []) + ([f"added {', '.join(_value(x) for x in added)}"] if added else [])
+        if parts:
+            return "; ".join(parts)
+    return f"{_value(old)} → {_value(new)}"
 
 
 def _change_lines(c: FieldChange) -> list[str]:
     """A field's change as Markdown list lines: ``old → new``, or what changed inside a long value."""
     mark = " *(forces replacement)*" if c.forces_replacement else ""
-    scalars = (str, int, float, bool)
-    if isinstance(c.old, list) and isinstance(c.new, list) and all(isinstance(x, scalars) for x in c.old + c.new):
-        removed = [x for x in c.old if x not in c.new]
-        added = [x for x in c.new if x not in c.old]
-        if removed or added:
-            parts = ([f"removed {', '.join(_value(x) for x in removed)}"] if removed else []) + (
-                [f"added {', '.join(_value(x) for x in added)}"] if added else []
-            )
-            return [f"  - `{c.path}`: {'; '.join(parts)}{mark}"]
     if c.detail is None:
-        return [f"  - `{c.path}`: {_value(c.old)} → {_value(c.new)}{mark}"]
-    lines = [f"  - `{c.path}` ({c.detail.how}){mark}" + (":" if c.detail.changes or c.detail.lines else "")]
+        return [f"  - {code(c.path)}: {_pair(c.old, c.new)}{mark}"]
+    lines = [f"  - {code(c.path)} ({c.detail.how}){mark}" + (":" if c.detail.changes or c.detail.lines else "")]
     for inner in c.detail.changes[:MAX_INNER]:
-        lines.append(f"    - `{inner.path}`: {_value(inner.old)} → {_value(inner.new)}")
+        lines.append(f"    - {code(inner.path)}: {_pair(inner.old, inner.new)}")
     if len(c.detail.changes) > MAX_INNER:
         lines.append(f"    - … and {len(c.detail.changes) - MAX_INNER} more")
     if c.detail.lines:
@@ -366,7 +418,7 @@ def to_markdown(diffs: list[StackDiff]) -> str:
                 if len(members) == 1:
                     lines.append(f"- **{first.action}** `{first.type}` — {first.summary}" + (f". Cost: {first.cost}" if first.cost else ""))
                 else:
-                    names = ", ".join(f"`{m.name}`" for m in members)
+                    names = ", ".join(code(m.name) for m in members)
                     lines.append(f"- **{first.action}** in place, {len(members)} resources the same way: {names}")
                 lines += [line for c in changes[:12] for line in _change_lines(c)]
                 if len(changes) > 12:
@@ -392,13 +444,18 @@ def _cost_markdown(cost: CostDiff | None) -> list[str]:
         lines.append(f"| {label} | {total_text(a, which) if a else '—'} | {total_text(b, which) if b else '—'} | {_change_text(old, new)} |")
     kept = [c.before for c in cost.items if c.kept and c.before is not None]
     if kept:
-        idle, peak = sum(i.idle or 0.0 for i in kept), sum(i.max or 0.0 for i in kept)
+
+        def still(which: str) -> str:
+            figures = [getattr(i, which) for i in kept]
+            return money(sum(f or 0.0 for f in figures)) + (" + unknown" if None in figures else "")
+
         lines.append(
-            f"| left the stack, still billed (retained) | — | {money(idle)} idle, {money(peak)} at max | the stack's totals drop by this, the bill does not |"
+            f"| left the stack, still billed (retained) | — | {still('idle')} idle, {still('max')} at max |"
+            " the stack's totals drop by this, the bill does not |"
         )
     lines.append("")
     for c in cost.items:
-        where = f"{c.kind} `{c.name}` ({c.section})"
+        where = f"{c.kind} {code(c.name)} ({c.section})"
         if c.before is None and c.after is not None:
             lines.append(f"- new {where}: {_per_hour(c.after)}, {c.after.detail}")
         elif c.kept and c.before is not None:

@@ -52,8 +52,8 @@ AWS_REPLACE_ON: dict[str, tuple[str, ...]] = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("policyArn", "role"),
     "aws:kms/key:Key": ("customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId", "customKeyStoreId"),
     "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix", "logGroupClass"),
-    # aws_autoscaling_group_tag: both arguments are ForceNew.
-    "aws:autoscaling/tag:Tag": ("autoscalingGroupName", "tag"),
+    # autoscaling/group_tag.go: the group and tag.key are ForceNew; a value is updated in place (resourceGroupTagUpdate).
+    "aws:autoscaling/tag:Tag": ("autoscalingGroupName", "tag.key"),
     "aws:s3/bucketV2:BucketV2": ("bucket", "bucketPrefix", "objectLockEnabled"),
     # fsx/lustre_file_system.go at 06ee53d9 (a storage_capacity decrease also replaces: CustomizeDiff).
     "aws:fsx/lustreFileSystem:LustreFileSystem": (

@@ -40,6 +40,10 @@ _SECRET_ASSIGNMENT = re.compile(
 )
 
 
+# A command-line flag that names a secret: the next argument is its value (``--api-key sk-...``).
+_SECRET_FLAG = re.compile(r"^--?[\w.-]*(?:password|passwd|token|secret|private[_-]?key|api[_-]?key|credential)[\w.-]*$", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class InnerChange:
     """One changed path inside a structured string (``node_groups[train-g6e].max_nodes``)."""
@@ -63,12 +67,27 @@ def redact_line(line: str) -> str:
     return _SECRET_ASSIGNMENT.sub(lambda m: m.group("key") + SECRET_TEXT, line)
 
 
+def redact_value(value: Any) -> Any:
+    """``value`` with every secret-looking string hidden: assignments in text, and the argument after a secret-named flag."""
+    if isinstance(value, str) and type(value) is str:
+        return redact_text(value)
+    if isinstance(value, list):
+        out = [redact_value(v) for v in value]
+        for i in range(1, len(out)):
+            if isinstance(value[i - 1], str) and _SECRET_FLAG.match(value[i - 1]) and isinstance(value[i], str):
+                out[i] = SECRET_TEXT
+        return out
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    return value
+
+
 def redact_text(text: str) -> str:
     """``text`` with every secret-named assignment's value hidden, line by line."""
     return "\n".join(redact_line(line) for line in text.split("\n"))
 
 
-def _decoded(path: str, text: str) -> str | None:
+def decoded(path: str, text: str) -> str | None:
     """The text of base64 user data, or None when ``text`` is not that."""
     if not path.endswith("userData") or "\n" in text.strip():
         return None
@@ -99,7 +118,7 @@ def _structured(text: str) -> tuple[str, Any] | None:
     return None
 
 
-def _names(items: list[Any]) -> list[str] | None:
+def entry_names(items: list[Any]) -> list[str] | None:
     """The ``name`` of every item, when each is a mapping with a distinct string name."""
     names = [item.get("name") for item in items if isinstance(item, dict)]
     if len(names) != len(items) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
@@ -112,30 +131,35 @@ def data_changes(old: Any, new: Any, path: str = "") -> list[InnerChange]:
 
     Lists of named mappings are matched by name (``node_groups[train-g6e]``), so one edited entry
     is one change even when entries were added before it; a list whose entries only moved is
-    reported as its new order.
+    reported as its new order.  A mapping that appears or disappears is listed leaf by leaf, so no
+    value hides behind a cut.
     """
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[InnerChange] = []
         for key in sorted(old.keys() | new.keys(), key=str):
             sub = f"{path}.{key}" if path else str(key)
-            out.extend(data_changes(old.get(key), new.get(key), sub) if key in old and key in new else [InnerChange(sub, old.get(key), new.get(key))])
+            # A mapping on one side only is compared with an empty one, so it is listed leaf by leaf.
+            a = old.get(key, {} if isinstance(new.get(key), dict) else None)
+            b = new.get(key, {} if isinstance(old.get(key), dict) else None)
+            out.extend(data_changes(a, b, sub))
         return out
     if isinstance(old, list) and isinstance(new, list):
-        old_names, new_names = _names(old), _names(new)
+        old_names, new_names = entry_names(old), entry_names(new)
         if old_names is not None and new_names is not None:
             before, after = dict(zip(old_names, old, strict=True)), dict(zip(new_names, new, strict=True))
             out = []
             for name in [*old_names, *(n for n in new_names if n not in before)]:
                 sub = f"{path}[{name}]"
-                out.extend(
-                    data_changes(before[name], after[name], sub) if name in before and name in after else [InnerChange(sub, before.get(name), after.get(name))]
-                )
+                both = name in before and name in after
+                out.extend(data_changes(before[name], after[name], sub) if both else [InnerChange(sub, before.get(name), after.get(name))])
             if not out and old_names != new_names:
                 out.append(InnerChange(f"{path} (order)", old_names, new_names))
             return out
         if len(old) == len(new) and all(isinstance(x, (dict, list)) for x in old + new):
             return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in data_changes(a, b, f"{path}[{i}]")]
-    return [] if old == new else [InnerChange(path, old, new)]
+    if old == new or (old == {} and new is None) or (old is None and new == {}):
+        return []
+    return [InnerChange(path, old, new)]
 
 
 def _hide(value: Any) -> Any:
@@ -158,7 +182,10 @@ def _line_diff(old: str, new: str) -> list[str]:
 
 
 def _span(old: str, new: str) -> list[str]:
-    """The changed middle of two long single lines, with a little text either side."""
+    """The changed middle of two long single lines, with a little text either side (secrets hidden before cutting)."""
+    old, new = redact_line(old), redact_line(new)
+    if old == new:
+        return [f"(only a {SECRET_TEXT} value changed)"]
     start = 0
     while start < min(len(old), len(new)) and old[start] == new[start]:
         start += 1
@@ -171,7 +198,7 @@ def _span(old: str, new: str) -> list[str]:
         middle = text[lo:hi]
         if len(middle) > MAX_SPAN:
             middle = middle[: MAX_SPAN - 1] + "…"
-        return ("…" if lo > 0 else "") + redact_line(middle) + ("…" if hi < len(text) else "")
+        return ("…" if lo > 0 else "") + middle + ("…" if hi < len(text) else "")
 
     return [cut(old), cut(new)]
 
@@ -184,7 +211,7 @@ def detail(path: str, old: Any, new: Any) -> Detail | None:
     if type(old) is not str or type(new) is not str or old == new:
         return None
     how = ""
-    decoded_old, decoded_new = _decoded(path, old), _decoded(path, new)
+    decoded_old, decoded_new = decoded(path, old), decoded(path, new)
     if decoded_old is not None and decoded_new is not None:
         old, new, how = decoded_old, decoded_new, "base64-decoded, "
     if len(old) <= SHOWN_WHOLE and len(new) <= SHOWN_WHOLE and "\n" not in old + new and not how:

@@ -143,6 +143,35 @@ def kube_documents(result: RenderResult) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml's emitter where PyYAML was built with it (5x the pure-Python one), else the pure-Python one."""
+
+
+class _PythonDumper(yaml.SafeDumper):
+    """The pure-Python emitter, for machines whose PyYAML lacks libyaml (and the test that both agree)."""
+
+
+def _text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    # A multi-line string (a script, a config file) as a literal block, as it reads in an editor;
+    # the emitter falls back to quotes where a block cannot hold it exactly (trailing spaces).
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+
+for _dumper in (_Dumper, _PythonDumper):
+    _dumper.add_representer(str, _text)
+
+
+def manifest_yaml(objs: list[dict[str, Any]], *, pure_python: bool = False) -> str:
+    """The Kubernetes manifests of one cluster as a YAML stream.
+
+    Keys sorted, block style, multi-line strings as literal blocks and no line folding: the two
+    emitters write the same bytes that way (a test checks), so a render does not depend on how
+    PyYAML was built.
+    """
+    dumper = _PythonDumper if pure_python else _Dumper
+    return yaml.dump_all(objs, Dumper=dumper, sort_keys=True, default_flow_style=False, width=2**30, allow_unicode=False)
+
+
 def write(result: RenderResult, out_dir: Path, *, spot_discount: float | None = None) -> list[Path]:
     """Write ``plan.json``, ``cost.json``, ``start-times.json`` and one YAML file per cluster under ``out_dir/<stack>``."""
     from mleks.review import startup
@@ -166,6 +195,6 @@ def write(result: RenderResult, out_dir: Path, *, spot_discount: float | None = 
     written.append(start_path)
     for cluster, objs in sorted(kube_documents(result).items()):
         path = kube_dir / f"{cluster}.yaml"
-        path.write_text(yaml.safe_dump_all(objs, sort_keys=True, default_flow_style=False))
+        path.write_text(manifest_yaml(objs))
         written.append(path)
     return written

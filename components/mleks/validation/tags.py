@@ -35,6 +35,14 @@ group's instances; the EBS CSI driver adds as many to the volumes it creates).""
 
 MAX_USER_TAGS = MAX_TAGS_PER_RESOURCE - len(PROJECT_TAG_KEYS) - len(SERVICE_TAG_KEYS)
 
+# Keys other software owns on the resources our tags reach.  The EBS CSI driver refuses to start with
+# one of these among its extra volume tags (aws-ebs-csi-driver v1.64, pkg/driver/validation.go
+# validateExtraTags: CSIVolumeName, CSIVolumeSnapshotName, ebs.csi.aws.com/cluster-name and the
+# kubernetes.io and ebs.csi.aws.com/ prefixes); EKS and cluster-autoscaler own eks: and k8s.io/ tags on the
+# Auto Scaling groups, and a user tag of the same key would overwrite theirs, or delete it when removed.
+RESERVED_KEYS = ("CSIVolumeName", "CSIVolumeSnapshotName")
+RESERVED_PREFIXES = ("kubernetes.io", "ebs.csi.aws.com/", "k8s.io/", "eks:")
+
 # The AWS tag pattern ``^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`` (EC2 API reference, Tag): letters, separators (a
 # space, not a newline or tab, which are control characters), numbers and _ . : / = + - @.
 _ALLOWED_PUNCTUATION = frozenset("_.:/=+-@")
@@ -65,6 +73,15 @@ def tag_errors(tags: dict[str, object]) -> list[ConfigError]:
             errors.append(ConfigError(key, key, "a key that does not start with aws: (AWS reserves it)", "a reserved prefix"))
         elif key.lower() in reserved:
             errors.append(ConfigError(key, value, f"a key other than {list(PROJECT_TAG_KEYS)}", "this project sets that tag itself"))
+        elif key in RESERVED_KEYS or key.startswith(RESERVED_PREFIXES):
+            errors.append(
+                ConfigError(
+                    key,
+                    value,
+                    f"a key other than {list(RESERVED_KEYS)} and not starting with {list(RESERVED_PREFIXES)}",
+                    "the EBS CSI driver, EKS or cluster-autoscaler owns that key on the volumes and Auto Scaling groups these tags reach",
+                )
+            )
         elif not _allowed(key):
             errors.append(ConfigError(key, key, "letters, digits, spaces and + - = . _ : / @", "a character AWS does not allow in a tag key"))
         if not isinstance(value, str):

@@ -1,0 +1,1 @@
+"""Benchmarks that print ratios against yardsticks (``python -m benchmarks.compare``); not tests."""
