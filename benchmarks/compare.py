@@ -16,6 +16,7 @@ with both medians beside it.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import statistics
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="pairs per comparison (default 5)")
     parser.add_argument("--tests", action="store_true", help="also time the test suite on two workers and on one (minutes)")
     args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)  # the example's deprecation warnings, once per scaled service
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, {args.runs} pairs each")
     print(f"\n{'':<46} {'ours':>9} {'yardstick':>9} {'ratio':>8}")
     with tempfile.TemporaryDirectory() as tmp:
