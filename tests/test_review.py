@@ -224,3 +224,20 @@ def test_adding_or_removing_an_add_on_re_runs_no_training_job(rendered: dict[str
     d, _ = _markdown_after(rendered, cfg)
     assert unchanged, "the example has a job that the change should leave alone"
     assert [r.name for r in d.resources if r.type == "kubernetes:batch/v1:Job" and r.name in unchanged] == []
+
+
+def test_widening_who_reaches_a_service_is_a_security_change(rendered: dict[str, offline.RenderResult]):
+    cfg = stack_file("dedicated")
+    cfg["mleks:inferenceServices"][0]["loadBalancerSourceCidrs"] = ["0.0.0.0/0"]
+    d = review.diff_plans(plan_document(rendered["dedicated"]), plan_document(offline.run("dedicated", config=cfg)), "dedicated")
+    markdown = review.to_markdown([d])
+    security = _section(markdown, "Security")
+    assert '`spec.loadBalancerSourceRanges[0]`: `"10.50.0.0/16"` → `"0.0.0.0/0"`' in security
+    assert "### Routine changes" not in markdown or "Service" not in _section(markdown, "Routine changes")
+
+
+def test_a_tag_change_is_not_a_security_change(rendered: dict[str, offline.RenderResult]):
+    cfg = stack_file("unified")
+    cfg["mleks:tags"] = {**cfg["mleks:tags"], "owner": "ml-platform"}
+    d, markdown = _markdown_after(rendered, cfg)
+    assert review.SECURITY not in {r.risk for r in d.resources} and "### Security" not in markdown

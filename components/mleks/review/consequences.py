@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 # Risk tiers, most urgent first; the Markdown groups by them.
-DATA_OR_NODES, JOBS, OTHER_REPLACE, UNKNOWN, ROUTINE = range(5)
+DATA_OR_NODES, SECURITY, JOBS, OTHER_REPLACE, UNKNOWN, ROUTINE = range(6)
 TIER_TITLES = {
     DATA_OR_NODES: "Needs attention: clusters, nodes, cluster add-ons and data",
+    SECURITY: "Security: who can reach or do what",
     JOBS: "Jobs that will run",
     OTHER_REPLACE: "Other replacements and deletions",
     UNKNOWN: "Not forecast: check `pulumi preview`",
@@ -87,6 +88,37 @@ def _volume_fate(plan_index: dict[str, dict[str, Any]], storage_class: str) -> s
     if storage_class_policy(plan_index, storage_class) == "Retain":
         return f"its volume stays (StorageClass `{storage_class}` retains released volumes) and keeps costing until you delete it"
     return f"its volume and the data on it are deleted (StorageClass `{storage_class or '(default)'}` deletes released volumes)"
+
+
+# Types whose every change alters who may do or reach what: permissions, trust, network rules, RBAC.
+ACCESS_TYPES = {
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:iam/policy:Policy",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    "aws:eks/accessEntry:AccessEntry",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    "kubernetes:rbac.authorization.k8s.io/v1:Role",
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+}
+# Inputs of other types that do the same: an IAM role's trust, a Service's exposure.
+ACCESS_PATHS = {
+    "aws:iam/role:Role": ("assumeRolePolicy",),
+    "kubernetes:core/v1:Service": ("spec.type", "spec.loadBalancerSourceRanges", "metadata.annotations"),
+}
+
+
+def touches_access(r: dict[str, Any], paths: tuple[str, ...] | None) -> bool:
+    """Whether a change of ``r`` (``paths`` changed; ``None`` for a creation or deletion) alters permissions or exposure."""
+    t = r["type"]
+    if t in ACCESS_TYPES:
+        return paths is None or any(not p.startswith(("tags", "metadata.labels")) for p in paths)
+    watched = ACCESS_PATHS.get(t, ())
+    return paths is not None and any(p == w or p.startswith(w + ".") for p in paths for w in watched)
 
 
 def tier(r: dict[str, Any], action: str) -> int:

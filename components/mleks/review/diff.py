@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mleks.review import consequences
-from mleks.review.consequences import DATA_OR_NODES, JOBS, OTHER_REPLACE, ROUTINE, TIER_TITLES, UNKNOWN
+from mleks.review.consequences import DATA_OR_NODES, JOBS, OTHER_REPLACE, ROUTINE, SECURITY, TIER_TITLES, UNKNOWN
 from mleks.review.cost import EXCLUDES, Estimate, Item, estimate, money, total_text
 from mleks.review.replacements import path_under, replace_paths, strip_indices
 from mleks.review.values import Detail, decoded, detail, entry_names, redact_value
 
-__all__ = ["DATA_OR_NODES", "JOBS", "OTHER_REPLACE", "ROUTINE", "TIER_TITLES", "UNKNOWN"]
+__all__ = ["DATA_OR_NODES", "JOBS", "OTHER_REPLACE", "ROUTINE", "SECURITY", "TIER_TITLES", "UNKNOWN"]
 
 Action = Literal["create", "delete", "update", "replace", "unknown"]
 
@@ -158,6 +158,12 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any], stack: str, *, spot_d
         change = _changed(old[urn], new[urn])
         if change is not None:
             out.append(change)
+    for r in out:
+        # Permissions and exposure get their own section, unless something graver already claims the change.
+        entry = new.get(r.urn) or old[r.urn]
+        paths = None if r.action in ("create", "delete") else tuple(strip_indices(c.path) for c in r.changes)
+        if r.risk > SECURITY and consequences.touches_access(entry, paths):
+            r.risk = SECURITY
     out.sort(key=lambda r: (r.risk, _ACTION_ORDER[r.action], r.type, r.name))
     cost = _cost_diff(base, head, spot_discount)
     for item in cost.items:
@@ -418,13 +424,26 @@ def to_markdown(diffs: list[StackDiff]) -> str:
                 if len(members) == 1:
                     lines.append(f"- **{first.action}** `{first.type}` — {first.summary}" + (f". Cost: {first.cost}" if first.cost else ""))
                 else:
-                    names = ", ".join(code(m.name) for m in members)
-                    lines.append(f"- **{first.action}** in place, {len(members)} resources the same way: {names}")
+                    lines.append(f"- **{first.action}** in place, {len(members)} resources the same way: {_by_type(members)}")
                 lines += [line for c in changes[:12] for line in _change_lines(c)]
                 if len(changes) > 12:
                     lines.append(f"  - … and {len(changes) - 12} more fields")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _by_type(members: list[ResourceChange], shown: int = 4) -> str:
+    """``5 LaunchTemplate (`a`, `b`, … and 1 more); 2 Subnet (`c`, `d`)``: one line a reviewer can read for dozens of resources."""
+    by_type: dict[str, list[str]] = {}
+    for m in members:
+        names = by_type.setdefault(m.type.rsplit(":", 1)[-1], [])
+        if m.name not in names:
+            names.append(m.name)
+    parts = []
+    for noun, names in sorted(by_type.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        parts.append(f"{len(names)} {noun} ({', '.join(code(n) for n in names[:shown])}{more})")
+    return "; ".join(parts)
 
 
 def _change_text(before: float, after: float) -> str:
