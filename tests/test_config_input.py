@@ -139,9 +139,9 @@ def test_more_tags_than_aws_allows_beside_ours_are_refused():
     # node-template tags take room: fewer fit while a cluster-autoscaler group exists.
     cfg["mleks:tags"] = {f"k{i}": "v" for i in range(tag_limits.MAX_USER_TAGS)}
     [err] = errors_of(cfg)
-    assert err.key == "mleks:tags" and err.value == "40 tags" and "at most 35 tags" in err.accepted
+    assert err.key == "mleks:tags" and err.value == "40 tags" and "at most 33 tags" in err.accepted
     assert "'inference-spot', 'inference-ondemand'" in err.accepted
-    cfg["mleks:tags"] = {f"k{i}": "v" for i in range(35)}
+    cfg["mleks:tags"] = {f"k{i}": "v" for i in range(33)}
     assert offline.run("unified", config=cfg).resources
 
 

@@ -100,7 +100,11 @@ def test_every_instance_and_volume_is_tagged_from_its_first_launch(rendered: dic
     for r in plan["resources"]:
         if r["type"] == "aws:autoscaling/tag:Tag" and r["inputs"]["tag"]["propagateAtLaunch"]:
             propagated.setdefault(r["name"].rsplit("-tag-", 1)[0], {})[r["inputs"]["tag"]["key"]] = r["inputs"]["tag"]["value"]
-    assert len(propagated) == len(templates) and all(tags == user for tags in propagated.values())
+    # The user's tags, and the project's two that can change for a group (role, owner), so new nodes carry current values.
+    assert len(propagated) == len(templates)
+    project = {"mleks/role", "mleks/autoscaler"}
+    assert all(tags.keys() - project == user.keys() for tags in propagated.values())
+    assert all(project <= tags.keys() for group, tags in propagated.items() if group.endswith("-gpu"))
 
 
 def test_too_many_tags_for_a_cluster_autoscaler_group_are_refused_naming_mleks_tags():
@@ -241,3 +245,78 @@ def test_a_tag_change_is_not_a_security_change(rendered: dict[str, offline.Rende
     cfg["mleks:tags"] = {**cfg["mleks:tags"], "owner": "ml-platform"}
     d, markdown = _markdown_after(rendered, cfg)
     assert review.SECURITY not in {r.risk for r in d.resources} and "### Security" not in markdown
+
+
+def _job_plan(args: list[str]) -> dict[str, Any]:
+    container = {"name": "c", "args": args}
+    inputs = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [container]}}}}
+    return {"resources": [{"urn": "d", "type": "kubernetes:apps/v1:Deployment", "name": "d", "custom": True, "inputs": inputs}]}
+
+
+def test_a_rotated_flag_value_shows_as_changed_but_is_never_printed():
+    base = _job_plan(["serve", "--api-key", "sk-OLD-AAAA", "--db", "postgres://app:hunter2@db:5432/x"])
+    head = _job_plan(["serve", "--api-key", "sk-NEW-BBBB", "--db", "postgres://app:hunter3@db:5432/x"])
+    d = review.diff_plans(base, head, "s")
+    for text in (review.to_markdown([d]), review.to_json([d])):
+        assert "sk-OLD" not in text and "sk-NEW" not in text and "hunter" not in text
+    [r] = d.resources
+    assert {c.path for c in r.changes} == {"spec.template.spec.containers[c].args[2]", "spec.template.spec.containers[c].args[4]"}
+
+
+def test_a_boolean_flag_that_names_a_token_hides_nothing_after_it():
+    d = review.diff_plans(_job_plan(["serve", "--disable-token-auth"]), _job_plan(["serve", "--disable-token-auth", "--ncs"]), "s")
+    assert '`"--ncs"`' in review.to_markdown([d])
+
+
+def test_a_new_rbac_rule_is_listed_leaf_by_leaf_not_cut():
+    def role(rules: list[dict[str, Any]]) -> dict[str, Any]:
+        inputs = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "ca"}, "rules": rules}
+        return {"resources": [{"urn": "r", "type": "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "name": "ca", "custom": True, "inputs": inputs}]}
+
+    events = {"apiGroups": [""], "resources": ["events", "endpoints"], "verbs": ["create", "patch"]}
+    templates = {"apiGroups": [""], "resources": ["podtemplates"], "verbs": ["create", "delete", "update"]}
+    d = review.diff_plans(role([events]), role([events, templates]), "s")
+    markdown = review.to_markdown([d])
+    assert "### Security" in markdown
+    assert '`rules[1] (added).resources`: `(none)` → `["podtemplates"]`' in markdown
+    assert '`rules[1] (added).verbs`: `(none)` → `["create", "delete", "update"]`' in markdown
+
+
+def test_an_explicit_job_request_only_has_to_fit_beside_what_the_cluster_runs():
+    # Defaults leave room for every add-on a cluster could have; an explicit request is checked against
+    # today's DaemonSets (47290m on a g6e.12xlarge of the example), not that ceiling (47090m).
+    cfg = stack_file("unified")
+    cfg["mleks:trainingJobs"]["gpu-smoke"]["cpu"] = "47250m"
+    result = offline.run("unified", config=cfg)
+    [job] = [o for _, o in result.kube_objects() if o["kind"] == "Job" and o["metadata"]["name"] == "gpu-smoke"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "47250m"
+    cfg["mleks:trainingJobs"]["gpu-smoke"]["cpu"] = "47300m"
+    with pytest.raises(ConfigErrors, match="at most 47290m"):
+        offline.run("unified", config=cfg)
+
+
+def test_cluster_changes_need_attention_and_a_downgrade_is_called_one(rendered: dict[str, offline.RenderResult]):
+    cfg = stack_file("unified")
+    cfg["mleks:cluster"]["adminPrincipals"] = [*cfg["mleks:cluster"].get("adminPrincipals", []), "arn:aws:iam::123456789012:role/Contractor"]
+    d, markdown = _markdown_after(rendered, cfg)
+    [cluster] = [r for r in d.resources if r.type == "eks:index:Cluster"]
+    assert cluster.risk == review.DATA_OR_NODES and "who may administer the cluster" in cluster.summary
+    assert "Contractor" in _section(markdown, "Needs attention")
+
+    def plan(version: str) -> dict[str, Any]:
+        return {"resources": [{"urn": "c", "type": "eks:index:Cluster", "name": "c", "custom": False, "inputs": {"name": "c", "version": version}}]}
+
+    [down] = review.diff_plans(plan("1.35"), plan("1.34"), "s").resources
+    assert "downgrade" in down.summary and "EKS refuses it" in down.summary
+    [up] = review.diff_plans(plan("1.35"), plan("1.36"), "s").resources
+    assert "1.35 → 1.36" in up.summary and "cannot be undone" in up.summary
+
+
+def test_which_iam_role_a_pod_assumes_is_a_security_change():
+    def plan(role: str) -> dict[str, Any]:
+        meta = {"name": "sa", "namespace": "n", "annotations": {"eks.amazonaws.com/role-arn": role}}
+        sa = {"urn": "s", "type": "kubernetes:core/v1:ServiceAccount", "name": "sa", "custom": True, "inputs": {"kind": "ServiceAccount", "metadata": meta}}
+        return {"resources": [sa]}
+
+    [r] = review.diff_plans(plan("arn:aws:iam::1:role/a"), plan("arn:aws:iam::1:role/admin"), "s").resources
+    assert r.risk == review.SECURITY

@@ -15,6 +15,7 @@ of: ``mleks.catalogs`` (GPU instances, DLC images, EKS versions, regions),
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
@@ -112,6 +113,9 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        # ``mleks.catalogs`` and the other subpackages, as an eager package would have them after ``import mleks``.
+        if not name.startswith("_") and importlib.util.find_spec(f"mleks.{name}") is not None:
+            return importlib.import_module(f"mleks.{name}")
         raise AttributeError(f"module 'mleks' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function

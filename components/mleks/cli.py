@@ -308,6 +308,10 @@ def console() -> NoReturn:
     """The ``mleks`` command: exit 0, 1 (diff --fail-on matched), 2 (bad input, said plainly) or 3 (a bug in mleks)."""
     try:
         code = main()
+    except BrokenPipeError:
+        # `mleks diff ... | head`: the reader left; nothing is wrong with mleks.
+        sys.stderr.close()
+        code = 0
     except Exception:
         import traceback
 

@@ -407,16 +407,18 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str, dae
     """Check a job against the train group and region, and decide its resources.
 
     ``daemonsets``: what the DaemonSets on the group's nodes request (``cluster.gpu_node_load(group)``),
-    which the job's pods cannot have.  Requests are sized against the heavier of that and the
-    ceiling any add-on set could reach (:func:`~mleks.catalogs.node_daemonsets.ceiling_load`), so
-    adding or removing an add-on never changes, and so never re-runs, a job.
+    which the job's pods cannot have.  Default requests are sized against the heavier of that and
+    the ceiling any add-on set could reach (:func:`~mleks.catalogs.node_daemonsets.ceiling_load`), so
+    adding or removing an add-on never changes, and so never re-runs, a job; explicit ``cpu`` and
+    ``memory`` only have to fit beside what the cluster runs.
 
     Raises ``ConfigError`` keyed relative to the job (``gpusPerNode``,
     ``nodes``, ``version``...), so callers can prefix the config path.
     """
     instance = group.smallest_instance
     group_key = f"nodeGroups.{group.key}"
-    daemonsets = heaviest([daemonsets, ceiling_load(ami_family=group.ami_family, efa=group.efa)])
+    # Defaults are sized against the ceiling; explicit requests only have to fit what the cluster runs.
+    sizing = heaviest([daemonsets, ceiling_load(ami_family=group.ami_family, efa=group.efa)])
     gpus = args.gpus_per_node if args.gpus_per_node is not None else instance.accelerator_count
     too_many = gpu_count_error("gpusPerNode", gpus, instance, group_key)
     if too_many is not None:
@@ -448,7 +450,7 @@ def plan_job(args: DLCTrainingJobArgs, group: GpuNodeGroupArgs, region: str, dae
     if too_big:
         raise too_big[0]
     budget = node_budget(instance, daemonsets)
-    default_cpu, default_memory = share_requests(instance, gpus, BATCH, daemonsets)
+    default_cpu, default_memory = share_requests(instance, gpus, BATCH, sizing)
     cpu = cpu_millis(args.cpu) if args.cpu is not None else default_cpu
     memory = memory_bytes(args.memory) if args.memory is not None else default_memory
     default_shm = memory // 4 // _GIB * _GIB or memory // 4 // _MIB * _MIB

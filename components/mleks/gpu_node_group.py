@@ -40,7 +40,7 @@ from mleks.node_monitoring_agent import NodeMonitoringAgent
 from mleks.node_repair import NodeRepairArgs
 from mleks.nvidia_device_plugin import NvidiaDevicePlugin
 from mleks.validation.schema import Model, component_errors, raise_all
-from mleks.validation.tags import MAX_TAGS_PER_RESOURCE, PROJECT_TAG_KEYS, SERVICE_TAG_KEYS
+from mleks.validation.tags import MAX_TAGS_PER_RESOURCE, PROJECT_TAG_KEYS, PROPAGATED_PROJECT_KEYS, SERVICE_TAG_KEYS
 from mleks.vocabulary import (
     ACCELERATOR_LABEL,
     AMI_FAMILY_LABEL,
@@ -462,15 +462,17 @@ def asg_tag_errors(groups: Sequence[GpuNodeGroupArgs], tags: dict[str, str], key
 
     def room(g: GpuNodeGroupArgs) -> int:
         template = len(cluster_autoscaler_template_tags(g)) if g.owner == "cluster-autoscaler" else 0
-        return MAX_TAGS_PER_RESOURCE - len(SERVICE_TAG_KEYS) - template
+        return MAX_TAGS_PER_RESOURCE - len(SERVICE_TAG_KEYS) - len(PROPAGATED_PROJECT_KEYS) - template
 
     too_small = [g for g in groups if len(user) > room(g)]
     if not too_small:
         return []
     limit = min(room(g) for g in too_small)
     tightest = [g.group_name for g in too_small if room(g) == limit]
-    template = MAX_TAGS_PER_RESOURCE - len(SERVICE_TAG_KEYS) - limit
-    why = f"EKS's {len(SERVICE_TAG_KEYS)} tags" + (f" and cluster-autoscaler's {template} node-template tags" if template else "")
+    template = MAX_TAGS_PER_RESOURCE - len(SERVICE_TAG_KEYS) - len(PROPAGATED_PROJECT_KEYS) - limit
+    why = f"EKS's {len(SERVICE_TAG_KEYS)} tags, this project's {len(PROPAGATED_PROJECT_KEYS)}" + (
+        f" and cluster-autoscaler's {template} node-template tags" if template else ""
+    )
     return [
         ConfigError(
             key,

@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mleks.validation.tags import PROJECT_TAG_KEYS
+from mleks.validation.tags import PROJECT_TAG_KEYS, PROPAGATED_PROJECT_KEYS
 
 # A hop limit of 1 keeps pods (which are one network hop further away than the
 # node) from reaching IMDS and borrowing the node role; pods get credentials
@@ -235,14 +235,15 @@ def launch_tags(spec: NodeGroupSpec) -> dict[str, str]:
 
 
 def propagated_tags(spec: NodeGroupSpec) -> dict[str, str]:
-    """The user's tags, put on the group's Auto Scaling group with PropagateAtLaunch.
+    """The user's tags, and the project's that can change for a group (its role and owner), put on the
+    group's Auto Scaling group with PropagateAtLaunch.
 
     The Auto Scaling group tags each instance it launches with them, and a group tag's value takes the
     place of a launch template tag of the same key on those instances (EC2 Auto Scaling user guide, "Tag
     Auto Scaling groups and instances", tag lifecycle); a changed group tag touches no running node.
     Volumes keep the launch template's tags: "Tags are not propagated to Amazon EBS volumes" (same page).
     """
-    return {k: v for k, v in spec.tags.items() if k not in PROJECT_TAG_KEYS}
+    return {k: v for k, v in spec.tags.items() if k not in PROJECT_TAG_KEYS or k in PROPAGATED_PROJECT_KEYS}
 
 
 def tag_resource_name(group: str, key: str) -> str:

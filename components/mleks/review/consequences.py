@@ -105,10 +105,14 @@ ACCESS_TYPES = {
     "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
     "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
 }
-# Inputs of other types that do the same: an IAM role's trust, a Service's exposure.
+# Inputs of other types that do the same: an IAM role's trust and policies, a key's policy, which IAM
+# role a pod assumes (IRSA), a Service's exposure, the control plane's audit logs.
 ACCESS_PATHS = {
-    "aws:iam/role:Role": ("assumeRolePolicy",),
+    "aws:iam/role:Role": ("assumeRolePolicy", "managedPolicyArns", "inlinePolicies"),
+    "aws:kms/key:Key": ("policy",),
+    "kubernetes:core/v1:ServiceAccount": ("metadata.annotations",),
     "kubernetes:core/v1:Service": ("spec.type", "spec.loadBalancerSourceRanges", "metadata.annotations"),
+    "eks:index:Cluster": ("enabledClusterLogTypes",),
 }
 
 
@@ -117,8 +121,11 @@ def touches_access(r: dict[str, Any], paths: tuple[str, ...] | None) -> bool:
     t = r["type"]
     if t in ACCESS_TYPES:
         return paths is None or any(not p.startswith(("tags", "metadata.labels")) for p in paths)
+    if paths is None:
+        # A new or removed load balancer is exposure whatever else changes.
+        return t == "kubernetes:core/v1:Service" and ((r.get("inputs") or {}).get("spec") or {}).get("type") == "LoadBalancer"
     watched = ACCESS_PATHS.get(t, ())
-    return paths is not None and any(p == w or p.startswith(w + ".") for p in paths for w in watched)
+    return any(p == w or p.startswith(w + ".") for p in paths for w in watched)
 
 
 def tier(r: dict[str, Any], action: str) -> int:
@@ -227,7 +234,10 @@ def _deletion_text(r: dict[str, Any], t: str, name: str, what: str, inputs: dict
         tag = inputs.get("tag") or {}
         if not tag.get("propagateAtLaunch"):
             return f"deletes Auto Scaling group tag `{name}`: cluster-autoscaler no longer reads it when it builds a node for the group at zero"
-        return f"deletes Auto Scaling group tag `{name}`: nodes launched later do not get it; running nodes keep it"
+        return (
+            f"deletes Auto Scaling group tag `{name}`: running nodes keep it, and nodes launched later still get the value"
+            " the launch template was made with, if it had this key (its tags are fixed when the group is made)"
+        )
     if t in CRITICAL_TYPES:
         return f"deletes {what} `{name}`: data it holds or protects may be lost"
     return f"deletes {what} `{name}`"
@@ -255,12 +265,20 @@ CLUSTER_ACCESS = {
 }
 
 
-def cluster_update(r: dict[str, Any], name: str, touched: set[str]) -> str:
-    """What an in-place change of the control plane's settings does, field by field."""
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+def cluster_update(r: dict[str, Any], name: str, touched: set[str], before: str = "") -> str:
+    """What an in-place change of the control plane's settings does, field by field (``before``: the old version)."""
     inputs = r.get("inputs") or {}
     parts = []
     if "version" in touched:
-        parts.append(f"changes the control plane's Kubernetes version to {inputs.get('version')}: an upgrade cannot be undone, and EKS refuses a downgrade")
+        after = str(inputs.get("version"))
+        if before and _minor(after) < _minor(before):
+            parts.append(f"asks for a downgrade of the control plane from {before} to {after}: EKS refuses it, and `pulumi up` fails")
+        else:
+            parts.append(f"upgrades the control plane's Kubernetes version {before or '?'} → {after}: an upgrade cannot be undone")
     if touched & {"accessEntries", "authenticationMode"}:
         parts.append("changes who may administer the cluster (access entries): read the entries below")
     if touched & {"publicAccessCidrs", "endpointPublicAccess", "endpointPrivateAccess"}:
@@ -305,7 +323,7 @@ def replacement(r: dict[str, Any], forced_by: str, paths: tuple[str, ...] = ()) 
     return f"{text} (forced by {forced_by})"
 
 
-def update(r: dict[str, Any], touched: set[str], paths: tuple[str, ...] = ()) -> tuple[str, int]:
+def update(r: dict[str, Any], touched: set[str], paths: tuple[str, ...] = (), old: dict[str, Any] | None = None) -> tuple[str, int]:
     """What updating ``r`` in place does, given the top-level inputs that change (``paths``: every changed path), and its tier."""
     name = label(r)
     if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and touched - {"tags", "tagsAll", "defaultVersion", "updateDefaultVersion"}:
@@ -322,7 +340,7 @@ def update(r: dict[str, Any], touched: set[str], paths: tuple[str, ...] = ()) ->
     if r["type"] == "kubernetes:helm.sh/v3:Release":
         return f"upgrades Helm release `{name}` in place; what the chart changes inside it is not forecast: check `pulumi preview`", ROUTINE
     if r["type"] == "eks:index:Cluster" and touched & CLUSTER_ACCESS:
-        return cluster_update(r, name, touched), DATA_OR_NODES
+        return cluster_update(r, name, touched, str(((old or {}).get("inputs") or {}).get("version") or "")), DATA_OR_NODES
     if r["type"] == "aws:autoscaling/tag:Tag":
         return f"updates Auto Scaling group tag `{name}`: nodes launched later get it; running nodes are not touched", ROUTINE
     if r["type"] in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet") and any(

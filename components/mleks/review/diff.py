@@ -19,13 +19,13 @@ from mleks.review import consequences
 from mleks.review.consequences import DATA_OR_NODES, JOBS, OTHER_REPLACE, ROUTINE, SECURITY, TIER_TITLES, UNKNOWN
 from mleks.review.cost import EXCLUDES, Estimate, Item, estimate, money, total_text
 from mleks.review.replacements import path_under, replace_paths, strip_indices
-from mleks.review.values import Detail, decoded, detail, entry_names, redact_value
+from mleks.review.values import SECRET_TEXT, Detail, decoded, detail, entry_names, redact_value, secret_argument
 
 __all__ = ["DATA_OR_NODES", "JOBS", "OTHER_REPLACE", "ROUTINE", "SECURITY", "TIER_TITLES", "UNKNOWN"]
 
 Action = Literal["create", "delete", "update", "replace", "unknown"]
 
-SECRET = "(secret)"
+SECRET = SECRET_TEXT
 _SECRET_WORDS = ("password", "passwd", "token", "secret", "privatekey", "apikey", "kubeconfig", "credential")
 # Inputs whose every value is sensitive, whatever the keys are called.
 _SECRET_FIELDS = {"kubernetes:core/v1:Secret": ("data", "stringData")}
@@ -68,7 +68,9 @@ def redact(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
                 out["value"] = Redacted(value["value"])
             return out
         if isinstance(value, list):
-            return [walk(v) for v in value]
+            # The value after a secret-named flag is hidden before lists are split into items,
+            # where the flag beside it would be out of sight (a rotated --api-key still shows as changed).
+            return [Redacted(v) if i and secret_argument(value[i - 1], v) else walk(v) for i, v in enumerate(value)]
         return value
 
     hidden = set(_SECRET_FIELDS.get(type_token, ()))
@@ -274,7 +276,7 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> ResourceChange | None:
             summary += "; the old one is retained on delete, and keeps costing until you delete it"
         return ResourceChange(new["urn"], new["type"], name, "replace", consequences.tier(new, "replace"), summary, marked, retained=retained)
     plain = tuple(strip_indices(c.path) for c in marked)
-    summary, tier = consequences.update(new, {p.split(".")[0] for p in plain}, plain)
+    summary, tier = consequences.update(new, {p.split(".")[0] for p in plain}, plain, old)
     return ResourceChange(new["urn"], new["type"], name, "update", tier, summary, marked)
 
 
@@ -308,6 +310,21 @@ def _changes(old: Any, new: Any, path: str) -> list[FieldChange]:
     return [FieldChange(path, old, new)]
 
 
+def _identity(value: Any) -> str:
+    """A list item as text to match items by, hidden values by their digest (so a rotated secret still differs)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, Redacted):
+            return f"(secret {v.digest})"
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    return json.dumps(plain(value), sort_keys=True, default=str)
+
+
 def _list_changes(old: list[Any], new: list[Any], path: str) -> list[FieldChange]:
     """Lists of named entries (containers, env, volumes) by name; other lists item by item where items were only edited."""
     old_names, new_names = entry_names(old), entry_names(new)
@@ -325,12 +342,26 @@ def _list_changes(old: list[Any], new: list[Any], path: str) -> list[FieldChange
         return out
     if len(old) == len(new) and all(isinstance(x, dict) for x in old + new):
         return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in _changes(a, b, f"{path}[{i}]")]
-    if all(not isinstance(x, (dict, list)) for x in old + new):
-        # An edited item (a script in args) is diffed where it is; if items came or went, the list is one change.
-        edits = [op for op in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes() if op[0] != "equal"]
-        if all(tag == "replace" and i2 - i1 == j2 - j1 for tag, i1, i2, j1, j2 in edits):
-            return [c for _, i1, i2, j1, _ in edits for k in range(i2 - i1) for c in _changes(old[i1 + k], new[j1 + k], f"{path}[{i1 + k}]")]
-    return [FieldChange(path, old, new)]
+    # Items matched in order (difflib): an edited item (a script in args, an RBAC rule) is diffed
+    # where it is, and a mapping that came or went is listed leaf by leaf, so nothing hides behind a cut.
+    keys = [_identity(x) for x in old], [_identity(x) for x in new]
+    edits = [op for op in difflib.SequenceMatcher(a=keys[0], b=keys[1], autojunk=False).get_opcodes() if op[0] != "equal"]
+    mappings = any(isinstance(x, dict) for x in old + new)
+    if all(not isinstance(x, (dict, list)) for x in old + new) and not all(t == "replace" and i2 - i1 == j2 - j1 for t, i1, i2, j1, j2 in edits):
+        return [FieldChange(path, old, new)]  # plain values that came or went: shown as removed / added
+    out = []
+    for _, i1, i2, j1, j2 in edits:
+        for k in range(max(i2 - i1, j2 - j1)):
+            a = old[i1 + k] if i1 + k < i2 else None
+            b = new[j1 + k] if j1 + k < j2 else None
+            sub = f"{path}[{j1 + k if b is not None else i1 + k}]"
+            if a is not None and b is not None:
+                out.extend(_changes(a, b, sub))
+            elif mappings and isinstance(a or b, dict):
+                out.extend(_changes(a or {}, b or {}, sub + (" (added)" if a is None else " (removed)")) or [FieldChange(sub, a, b)])
+            else:
+                out.append(FieldChange(sub, a, b))
+    return out
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -357,6 +388,8 @@ def _value(v: Any, limit: int = 80) -> str:
 
 def _pair(old: Any, new: Any) -> str:
     """``old → new``, or for two lists of plain values what was removed and added."""
+    if all(isinstance(v, str) and str.__eq__(v, SECRET_TEXT) for v in (old, new)):
+        return f"{code(SECRET_TEXT)}: a hidden value changed"
     scalars = (str, int, float, bool)
     if isinstance(old, list) and isinstance(new, list) and all(isinstance(x, scalars) for x in old + new):
         removed = [x for x in old if x not in new]

@@ -40,8 +40,18 @@ _SECRET_ASSIGNMENT = re.compile(
 )
 
 
-# A command-line flag that names a secret: the next argument is its value (``--api-key sk-...``).
-_SECRET_FLAG = re.compile(r"^--?[\w.-]*(?:password|passwd|token|secret|private[_-]?key|api[_-]?key|credential)[\w.-]*$", re.IGNORECASE)
+# A command-line flag whose name ends in a secret's name: the next argument is its value
+# (``--api-key sk-...``, ``--hf-token x``, ``-p x``); ``--disable-token-auth`` names no value.
+_SECRET_FLAG = re.compile(
+    r"^(?:-p|--?(?:[\w.]*[-_])?(?:password|passwd|pass|token|secret|private[-_]?key|api[-_]?key|access[-_]?key|key|credentials?))$", re.IGNORECASE
+)
+# ``scheme://user:password@host``: the password of a URL.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@]+@", re.IGNORECASE)
+
+
+def secret_argument(previous: Any, item: Any) -> bool:
+    """Whether ``item`` of an argument list is the value of the secret-named flag before it."""
+    return isinstance(previous, str) and isinstance(item, str) and bool(_SECRET_FLAG.match(previous)) and not item.startswith("-")
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,8 @@ class Detail:
 
 
 def redact_line(line: str) -> str:
-    """``line`` with the value of a secret-named assignment replaced by ``(secret)``."""
+    """``line`` with the value of a secret-named assignment, and the password of a URL, replaced by ``(secret)``."""
+    line = _URL_PASSWORD.sub(lambda m: m.group("head") + SECRET_TEXT + "@", line)
     return _SECRET_ASSIGNMENT.sub(lambda m: m.group("key") + SECRET_TEXT, line)
 
 
@@ -72,11 +83,7 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, str) and type(value) is str:
         return redact_text(value)
     if isinstance(value, list):
-        out = [redact_value(v) for v in value]
-        for i in range(1, len(out)):
-            if isinstance(value[i - 1], str) and _SECRET_FLAG.match(value[i - 1]) and isinstance(value[i], str):
-                out[i] = SECRET_TEXT
-        return out
+        return [SECRET_TEXT if i and secret_argument(value[i - 1], v) else redact_value(v) for i, v in enumerate(value)]
     if isinstance(value, dict):
         return {k: redact_value(v) for k, v in value.items()}
     return value
@@ -157,6 +164,17 @@ def data_changes(old: Any, new: Any, path: str = "") -> list[InnerChange]:
             return out
         if len(old) == len(new) and all(isinstance(x, (dict, list)) for x in old + new):
             return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in data_changes(a, b, f"{path}[{i}]")]
+        if any(isinstance(x, dict) for x in old + new):
+            # Entries that came or went (an IAM statement) are listed leaf by leaf, edited ones diffed in place.
+            keys = [json.dumps(x, sort_keys=True, default=str) for x in old], [json.dumps(x, sort_keys=True, default=str) for x in new]
+            out = []
+            for _, i1, i2, j1, j2 in (op for op in difflib.SequenceMatcher(a=keys[0], b=keys[1], autojunk=False).get_opcodes() if op[0] != "equal"):
+                for k in range(max(i2 - i1, j2 - j1)):
+                    a = old[i1 + k] if i1 + k < i2 else {}
+                    b = new[j1 + k] if j1 + k < j2 else {}
+                    label = "" if (i1 + k < i2 and j1 + k < j2) else (" (added)" if i1 + k >= i2 else " (removed)")
+                    out.extend(data_changes(a, b, f"{path}[{j1 + k if j1 + k < j2 else i1 + k}]{label}"))
+            return out
     if old == new or (old == {} and new is None) or (old is None and new == {}):
         return []
     return [InnerChange(path, old, new)]

@@ -23,6 +23,9 @@ MAX_VALUE_LENGTH = 256
 PROJECT_TAG_KEYS = ("mleks/cluster", "mleks/role", "mleks/node-group", "mleks/autoscaler", "Name")
 """What this project adds: the cluster on everything, role, group and owner on node groups, Name on instances and volumes."""
 
+PROPAGATED_PROJECT_KEYS = ("mleks/role", "mleks/autoscaler")
+"""The project's tags that can change for a node group: they also go on its Auto Scaling group, so new nodes carry the current values."""
+
 SERVICE_TAG_KEYS = (
     "eks:cluster-name",
     "eks:nodegroup-name",
