@@ -8,7 +8,6 @@ forecast: ``pulumi preview`` sees the real state and computed values, and is the
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ from mleks.review import consequences
 from mleks.review.consequences import DATA_OR_NODES, JOBS, OTHER_REPLACE, ROUTINE, SECURITY, TIER_TITLES, UNKNOWN
 from mleks.review.cost import EXCLUDES, Estimate, Item, estimate, money, total_text
 from mleks.review.replacements import path_under, replace_paths, strip_indices
-from mleks.review.values import SECRET_TEXT, Detail, decoded, detail, entry_names, redact_value, secret_argument
+from mleks.review.values import MISSING, SECRET_TEXT, Detail, decoded, detail, list_pairs, redact_value, secret_argument
 
 __all__ = ["DATA_OR_NODES", "JOBS", "OTHER_REPLACE", "ROUTINE", "SECURITY", "TIER_TITLES", "UNKNOWN"]
 
@@ -326,41 +325,23 @@ def _identity(value: Any) -> str:
 
 
 def _list_changes(old: list[Any], new: list[Any], path: str) -> list[FieldChange]:
-    """Lists of named entries (containers, env, volumes) by name; other lists item by item where items were only edited."""
-    old_names, new_names = entry_names(old), entry_names(new)
-    if old_names is not None and new_names is not None:
-        before, after = dict(zip(old_names, old, strict=True)), dict(zip(new_names, new, strict=True))
-        out: list[FieldChange] = []
-        for name in [*old_names, *(n for n in new_names if n not in before)]:
-            sub = f"{path}[{name}]"
-            if name in before and name in after:
-                out.extend(_changes(before[name], after[name], sub))
-            else:
-                out.append(FieldChange(sub, before.get(name), after.get(name)))
-        if not out and old_names != new_names:
-            out.append(FieldChange(f"{path} (order)", old_names, new_names))
-        return out
-    if len(old) == len(new) and all(isinstance(x, dict) for x in old + new):
-        return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in _changes(a, b, f"{path}[{i}]")]
-    # Items matched in order (difflib): an edited item (a script in args, an RBAC rule) is diffed
-    # where it is, and a mapping that came or went is listed leaf by leaf, so nothing hides behind a cut.
-    keys = [_identity(x) for x in old], [_identity(x) for x in new]
-    edits = [op for op in difflib.SequenceMatcher(a=keys[0], b=keys[1], autojunk=False).get_opcodes() if op[0] != "equal"]
-    mappings = any(isinstance(x, dict) for x in old + new)
-    if all(not isinstance(x, (dict, list)) for x in old + new) and not all(t == "replace" and i2 - i1 == j2 - j1 for t, i1, i2, j1, j2 in edits):
+    """Lists of named entries (containers, env, volumes) by name, others item by item (:func:`list_pairs`):
+    an edited item (a script in args, an RBAC rule) is diffed where it is, and a mapping that came or
+    went is listed leaf by leaf, so nothing hides behind a cut."""
+    pairs = list_pairs(old, new, _identity)
+    if pairs is None:
         return [FieldChange(path, old, new)]  # plain values that came or went: shown as removed / added
     out = []
-    for _, i1, i2, j1, j2 in edits:
-        for k in range(max(i2 - i1, j2 - j1)):
-            a = old[i1 + k] if i1 + k < i2 else None
-            b = new[j1 + k] if j1 + k < j2 else None
-            sub = f"{path}[{j1 + k if b is not None else i1 + k}]"
-            if a is not None and b is not None:
-                out.extend(_changes(a, b, sub))
-            elif mappings and isinstance(a or b, dict):
-                out.extend(_changes(a or {}, b or {}, sub + (" (added)" if a is None else " (removed)")) or [FieldChange(sub, a, b)])
-            else:
-                out.append(FieldChange(sub, a, b))
+    for suffix, a, b in pairs:
+        sub = path + suffix
+        if a is not MISSING and b is not MISSING:
+            out.extend(_changes(a, b, sub))
+            continue
+        a, b = (None if a is MISSING else a), (None if b is MISSING else b)
+        if isinstance(a if b is None else b, dict):
+            out.extend(_changes(a or {}, b or {}, sub) or [FieldChange(sub, a, b)])
+        else:
+            out.append(FieldChange(sub, a, b))
     return out
 
 

@@ -17,6 +17,7 @@ import binascii
 import difflib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +134,53 @@ def entry_names(items: list[Any]) -> list[str] | None:
     return names  # type: ignore[return-value]
 
 
+MISSING: Any = object()
+"""The side of a list pair where an entry is not (it came or went)."""
+
+
+def _json_identity(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def list_pairs(old: list[Any], new: list[Any], identity: Callable[[Any], str] = _json_identity) -> list[tuple[str, Any, Any]] | None:
+    """How two lists line up for a diff: ``(path suffix, old entry, new entry)`` for every entry that differs.
+
+    Entries with distinct names on both sides are matched by name (``[train-g6e]``); lists of mappings
+    or lists of equal length are matched by position; anything else in order (difflib on ``identity``), so
+    an edited item pairs with its old self.  An entry that came or went has ``MISSING`` on the other side
+    and ``(added)`` or ``(removed)`` in its suffix.  ``None`` for plain values that came or went: the
+    caller shows those as removed and added.
+    """
+    old_names, new_names = entry_names(old), entry_names(new)
+    if old_names is not None and new_names is not None:
+        before, after = dict(zip(old_names, old, strict=True)), dict(zip(new_names, new, strict=True))
+        pairs = []
+        for name in [*old_names, *(n for n in new_names if n not in before)]:
+            a, b = before.get(name, MISSING), after.get(name, MISSING)
+            if a is MISSING or b is MISSING or identity(a) != identity(b):
+                pairs.append((f"[{name}]" + _came_or_went(a, b), a, b))
+        if not pairs and old_names != new_names:
+            return [(" (order)", old_names, new_names)]
+        return pairs
+    if len(old) == len(new) and all(isinstance(x, (dict, list)) for x in old + new):
+        return [(f"[{i}]", a, b) for i, (a, b) in enumerate(zip(old, new, strict=True)) if identity(a) != identity(b)]
+    keys = [identity(x) for x in old], [identity(x) for x in new]
+    edits = [op for op in difflib.SequenceMatcher(a=keys[0], b=keys[1], autojunk=False).get_opcodes() if op[0] != "equal"]
+    if all(not isinstance(x, (dict, list)) for x in old + new) and not all(t == "replace" and i2 - i1 == j2 - j1 for t, i1, i2, j1, j2 in edits):
+        return None
+    pairs = []
+    for _, i1, i2, j1, j2 in edits:
+        for k in range(max(i2 - i1, j2 - j1)):
+            a = old[i1 + k] if i1 + k < i2 else MISSING
+            b = new[j1 + k] if j1 + k < j2 else MISSING
+            pairs.append((f"[{i1 + k if b is MISSING else j1 + k}]" + _came_or_went(a, b), a, b))
+    return pairs
+
+
+def _came_or_went(a: Any, b: Any) -> str:
+    return " (added)" if a is MISSING else " (removed)" if b is MISSING else ""
+
+
 def data_changes(old: Any, new: Any, path: str = "") -> list[InnerChange]:
     """Every changed leaf between two decoded documents.
 
@@ -151,29 +199,13 @@ def data_changes(old: Any, new: Any, path: str = "") -> list[InnerChange]:
             out.extend(data_changes(a, b, sub))
         return out
     if isinstance(old, list) and isinstance(new, list):
-        old_names, new_names = entry_names(old), entry_names(new)
-        if old_names is not None and new_names is not None:
-            before, after = dict(zip(old_names, old, strict=True)), dict(zip(new_names, new, strict=True))
+        pairs = list_pairs(old, new)
+        if pairs is not None:
             out = []
-            for name in [*old_names, *(n for n in new_names if n not in before)]:
-                sub = f"{path}[{name}]"
-                both = name in before and name in after
-                out.extend(data_changes(before[name], after[name], sub) if both else [InnerChange(sub, before.get(name), after.get(name))])
-            if not out and old_names != new_names:
-                out.append(InnerChange(f"{path} (order)", old_names, new_names))
-            return out
-        if len(old) == len(new) and all(isinstance(x, (dict, list)) for x in old + new):
-            return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in data_changes(a, b, f"{path}[{i}]")]
-        if any(isinstance(x, dict) for x in old + new):
-            # Entries that came or went (an IAM statement) are listed leaf by leaf, edited ones diffed in place.
-            keys = [json.dumps(x, sort_keys=True, default=str) for x in old], [json.dumps(x, sort_keys=True, default=str) for x in new]
-            out = []
-            for _, i1, i2, j1, j2 in (op for op in difflib.SequenceMatcher(a=keys[0], b=keys[1], autojunk=False).get_opcodes() if op[0] != "equal"):
-                for k in range(max(i2 - i1, j2 - j1)):
-                    a = old[i1 + k] if i1 + k < i2 else {}
-                    b = new[j1 + k] if j1 + k < j2 else {}
-                    label = "" if (i1 + k < i2 and j1 + k < j2) else (" (added)" if i1 + k >= i2 else " (removed)")
-                    out.extend(data_changes(a, b, f"{path}[{j1 + k if j1 + k < j2 else i1 + k}]{label}"))
+            for suffix, a, b in pairs:
+                # An entry that came or went is compared with an empty one of its kind, so it is listed leaf by leaf.
+                empty: dict[str, Any] | None = {} if isinstance(a if b is MISSING else b, dict) else None
+                out.extend(data_changes(empty if a is MISSING else a, empty if b is MISSING else b, path + suffix))
             return out
     if old == new or (old == {} and new is None) or (old is None and new == {}):
         return []
