@@ -35,9 +35,9 @@ PY = sys.executable
 
 
 def _seconds(cmd: Sequence[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    """Wall seconds of one fresh process of ``PY`` with ``cmd[1:]`` (stacks.bench's runner)."""
+    assert cmd[0] == PY
+    return bench._child(list(cmd[1:]))[0]
 
 
 def paired(a: Sequence[str], b: Sequence[str], runs: int) -> tuple[float, float, float]:

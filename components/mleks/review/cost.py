@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from mleks.catalogs.eks_versions import end_of_standard_support, kubernetes_version_status
 from mleks.catalogs.prices import Price, PriceTable, prices
+from mleks.review.consequences import retained_on_delete
 
 # What the estimate leaves out, said in cost.json and the diff so nobody reads the totals as a bill.
 EXCLUDES = (
@@ -120,7 +121,7 @@ class Estimate:
 
 
 def _retained(r: dict[str, Any]) -> str | None:
-    return "retained on delete" if (r.get("options") or {}).get("retainOnDelete") else None
+    return "retained on delete" if retained_on_delete(r) else None
 
 
 def _claim_outlives(r: dict[str, Any], storage_class: dict[str, Any]) -> str | None:

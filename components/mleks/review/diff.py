@@ -18,14 +18,13 @@ from mleks.review import consequences
 from mleks.review.consequences import DATA_OR_NODES, JOBS, OTHER_REPLACE, ROUTINE, SECURITY, TIER_TITLES, UNKNOWN
 from mleks.review.cost import EXCLUDES, Estimate, Item, estimate, money, total_text
 from mleks.review.replacements import path_under, replace_paths, strip_indices
-from mleks.review.values import MISSING, SECRET_TEXT, Detail, decoded, detail, list_pairs, redact_value, secret_argument
+from mleks.review.values import MISSING, SECRET_TEXT, Detail, decoded, detail, list_pairs, redact_value, secret_argument, secret_name
 
 __all__ = ["DATA_OR_NODES", "JOBS", "OTHER_REPLACE", "ROUTINE", "SECURITY", "TIER_TITLES", "UNKNOWN"]
 
 Action = Literal["create", "delete", "update", "replace", "unknown"]
 
 SECRET = SECRET_TEXT
-_SECRET_WORDS = ("password", "passwd", "token", "secret", "privatekey", "apikey", "kubeconfig", "credential")
 # Inputs whose every value is sensitive, whatever the keys are called.
 _SECRET_FIELDS = {"kubernetes:core/v1:Secret": ("data", "stringData")}
 
@@ -50,11 +49,6 @@ class Redacted(str):
         return hash(self.digest)
 
 
-def _secretish(name: Any) -> bool:
-    plain = str(name).lower().replace("_", "").replace("-", "")
-    return any(w in plain for w in _SECRET_WORDS)
-
-
 def redact(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """``inputs`` with every sensitive value replaced by a :class:`Redacted`: a Secret's data, keys that name
     a secret, and ``{name: DB_PASSWORD, value: ...}`` environment entries."""
@@ -62,8 +56,8 @@ def redact(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
             # Flags such as automountServiceAccountToken name a secret but hold none: only data is hidden.
-            out = {k: Redacted(v) if _secretish(k) and not isinstance(v, (bool, int, float)) else walk(v) for k, v in value.items()}
-            if "value" in out and _secretish(out.get("name", "")):
+            out = {k: Redacted(v) if secret_name(k) and not isinstance(v, (bool, int, float)) else walk(v) for k, v in value.items()}
+            if "value" in out and secret_name(out.get("name", "")):
                 out["value"] = Redacted(value["value"])
             return out
         if isinstance(value, list):

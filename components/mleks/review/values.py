@@ -32,10 +32,20 @@ SPAN_CONTEXT = 24
 MAX_SPAN = 160
 
 SECRET_TEXT = "(secret)"
+# The words that make a key, an environment variable or a flag name a secret.
+_SECRET_WORDS = ("password", "passwd", "token", "secret", "privatekey", "apikey", "kubeconfig", "credential")
+
+
+def secret_name(name: Any) -> bool:
+    """Whether a key or variable name names a secret (``DB_PASSWORD``, ``apiKey``, ``private-key``)."""
+    plain = str(name).lower().replace("_", "").replace("-", "")
+    return any(w in plain for w in _SECRET_WORDS)
+
+
 # ``password: x``, ``API_TOKEN=x``, ``"client_secret": "x"``: the key names a secret, the rest of the line is its value.
 _SECRET_ASSIGNMENT = re.compile(
     r"""(?ix)
-    (?P<key>["']?[\w.-]*(?:password|passwd|token|secret|private[_-]?key|api[_-]?key|credential)[\w.-]*["']?\s*[:=]\s*)
+    (?P<key>["']?[\w.-]*(?:password|passwd|token|secret|private[_-]?key|api[_-]?key|kubeconfig|credential)[\w.-]*["']?\s*[:=]\s*)
     (?P<value>\S.*)
     """
 )
@@ -215,7 +225,7 @@ def data_changes(old: Any, new: Any, path: str = "") -> list[InnerChange]:
 def _hide(value: Any) -> Any:
     """A decoded document with every secret-named key's value hidden."""
     if isinstance(value, dict):
-        return {k: SECRET_TEXT if _SECRET_ASSIGNMENT.match(f"{k}: x") and not isinstance(v, (dict, list, bool)) else _hide(v) for k, v in value.items()}
+        return {k: SECRET_TEXT if secret_name(k) and not isinstance(v, (dict, list, bool)) else _hide(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_hide(v) for v in value]
     return value
