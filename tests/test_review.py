@@ -320,3 +320,8 @@ def test_which_iam_role_a_pod_assumes_is_a_security_change():
 
     [r] = review.diff_plans(plan("arn:aws:iam::1:role/a"), plan("arn:aws:iam::1:role/admin"), "s").resources
     assert r.risk == review.SECURITY
+
+
+def test_a_password_in_a_url_inside_yaml_data_is_hidden_but_its_change_shows():
+    d = detail("data.cfg.yaml", "db:\n  url: postgres://app:hunter2@db/x\n  port: 1\n", "db:\n  url: postgres://app:hunter3@db/x\n  port: 1\n")
+    assert d is not None and [(c.path, c.old, c.new) for c in d.changes] == [("db.url", "postgres://app:(secret)@db/x", "postgres://app:(secret)@db/x")]

@@ -372,7 +372,9 @@ def _pair(old: Any, new: Any) -> str:
         parts = ([f"removed {', '.join(_value(x) for x in removed)}"] if removed else []) + ([f"added {', '.join(_value(x) for x in added)}"] if added else [])
         if parts:
             return "; ".join(parts)
-    return f"{_value(old)} → {_value(new)}"
+    shown_old, shown_new = _value(old), _value(new)
+    # Values that read the same differ where the reader cannot see: a hidden secret, or past the cut.
+    return f"{shown_old} → {shown_new}" + (" (they differ in a hidden or cut part)" if shown_old == shown_new else "")
 
 
 def _change_lines(c: FieldChange) -> list[str]:

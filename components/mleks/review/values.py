@@ -278,7 +278,9 @@ def detail(path: str, old: Any, new: Any) -> Detail | None:
         return None
     parsed_old, parsed_new = _structured(old), _structured(new)
     if parsed_old and parsed_new and parsed_old[0] == parsed_new[0]:
-        changes = data_changes(_hide(parsed_old[1]), _hide(parsed_new[1]))
+        # Compared raw (a changed secret still shows), shown through the same redaction as every other value.
+        found = data_changes(_hide(parsed_old[1]), _hide(parsed_new[1]))
+        changes = [InnerChange(c.path, redact_value(c.old), redact_value(c.new)) for c in found]
         same = "" if changes else ": the same data, only its layout changed"
         return Detail(f"{how}{parsed_old[0]} compared as data{same}", changes=changes)
     if "\n" in old or "\n" in new:
