@@ -38,7 +38,11 @@ def kube_version(result: RenderResult, reg: Any) -> str:
 
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
 # Custom resources and the CRD schema they are checked against (its source is in the file's $comment).
-CUSTOM_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-v1.json"}
+CUSTOM_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-v1.json",
+    ("karpenter.sh/v1", "NodePool"): "karpenter-nodepool-v1.json",
+    ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter-ec2nodeclass-v1.json",
+}
 
 
 def _strict(schema: Any) -> Any:
@@ -125,7 +129,54 @@ def _is_upstream_lbc_policy(doc: dict[str, Any]) -> bool:
     return any(doc == iam_policy(partition) for partition in _POLICY_FILES)
 
 
-def lint_findings(doc: dict[str, Any], kind: str) -> list[str]:
+# Karpenter's controller policy is upstream's statements, unchanged (the six managed policies of the
+# getting-started CloudFormation template at v1.14.1, tests/test_karpenter.py UPSTREAM_SIDS).  What
+# parliament says of them, and why each is accepted (test_karpenter pins the exact list):
+# * PERMISSIONS_MANAGEMENT_ACTIONS and PRIVILEGE_ESCALATION: iam:PassRole (to the Karpenter node role
+#   only) with ec2:RunInstances, and the instance-profile actions: Karpenter launches nodes with that role
+#   and manages their instance profiles, scoped by cluster tags parliament does not read;
+# * RESOURCE_MISMATCH on ec2:RunInstances / CreateFleet / CreateLaunchTemplate: upstream splits the
+#   resources of one call across statements with different conditions, which parliament reads one by one;
+# * RESOURCE_MISMATCH on ssm:GetParameter: the public parameters' ARN has no account (upstream's form);
+# * RESOURCE_STAR arc-zonal-shift:GetManagedResource: scoped by its ResourceIdentifier condition instead.
+UPSTREAM_KARPENTER_ACCEPTED = (
+    "PERMISSIONS_MANAGEMENT_ACTIONS",
+    "PRIVILEGE_ESCALATION",
+    "RESOURCE_MISMATCH: [{'action': 'ec2:RunInstances'",
+    "RESOURCE_MISMATCH: [{'action': 'ec2:CreateFleet'",
+    "RESOURCE_MISMATCH: [{'action': 'ec2:CreateLaunchTemplate'",
+    "RESOURCE_MISMATCH: [{'action': 'ssm:GetParameter'",
+    "RESOURCE_STAR: ['arc-zonal-shift:GetManagedResource']",
+)
+KARPENTER_SIDS = frozenset(
+    {
+        "AllowScopedEC2InstanceAccessActions",
+        "AllowScopedEC2LaunchTemplateAccessActions",
+        "AllowScopedEC2InstanceActionsWithTags",
+        "AllowScopedResourceCreationTagging",
+        "AllowScopedResourceTagging",
+        "AllowScopedDeletion",
+        "AllowPassingInstanceRole",
+        "AllowScopedInstanceProfileCreationActions",
+        "AllowScopedInstanceProfileTagActions",
+        "AllowScopedInstanceProfileActions",
+        "AllowAPIServerEndpointDiscovery",
+        "AllowInterruptionQueueActions",
+        "AllowZonalShiftStatusReadOnly",
+        "AllowRegionalReadActions",
+        "AllowSSMReadActions",
+        "AllowPricingReadActions",
+        "AllowUnscopedInstanceProfileListAction",
+        "AllowInstanceProfileReadActions",
+    }
+)
+
+
+def _is_upstream_karpenter_policy(doc: dict[str, Any]) -> bool:
+    return {st.get("Sid") for st in doc["Statement"]} == KARPENTER_SIDS
+
+
+def lint_findings(doc: dict[str, Any], kind: str, *, accept_upstream: bool = True) -> list[str]:
     """Parliament's findings for one document, minus the known trust-policy noise, the documented EBS KMS
     grants and the accepted findings of the upstream load balancer controller policy."""
     policy = analyze_policy_string(json.dumps(doc), include_community_auditors=True)
@@ -136,6 +187,8 @@ def lint_findings(doc: dict[str, Any], kind: str) -> list[str]:
         findings = [f for f in findings if f.split(":", 1)[0] != "PERMISSIONS_MANAGEMENT_ACTIONS"]
     elif _is_upstream_lbc_policy(doc):
         findings = [f for f in findings if not f.startswith(UPSTREAM_LBC_ACCEPTED)]
+    elif accept_upstream and _is_upstream_karpenter_policy(doc):
+        findings = [f for f in findings if not f.startswith(UPSTREAM_KARPENTER_ACCEPTED)]
     return findings
 
 
@@ -189,3 +242,22 @@ def error_for(errors: list[ConfigError], key: str) -> ConfigError:
     matching = [e for e in errors if e.key == key]
     assert matching, [str(e) for e in errors]
     return matching[0]
+
+
+def with_karpenter(stack: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` (a copy of ``stack``'s file) with its spot inference capacity on a Karpenter pool.
+
+    unified: ``inference-spot`` becomes a Karpenter pool (weight 100), ``inference-ondemand`` an
+    always-on floor of one managed node with no autoscaler, the mix the docs recommend.  dedicated: the
+    one inference group becomes a Karpenter pool.  Either way cluster-autoscaler has no group left.
+    """
+    groups = cfg["mleks:nodeGroups"]
+    if stack == "unified":
+        groups["inference-spot"] |= {"autoscaler": "karpenter", "karpenter": {"weight": 100, "consolidateAfter": "15m"}}
+        groups["inference-ondemand"] |= {"autoscaler": "none", "minSize": 1}
+        repairs = cfg.get("mleks:nodeRepair", {}).get("nodeGroups", {})
+        repairs.pop("inference-spot", None)
+    else:
+        groups["inference"] |= {"autoscaler": "karpenter", "capacityType": "spot"}
+    cfg.pop("mleks:clusterAutoscaler", None)
+    return cfg

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.checks import stack_file
+from tests.checks import stack_file, with_karpenter
 from tests.cluster.apiserver import api_server_problems
 from tests.cluster.aws_rules import aws_api_problems
 from tests.cluster.instance_types import INSTANCE_TYPES, allocatable_cpu_millis, allocatable_memory_mib, kube_reserved_cpu_millis
@@ -41,6 +41,20 @@ def _bottlerocket_and_nlb(cfg: Config) -> None:
     cfg["mleks:inferenceServices"]["densenet"]["loadBalancerSourceCidrs"] = ["10.40.0.0/16"]
 
 
+def _karpenter(stack: str) -> Callable[[Config], None]:
+    def change(cfg: Config) -> None:
+        with_karpenter(stack, cfg)
+
+    return change
+
+
+def _karpenter_bottlerocket(cfg: Config) -> None:
+    """The Karpenter spot pool on Bottlerocket, pinned, with parallel pull on larger types."""
+    with_karpenter("unified", cfg)
+    cfg["mleks:nodeGroups"]["inference-spot"] |= {"amiFamily": "bottlerocket", "instanceTypes": ["g6e.2xlarge", "g6e.4xlarge"]}
+    cfg["mleks:nodeGroups"]["inference-spot"]["karpenter"]["amiVersion"] = "v1.50.0"
+
+
 # name -> (stack, change to its stack file).  unified ships prometheus mode and a dataset;
 # dedicated ships cloudwatch mode and an internal NLB.
 VARIANTS: dict[str, tuple[str, Callable[[Config], None] | None]] = {
@@ -50,6 +64,9 @@ VARIANTS: dict[str, tuple[str, Callable[[Config], None] | None]] = {
     "dedicated": ("dedicated", None),
     "dedicated-prometheus": ("dedicated", _observability("prometheus")),
     "unified-bottlerocket-nlb": ("unified", _bottlerocket_and_nlb),
+    "unified-karpenter": ("unified", _karpenter("unified")),
+    "dedicated-karpenter": ("dedicated", _karpenter("dedicated")),
+    "unified-karpenter-bottlerocket": ("unified", _karpenter_bottlerocket),
 }
 
 

@@ -105,8 +105,8 @@ def test_every_resource_type_the_stacks_register_is_in_the_replacement_table(sta
 
 
 def test_a_type_missing_from_the_table_is_unknown_not_an_update():
-    base = {"resources": [{"urn": "u1", "type": "aws:sqs/queue:Queue", "name": "q", "custom": True, "inputs": {"delaySeconds": 0}}]}
-    head = {"resources": [{"urn": "u1", "type": "aws:sqs/queue:Queue", "name": "q", "custom": True, "inputs": {"delaySeconds": 5}}]}
+    base = {"resources": [{"urn": "u1", "type": "aws:sns/topic:Topic", "name": "q", "custom": True, "inputs": {"delaySeconds": 0}}]}
+    head = {"resources": [{"urn": "u1", "type": "aws:sns/topic:Topic", "name": "q", "custom": True, "inputs": {"delaySeconds": 5}}]}
     [r] = review.diff_plans(base, head, "s").resources
     assert r.action == "unknown" and "pulumi preview" in r.summary
 

@@ -224,7 +224,7 @@ def test_every_example_renders_byte_identically_with_mleks_render(example: str, 
 
 def test_examples_each_have_a_stack_file_requirements_and_a_readme_section():
     readme = (ROOT / "examples" / "README.md").read_text()
-    assert EXAMPLES == ["existing-cluster", "inference-cluster", "training-cluster"]
+    assert EXAMPLES == ["existing-cluster", "inference-cluster", "karpenter-inference", "training-cluster"]
     for example in EXAMPLES:
         project = Project.load(ROOT / "examples" / example)
         assert project.stacks() == ["dev"] and (project.directory / "requirements.txt").exists()

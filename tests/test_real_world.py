@@ -3,6 +3,7 @@
 * Each Kubernetes object passes the official schema of its cluster's version
   (kubernetes-validate, strict: unknown fields are errors).
 * Each IAM policy document passes parliament.
+* Both stacks as shipped and with a Karpenter inference pool (``with_karpenter``).
 * Each of our components follows the house rules: children parented to it,
   outputs registered, type tokens ``mleks:<module>:<Name>``.
 """
@@ -17,7 +18,20 @@ import pytest
 from mleks.workload_identity import AUTONAME_SUFFIX, IAM_ROLE_NAME_MAX
 from stacks import offline
 from stacks.offline import RenderResult
-from tests.checks import iam_documents, kube_version, lint_findings, schema_errors
+from tests.checks import iam_documents, kube_version, lint_findings, schema_errors, stack_file, with_karpenter
+
+VARIANTS = ("unified", "dedicated", "unified+karpenter", "dedicated+karpenter")
+
+
+@pytest.fixture(scope="module")
+def karpenter_renders() -> dict[str, RenderResult]:
+    return {f"{s}+karpenter": offline.run(s, config=with_karpenter(s, stack_file(s))) for s in ("unified", "dedicated")}
+
+
+@pytest.fixture(params=VARIANTS)
+def stack(request: pytest.FixtureRequest, rendered: dict[str, RenderResult], karpenter_renders: dict[str, RenderResult]) -> RenderResult:
+    """Each stack as shipped, and with its spot inference capacity on a Karpenter pool."""
+    return {**rendered, **karpenter_renders}[request.param]
 
 
 def test_every_kubernetes_object_passes_the_official_schema_strictly(stack: RenderResult):

@@ -56,6 +56,9 @@ _EXPORTS = {
     "InferenceServiceArgs": "mleks.inference_service",
     "JupyterNotebook": "mleks.jupyter_notebook",
     "JupyterNotebookArgs": "mleks.jupyter_notebook",
+    "KarpenterAddon": "mleks.karpenter_addon",
+    "KarpenterArgs": "mleks.karpenter_addon",
+    "KarpenterPoolArgs": "mleks.gpu_node_group",
     "LoadBalancerControllerArgs": "mleks.load_balancer_controller",
     "MLCluster": "mleks.ml_cluster",
     "MLClusterArgs": "mleks.ml_cluster",
@@ -93,9 +96,10 @@ if TYPE_CHECKING:
     from mleks.escalator_addon import EscalatorAddon, EscalatorArgs
     from mleks.existing_cluster import ExistingCluster
     from mleks.fsx_csi_driver import FsxCsiDriver
-    from mleks.gpu_node_group import FastStartArgs, GpuNodeGroup, GpuNodeGroupArgs, NodeGroupInput
+    from mleks.gpu_node_group import FastStartArgs, GpuNodeGroup, GpuNodeGroupArgs, KarpenterPoolArgs, NodeGroupInput
     from mleks.inference_service import AutoscalingArgs, InferenceService, InferenceServiceArgs, ModelSourceArgs, PodsMetricArgs, ProbeArgs
     from mleks.jupyter_notebook import JupyterNotebook, JupyterNotebookArgs
+    from mleks.karpenter_addon import KarpenterAddon, KarpenterArgs
     from mleks.load_balancer_controller import AwsLoadBalancerController, LoadBalancerControllerArgs
     from mleks.manifests.escalator_config import EscalatorAwsOptions, EscalatorNodeGroupOptions
     from mleks.manifests.workloads import DlcImageArgs, ImageArgs

@@ -71,6 +71,17 @@ def after_program(check: Callable[[], Any]) -> pulumi.Output[Any]:
     return pulumi.Output.from_input(asyncio.ensure_future(wait_then_check()))
 
 
+class NodeProvisioner(Protocol):
+    """What a Karpenter-owned group reads of its cluster's controller (``KarpenterAddon`` is one)."""
+
+    @property
+    def node_role_name(self) -> pulumi.Output[str]: ...
+    @property
+    def discovery_tag(self) -> str: ...
+    @property
+    def ready(self) -> Sequence[pulumi.Resource]: ...
+
+
 class EksCluster(pulumi.ComponentResource):
     """An EKS cluster as mleks components see it; see :class:`MLCluster` and :class:`ExistingCluster`."""
 
@@ -90,6 +101,10 @@ class EksCluster(pulumi.ComponentResource):
     """What every node group of this cluster waits for."""
     addon_prerequisites: list[pulumi.Resource]
     """What an add-on with pods (an EKS add-on waits until they run) waits for: nodes to run on."""
+    node_policy_arns: list[str]
+    """The managed policies a node role of this cluster needs (Karpenter's node role gets these)."""
+    private_subnet_inputs: list[pulumi.Input[str]] | None
+    """The private subnets one by one, when their number is known before deployment (Karpenter tags each)."""
 
     def __init__(self, type_: str, name: str, opts: pulumi.ResourceOptions | None) -> None:
         super().__init__(type_, name, None, opts)
@@ -103,6 +118,8 @@ class EksCluster(pulumi.ComponentResource):
         self.node_addons = NodeAddons()
         """The add-ons that put a pod on every GPU node, as they are added (see :meth:`gpu_node_load`)."""
         self._sized_by: str | None = None
+        self.karpenter: NodeProvisioner | None = None
+        """The cluster's Karpenter controller, once added (see ``KarpenterAddon``)."""
 
     # -- what the DaemonSets leave on a GPU node ---------------------------------------------
 
@@ -148,6 +165,12 @@ class EksCluster(pulumi.ComponentResource):
         if kind in self._device_plugins:
             raise ValueError(f"cluster {self.name} already runs the {kind} device plugin: it comes with the first GPU group that needs it; do not add another")
         self._device_plugins[kind] = plugin
+
+    def karpenter_added(self, controller: NodeProvisioner) -> None:
+        """Called by the Karpenter add-on: one per cluster (two would fight over every NodePool)."""
+        if self.karpenter is not None:
+            raise ConfigErrors([ConfigError("KarpenterAddon", self.name, "one Karpenter add-on per cluster", f"cluster {self.name} already has one")])
+        self.karpenter = controller
 
     # -- namespaces ------------------------------------------------------------------
 

@@ -102,14 +102,16 @@ class ExistingCluster(EksCluster):
         self.vpc_id = found.vpc_config.vpc_id
         self.cluster_security_group_id = found.vpc_config.cluster_security_group_id
         self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids).apply(list) if private_subnet_ids is not None else found.vpc_config.subnet_ids
+        self.private_subnet_inputs = list(private_subnet_ids) if isinstance(private_subnet_ids, (list, tuple)) else None
+        # An existing cluster's VPC CNI usually takes its rights from the node role.
+        self.node_policy_arns = [*node_role_policy_arns(partition_of(region)), vpc_cni_policy_arn(partition_of(region))]
         issuer_url = found.identities.apply(lambda ids: str(_field(_field(ids[0], "oidcs")[0], "issuer")))
         self.oidc_issuer = issuer_url.apply(lambda url: url.removeprefix("https://"))
         self.oidc_provider_arn = aws.iam.get_open_id_connect_provider_output(url=issuer_url, opts=invoke).arn
 
         attachments: list[pulumi.Resource] = []
         if node_role_arn is None:
-            partition = partition_of(region)
-            role, made = create_node_role(name, cluster_name, [*node_role_policy_arns(partition), vpc_cni_policy_arn(partition)], tags=self.tags, parent=self)
+            role, made = create_node_role(name, cluster_name, self.node_policy_arns, tags=self.tags, parent=self)
             self.node_role_arn = role.arn
             attachments = list(made)
         else:

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from mleks.catalogs import gpu as gpu_catalog
+from mleks.catalogs import karpenter as karpenter_catalog
 from mleks.catalogs.gpu import EFA_RESOURCE, NVIDIA_GPU_RESOURCE, InstanceType
 from mleks.catalogs.node_daemonsets import DaemonSetLoad
 from mleks.cluster_base import EksCluster, after_program
@@ -34,7 +35,12 @@ from mleks.infra.managed_node_group import (
     RootVolume,
     asg_name_of,
     create_node_group,
+    node_user_data,
 )
+from mleks.manifests import k8s_objects
+from mleks.manifests import karpenter as karpenter_manifests
+from mleks.manifests.escalator_config import parse_go_duration
+from mleks.manifests.karpenter import PoolSpec
 from mleks.manifests.node_capacity import fit_errors, gpu_count_error
 from mleks.node_monitoring_agent import NodeMonitoringAgent
 from mleks.node_repair import NodeRepairArgs
@@ -57,7 +63,7 @@ from mleks.vocabulary import (
     label_errors,
 )
 
-Autoscaler = Literal["escalator", "cluster-autoscaler", "none"]
+Autoscaler = Literal["escalator", "cluster-autoscaler", "karpenter", "none"]
 CapacityType = Literal["on-demand", "spot", "capacity-block"]
 
 DEFAULT_AUTOSCALER: dict[str, Autoscaler] = {"train": "escalator", "inference": "cluster-autoscaler"}
@@ -128,6 +134,66 @@ class FastStartArgs(Model):
         return value
 
 
+# Karpenter's duration fields (NodePool CRD patterns of the pinned release, mleks.catalogs.karpenter).
+_BUDGET = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
+
+
+class KarpenterPoolArgs(Model):
+    """How Karpenter runs a group it owns (``nodeGroups.<name>.karpenter``, with ``autoscaler: karpenter``)."""
+
+    max_gpus: int | None = Field(default=None, ge=1)
+    """The NodePool's ``limits`` on ``nvidia.com/gpu``: Karpenter launches nothing that would take the pool
+    past it.  Default: ``maxSize`` times the GPUs of the group's smallest type, so the pool never has more
+    than ``maxSize`` nodes."""
+
+    weight: int | None = None
+    """Which pool Karpenter tries first when a pod may land on several (higher first; NodePool ``weight``,
+    1-100): give a spot pool a higher weight than its on-demand fallback.  Default: none (Karpenter's
+    cheapest-first choice)."""
+
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmpty"
+    """Which nodes Karpenter removes: ``WhenEmpty`` only removes nodes without serving pods, because moving
+    a model server to pack nodes tighter costs a cold start of minutes.  Default: WhenEmpty."""
+
+    consolidate_after: str = "10m"
+    """How long a node stays empty before Karpenter removes it (a Go duration such as ``10m``), so short
+    lulls between bursts keep a warm node.  Default: 10m."""
+
+    expire_after: str = "720h"
+    """The age at which Karpenter replaces a node (picking up AMI and security fixes), or ``Never``.
+    Default: 720h (30 days, Karpenter's own default)."""
+
+    termination_grace_period: str = "30m"
+    """How long Karpenter may drain a node before it removes the pods left (PodDisruptionBudgets and
+    ``karpenter.sh/do-not-disrupt`` pods are waited for until then).  It also bounds how long removing the
+    pool, or ``pulumi destroy``, waits for the pool's nodes.  Default: 30m."""
+
+    disruption_budget: str = "1"
+    """How many of the pool's nodes Karpenter may disrupt at once (consolidation, drift, expiry): a number or
+    a percentage.  Default: 1, so a serving pool loses at most one node at a time."""
+
+    ami_version: str | None = None
+    """The AMI release the pool's nodes run, pinned: an amazon-eks-ami release (``v20260714``) for AL2023,
+    a Bottlerocket release (``v1.50.0``) for Bottlerocket.  Changing it replaces every node of the pool, one
+    budget at a time.  Default: v20260714 on AL2023 (the release mleks was tested with); required on Bottlerocket."""
+
+    def problems(self) -> list[ConfigError]:
+        errors = []
+        for key, value, never in (
+            ("consolidateAfter", self.consolidate_after, True),
+            ("expireAfter", self.expire_after, True),
+            ("terminationGracePeriod", self.termination_grace_period, False),
+        ):
+            if not (karpenter_catalog.DURATION.match(value) or (never and value == "Never")):
+                accepted = "a duration of hours, minutes or seconds such as 10m or 1h30m" + (", or Never" if never else "")
+                errors.append(ConfigError(key, value, accepted, "not a Karpenter duration"))
+        if self.weight is not None and not 1 <= self.weight <= 100:
+            errors.append(ConfigError("weight", self.weight, "1 to 100 (the NodePool CRD's range)", "out of range"))
+        if not _BUDGET.match(self.disruption_budget):
+            errors.append(ConfigError("disruptionBudget", self.disruption_budget, "a number of nodes such as 1, or a percentage such as 10%", "not a budget"))
+        return errors
+
+
 class GpuNodeGroupArgs(Model):
     """Settings of one GPU node group.  In stack YAML, under ``nodeGroups.<name>``."""
 
@@ -181,7 +247,12 @@ class GpuNodeGroupArgs(Model):
     (with a Capacity Block, the first one in the reservation's AZ)."""
 
     autoscaler: Autoscaler | None = None
-    """Who owns the group's size.  Default: ``escalator`` for train, ``cluster-autoscaler`` for inference."""
+    """Who owns the group's size.  Default: ``escalator`` for train, ``cluster-autoscaler`` for inference.
+    ``karpenter`` (inference groups only) makes the group a Karpenter NodePool instead of a managed node
+    group; see docs/autoscaling.md#karpenter."""
+
+    karpenter: KarpenterPoolArgs | None = None
+    """Karpenter's settings for the group, with ``autoscaler: karpenter``.  Default: see each field."""
 
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra node labels.  May not override the labels this component sets."""
@@ -257,6 +328,7 @@ class GpuNodeGroupArgs(Model):
         elif self.efa_subnet_id is not None:
             errors.append(ConfigError("efaSubnetId", self.efa_subnet_id, "no value unless efa is true", "set without efa"))
         errors += self._fast_start_problems()
+        errors += self._karpenter_problems()
         errors += [e.under("labels") for e in label_errors(self.labels, node_group=True)]
         reserved = set(self.base_labels())
         for key in sorted(reserved & set(self.labels)):
@@ -303,6 +375,79 @@ class GpuNodeGroupArgs(Model):
                 )
             )
         return errors
+
+    def _karpenter_problems(self) -> list[ConfigError]:
+        if self.owner != "karpenter":
+            if self.karpenter is not None:
+                return [ConfigError("karpenter", "{...}", "no karpenter settings unless autoscaler is karpenter", "set on a group Karpenter does not own")]
+            return []
+        errors: list[ConfigError] = []
+        if self.role != "inference":
+            errors.append(
+                ConfigError(
+                    "autoscaler",
+                    "karpenter",
+                    "escalator (or none) for a train group; karpenter serves inference groups only",
+                    "Karpenter may drain a node under a running training job (aws/karpenter-provider-aws#701), Escalator never does",
+                )
+            )
+        if self.min_size:
+            errors.append(
+                ConfigError(
+                    "minSize",
+                    self.min_size,
+                    "0 with autoscaler: karpenter; for nodes that always run, add an on-demand managed group with autoscaler: none beside it",
+                    "a Karpenter pool has no minimum: it launches only for pending pods",
+                )
+            )
+        if self.desired_size is not None:
+            errors.append(ConfigError("desiredSize", self.desired_size, "no value with autoscaler: karpenter", "a Karpenter pool has no desired size"))
+        if self.capacity_type == "capacity-block":
+            errors.append(
+                ConfigError(
+                    "capacityType", self.capacity_type, "spot or on-demand with autoscaler: karpenter", "Capacity Blocks are for managed training groups here"
+                )
+            )
+        if self.efa:
+            errors.append(
+                ConfigError("efa", True, "false with autoscaler: karpenter", "EFA groups are multi-node training groups, which Karpenter does not own")
+            )
+        pool = self.karpenter or KarpenterPoolArgs()
+        errors += [e.under("karpenter") for e in pool.problems()]
+        if pool.ami_version is None and self.ami_family == "bottlerocket":
+            errors.append(
+                ConfigError(
+                    "karpenter.amiVersion",
+                    None,
+                    "the Bottlerocket release to pin, e.g. v1.50.0 (Bottlerocket's releases page lists them)",
+                    "required on Bottlerocket: no release is pinned by default, and Karpenter's nodes must not follow latest",
+                )
+            )
+        elif pool.ami_version is not None:
+            pattern = karpenter_catalog.BOTTLEROCKET_VERSION if self.ami_family == "bottlerocket" else karpenter_catalog.AMI_VERSION
+            example = "v1.50.0" if self.ami_family == "bottlerocket" else karpenter_catalog.AL2023_AMI_VERSION
+            if not pattern.match(pool.ami_version):
+                errors.append(ConfigError("karpenter.amiVersion", pool.ami_version, f"a release such as {example}", f"not a {self.ami_family} release version"))
+        if self.instance_types:
+            largest = max(self.instance_infos, key=lambda t: t.accelerator_count)
+            if self.gpu_limit < largest.accelerator_count:
+                key = "karpenter.maxGpus" if pool.max_gpus is not None else "maxSize"
+                value = pool.max_gpus if pool.max_gpus is not None else self.max_size
+                errors.append(
+                    ConfigError(
+                        key,
+                        value,
+                        f"a GPU limit of at least {largest.accelerator_count} (the GPUs of {largest.instance_type}), or drop that type",
+                        f"the pool's GPU limit is {self.gpu_limit}, so Karpenter could never launch {largest.instance_type}",
+                    )
+                )
+        return errors
+
+    @property
+    def gpu_limit(self) -> int:
+        """A Karpenter pool's cap on ``nvidia.com/gpu``: ``karpenter.maxGpus``, else maxSize nodes of the smallest type."""
+        pool = self.karpenter or KarpenterPoolArgs()
+        return pool.max_gpus if pool.max_gpus is not None else self.max_size * self.smallest_instance.accelerator_count
 
     @property
     def parallel_pull(self) -> bool:
@@ -508,12 +653,71 @@ def capacity_block_subnets(reservation_id: str, subnet_ids: pulumi.Input[Sequenc
     return pulumi.Output.all(subnet_ids, in_zone, zone).apply(lambda v: subnets_in_zone(v[0], v[1], v[2], reservation_id))
 
 
+DELETION_POLICY_ANNOTATION = "pulumi.com/deletionPropagationPolicy"
+"""pulumi-kubernetes's annotation for how it deletes an object (pulumi/pulumi-kubernetes#3011)."""
+NODE_TERMINATION_MARGIN_MIN = 15
+"""Beyond a pool's terminationGracePeriod, what deleting it may wait: EC2 terminating the instances."""
+
+
+def karpenter_pool_spec(args: GpuNodeGroupArgs, tags: dict[str, str], *, discovery_tag: str, discovery_value: pulumi.Input[str]) -> PoolSpec:
+    """The NodePool and EC2NodeClass a Karpenter group renders (pure): the same labels, taint, types, disk
+    and fast start as a managed group of these args would have."""
+    pool = args.karpenter or KarpenterPoolArgs()
+    bottlerocket = args.ami_family == "bottlerocket"
+    version = pool.ami_version or karpenter_catalog.AL2023_AMI_VERSION
+    return PoolSpec(
+        name=args.group_name,
+        labels=args.node_labels(),
+        taints=({"key": GPU_TAINT["key"], "value": GPU_TAINT["value"], "effect": "NoSchedule"},),
+        instance_types=tuple(args.instance_types),
+        arch=args.arch,
+        capacity_type=args.capacity_type,
+        gpu_limit=args.gpu_limit,
+        weight=pool.weight,
+        consolidation_policy=pool.consolidation_policy,
+        consolidate_after=pool.consolidate_after,
+        expire_after=pool.expire_after,
+        termination_grace_period=pool.termination_grace_period,
+        disruption_budget=pool.disruption_budget,
+        ami_alias=f"{'bottlerocket' if bottlerocket else 'al2023'}@{version}",
+        root_volume=RootVolume(args.disk_size_gib, args.root_throughput_mibps, args.disk_iops),
+        bottlerocket=bottlerocket,
+        discovery_tag=discovery_tag,
+        discovery_value=discovery_value,
+        user_data=node_user_data(bottlerocket=bottlerocket, parallel_pull=args.parallel_pull, efa=False),
+        data_volume_snapshot_id=args.fast_start.data_volume_snapshot_id,
+        tags={**tags, "mleks/role": args.role, "mleks/node-group": args.group_name, "mleks/autoscaler": "karpenter"},
+    )
+
+
+def karpenter_group_errors(args: GpuNodeGroupArgs, cluster: EksCluster) -> list[ConfigError]:
+    """Why a Karpenter group cannot be added to ``cluster`` (keys relative to the group)."""
+    errors = []
+    if cluster.karpenter is None:
+        errors.append(
+            ConfigError(
+                "cluster",
+                cluster.name,
+                f"a cluster with a KarpenterAddon, created before this group (KarpenterAddon('...', cluster={cluster.name}))",
+                "autoscaler is karpenter, but the cluster has no Karpenter controller",
+            )
+        )
+    return errors + karpenter_catalog.cluster_errors(
+        kubernetes_version=cluster.kubernetes_version, region=cluster.region, version_key="cluster.kubernetes_version", region_key="cluster.region"
+    )
+
+
 class GpuNodeGroup(pulumi.ComponentResource):
     """A managed node group of NVIDIA GPU nodes in an :class:`MLCluster`.
 
     Outputs: ``asg_name`` (the Auto Scaling group the autoscalers drive),
-    ``node_group_name``; attributes ``args`` and ``cluster``.
+    ``node_group_name``; attributes ``args`` and ``cluster``.  A Karpenter group (``autoscaler: karpenter``)
+    is a NodePool and an EC2NodeClass instead: outputs ``node_pool`` and ``gpu_limit``; no ASG, so
+    ``asg_name`` and ``node_group_name`` are None.
     """
+
+    asg_name: pulumi.Output[str] | None
+    node_group_name: pulumi.Output[str] | None
 
     def __init__(
         self,
@@ -523,14 +727,22 @@ class GpuNodeGroup(pulumi.ComponentResource):
         cluster: EksCluster,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        # Before registering anything: the cluster's tags must fit this group's Auto Scaling group.
-        tag_errors = asg_tag_errors([args], cluster.tags)
-        if tag_errors:
-            raise component_errors(tag_errors, component="GpuNodeGroup", name=name, config_key=None)
+        # Before registering anything: the cluster's tags must fit this group's Auto Scaling group, and a
+        # Karpenter group needs its cluster's controller.
+        errors = asg_tag_errors([args], cluster.tags) if args.owner != "karpenter" else karpenter_group_errors(args, cluster)
+        if errors:
+            raise component_errors(errors, component="GpuNodeGroup", name=name, config_key=None)
         super().__init__("mleks:nodegroup:GpuNodeGroup", name, None, opts)
         self.args = args
         self.cluster = cluster
         self.role = args.role
+        self.watched_by: set[str] = set()
+        """The autoscaler add-ons that scale this group (they add themselves)."""
+        self.node_pool: pulumi.Resource | None = None
+        """A Karpenter group's NodePool (None for a managed node group)."""
+        if args.owner == "karpenter":
+            self._karpenter_pool(name, args, cluster)
+            return
         spec = node_group_spec(name, args, cluster.tags)
 
         subnets: pulumi.Output[list[str]] = cluster.private_subnet_ids.apply(list)
@@ -567,13 +779,42 @@ class GpuNodeGroup(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self),
                 )
 
-        self.watched_by: set[str] = set()
-        """The autoscaler add-ons that scale this group (they add themselves)."""
         cluster.gpu_group_added(self)
         _add_node_daemons(cluster, args)
         self.register_outputs(
             {"asg_name": self.asg_name, "node_group_name": self.node_group_name, "autoscaler": after_program(lambda: self._check_owner_watches(name))}
         )
+
+    def _karpenter_pool(self, name: str, args: GpuNodeGroupArgs, cluster: EksCluster) -> None:
+        """The group as a NodePool and its EC2NodeClass, after the cluster's Karpenter controller."""
+        controller = cluster.karpenter
+        assert controller is not None  # karpenter_group_errors refused a cluster without one
+        self.watched_by.add("karpenter")
+        spec = karpenter_pool_spec(args, cluster.tags, discovery_tag=controller.discovery_tag, discovery_value=cluster.cluster_name)
+        self.subnet_ids = cluster.private_subnet_ids
+        self.asg_name = None
+        self.node_group_name = None
+        waits = [*controller.ready]
+        node_class = k8s_objects.create(
+            karpenter_manifests.ec2_node_class(spec, role_name=controller.node_role_name), cluster.k8s_opts(self, depends_on=waits), name_prefix=cluster.name
+        )
+        pool = karpenter_manifests.node_pool(spec)
+        # Deleting the pool deletes its NodeClaims first (foreground), each once Karpenter has drained its
+        # node and terminated the instance: the pool leaves Pulumi's state only when no node bills.
+        pool["metadata"]["annotations"] = {DELETION_POLICY_ANNOTATION: "foreground"}
+        drain_s = parse_go_duration(spec.termination_grace_period) / 1e9
+        self.node_pool = k8s_objects.create(
+            pool,
+            cluster.k8s_opts(
+                self,
+                depends_on=[*waits, node_class],
+                custom_timeouts=pulumi.CustomTimeouts(delete=f"{int(drain_s // 60) + NODE_TERMINATION_MARGIN_MIN}m"),
+            ),
+            name_prefix=cluster.name,
+        )
+        cluster.gpu_group_added(self)
+        _add_node_daemons(cluster, args)
+        self.register_outputs({"node_pool": spec.name, "gpu_limit": spec.gpu_limit, "autoscaler": "karpenter"})
 
     def _check_owner_watches(self, name: str) -> str:
         """The owner, once the program has run; raise if no add-on of that kind scales the group."""

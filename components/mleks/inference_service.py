@@ -604,6 +604,19 @@ def service_errors(args: InferenceServiceArgs, groups: Sequence[GpuNodeGroupArgs
         return [
             ConfigError("nodeGroup", args.node_group, "groups of one CPU architecture: the service runs one image", f"the groups mix architectures ({detail})")
         ]
+    owners = sorted({g.owner for g in groups if g.owner != "none"})
+    if len(owners) > 1 and "karpenter" in owners:
+        # Both would provision for the same pending pod: Karpenter launches a node while
+        # cluster-autoscaler grows an ASG, and one of the two nodes is waste.
+        detail = ", ".join(f"{g.key} is scaled by {g.owner}" for g in groups)
+        return [
+            ConfigError(
+                "nodeGroup",
+                args.node_group,
+                "groups of one autoscaler; beside Karpenter pools, only groups with autoscaler: none (an always-on floor)",
+                f"two autoscalers would launch nodes for the same pending pods ({detail})",
+            )
+        ]
     errors = [e for g, load in zip(groups, loads, strict=True) for e in gpu_fit_errors(args.gpus, args.cpu, args.memory, g, load)]
     # A pod that fits no node makes the replica bound meaningless; report the cause only.
     errors = errors or _replica_errors(args, groups)

@@ -323,7 +323,7 @@ class MLCluster(EksCluster):
         cluster_name: str,
         region: str | None = None,
         vpc_id: pulumi.Input[str],
-        private_subnet_ids: pulumi.Input[Sequence[str]],
+        private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
         tags: dict[str, str] | None = None,
         config_key: str | None = None,
         node_dependencies: Sequence[pulumi.Resource] = (),
@@ -343,7 +343,9 @@ class MLCluster(EksCluster):
         self.args = args
         self.region = region
         self.kubernetes_version = args.kubernetes_version
-        self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids).apply(list)
+        self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids).apply(lambda ids: [str(i) for i in ids])
+        self.private_subnet_inputs = list(private_subnet_ids) if isinstance(private_subnet_ids, (list, tuple)) else None
+        self.node_policy_arns = node_role_policy_arns(partition_of(region))
         self.vpc_id = pulumi.Output.from_input(vpc_id)
         tags = {**(tags or {}), "mleks/cluster": cluster_name}
         self.tags = tags
@@ -372,7 +374,7 @@ class MLCluster(EksCluster):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
 
-        self.node_role, attachments = create_node_role(name, cluster_name, node_role_policy_arns(partition_of(region)), tags=tags, parent=self)
+        self.node_role, attachments = create_node_role(name, cluster_name, self.node_policy_arns, tags=tags, parent=self)
 
         endpoint = args.endpoint
         self.cluster = eks.Cluster(

@@ -193,6 +193,8 @@ class MLVpc(pulumi.ComponentResource):
 
         self.vpc_id: pulumi.Output[str] = vpc.id
         self.private_subnet_ids: pulumi.Output[list[str]] = pulumi.Output.all(*[s.id for s in private])
+        self.private_subnet_list: list[pulumi.Output[str]] = [s.id for s in private]
+        """The private subnet ids one by one (their number is known before deployment)."""
         self.public_subnet_ids: pulumi.Output[list[str]] = pulumi.Output.all(*[s.id for s in public])
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids, "public_subnet_ids": self.public_subnet_ids})
 

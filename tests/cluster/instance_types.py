@@ -71,6 +71,7 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         InstanceType("g5.12xlarge", 48, 196608, 4, 1, 15, 50, "amd64", f"{_ACCEL}; {_ENI}"),
         InstanceType("g6e.xlarge", 4, 32768, 1, 0, 4, 15, "amd64", f"{_ACCEL}; {_ENI}"),
         InstanceType("g6e.2xlarge", 8, 65536, 1, 0, 4, 15, "amd64", f"{_ACCEL}; {_ENI}"),
+        InstanceType("g6e.4xlarge", 16, 131072, 1, 0, 8, 30, "amd64", f"{_ACCEL}; {_ENI}"),
         InstanceType("g6e.12xlarge", 48, 393216, 4, 1, 10, 30, "amd64", f"{_ACCEL}; {_ENI}"),
         InstanceType("p5.48xlarge", 192, 2097152, 8, 32, 2, 50, "amd64", f"{_ACCEL}; {_ENI}"),
         InstanceType("m7i.large", 2, 8192, 0, 0, 3, 10, "amd64", f"{_GP}; {_ENI}"),

@@ -4,6 +4,13 @@ Only the files are read.  A plan resource is assigned to a cluster by the AWS
 API fields that name it (``clusterName`` of node groups and add-ons, ``name``
 of the EKS cluster), and by the resources it depends on (launch templates,
 ASG tags, placement groups), never by the product's component types.
+
+Karpenter v1 node pools are Kubernetes objects of the cluster's YAML: a
+``karpenter.sh/v1`` ``NodePool`` and the ``karpenter.k8s.aws/v1``
+``EC2NodeClass`` its ``spec.template.spec.nodeClassRef`` names (field meanings:
+aws/karpenter-provider-aws v1.14.1 ``website/content/en/v1.14/concepts/nodepools.md``
+and ``nodeclasses.md``).  The Karpenter controller is a Helm release of the
+plan; its pods are not rendered.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.cluster import quantities
 
 Obj = dict[str, Any]
 
@@ -97,6 +106,137 @@ class NodeGroup:
         return next(iter(names)) if len(names) == 1 else None
 
 
+# Karpenter's defaults when a NodePool leaves a well-known key open: every capacity type the
+# instance offers (on-demand and spot; "reserved" only with capacityReservationSelectorTerms), and
+# the architecture of the instance type (aws/karpenter-provider-aws v1.14.1
+# pkg/providers/instancetype/types.go computeRequirements).
+KARPENTER_CAPACITY_TYPES = ("spot", "on-demand")
+INSTANCE_TYPE_KEY = "node.kubernetes.io/instance-type"
+ARCH_KEY = "kubernetes.io/arch"
+CAPACITY_TYPE_KEY = "karpenter.sh/capacity-type"
+
+
+@dataclass
+class EC2NodeClass:
+    """A ``karpenter.k8s.aws/v1`` ``EC2NodeClass``: AMI, disks, IMDS and kubelet settings of a NodePool's nodes."""
+
+    name: str
+    obj: Obj
+
+    @property
+    def spec(self) -> Obj:
+        return dict(self.obj.get("spec") or {})
+
+    @property
+    def aliases(self) -> list[str]:
+        """``amiSelectorTerms[].alias`` values (``family@version``)."""
+        return [str(t["alias"]) for t in self.spec.get("amiSelectorTerms") or [] if isinstance(t, dict) and t.get("alias")]
+
+    @property
+    def ami_family(self) -> str:
+        """``al2023``, ``bottlerocket``, ...: the alias prefix, else ``spec.amiFamily`` lower-cased ("" when neither)."""
+        if self.aliases:
+            return self.aliases[0].split("@", 1)[0].lower()
+        return str(self.spec.get("amiFamily") or "").lower()
+
+    @property
+    def kubelet(self) -> Obj:
+        return dict(self.spec.get("kubelet") or {})
+
+
+@dataclass
+class KarpenterPool:
+    """A ``karpenter.sh/v1`` ``NodePool``: the node-group-like view the scheduler checks use."""
+
+    name: str
+    obj: Obj
+    node_class: EC2NodeClass | None = None  # the EC2NodeClass its nodeClassRef names, when the render has it
+
+    @property
+    def spec(self) -> Obj:
+        return dict(self.obj.get("spec") or {})
+
+    @property
+    def template(self) -> Obj:
+        return dict(self.spec.get("template") or {})
+
+    @property
+    def template_spec(self) -> Obj:
+        return dict(self.template.get("spec") or {})
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """``spec.template.metadata.labels``."""
+        return {str(k): str(v) for k, v in ((self.template.get("metadata") or {}).get("labels") or {}).items()}
+
+    @property
+    def taints(self) -> list[Obj]:
+        """``spec.template.spec.taints`` (startupTaints are not kept: pods need not tolerate them)."""
+        return [{"key": t.get("key"), "value": t.get("value", ""), "effect": t.get("effect")} for t in self.template_spec.get("taints") or []]
+
+    @property
+    def startup_taints(self) -> list[Obj]:
+        return list(self.template_spec.get("startupTaints") or [])
+
+    @property
+    def requirements(self) -> list[Obj]:
+        """``spec.template.spec.requirements`` as written (key, operator, values, minValues)."""
+        return [r for r in self.template_spec.get("requirements") or [] if isinstance(r, dict)]
+
+    @property
+    def node_class_ref(self) -> Obj:
+        return dict(self.template_spec.get("nodeClassRef") or {})
+
+    def allowed(self, key: str) -> list[str] | None:
+        """The values an ``In`` requirement on ``key`` allows, less any ``NotIn``; ``None`` when no ``In`` names the key."""
+        allowed: list[str] | None = None
+        for r in self.requirements:
+            if r.get("key") == key and r.get("operator") == "In":
+                values = [str(v) for v in r.get("values") or []]
+                allowed = values if allowed is None else [v for v in allowed if v in values]
+        excluded = {str(v) for r in self.requirements if r.get("key") == key and r.get("operator") == "NotIn" for v in r.get("values") or []}
+        return None if allowed is None else [v for v in allowed if v not in excluded]
+
+    @property
+    def instance_types(self) -> list[str]:
+        """The ``node.kubernetes.io/instance-type In`` values (empty when the pool leaves the type open)."""
+        return self.allowed(INSTANCE_TYPE_KEY) or []
+
+    @property
+    def arch(self) -> list[str]:
+        """Allowed ``kubernetes.io/arch`` values; both when the pool does not say."""
+        return self.allowed(ARCH_KEY) or ["amd64", "arm64"]
+
+    @property
+    def capacity_types(self) -> list[str]:
+        """Allowed ``karpenter.sh/capacity-type`` values; on-demand and spot when the pool does not say."""
+        allowed = self.allowed(CAPACITY_TYPE_KEY)
+        return list(KARPENTER_CAPACITY_TYPES) if allowed is None else allowed
+
+    @property
+    def ami_family(self) -> str:
+        return self.node_class.ami_family if self.node_class else ""
+
+    @property
+    def limits(self) -> Obj:
+        return dict(self.spec.get("limits") or {})
+
+    @property
+    def gpu_limit(self) -> int | None:
+        """``spec.limits["nvidia.com/gpu"]`` as a count, ``None`` when unlimited."""
+        value = self.limits.get("nvidia.com/gpu")
+        return None if value is None else quantities.whole(value)
+
+    @property
+    def weight(self) -> int:
+        return int(self.spec.get("weight") or 0)
+
+    @property
+    def node_group(self) -> str | None:
+        """The ``mleks.io/node-group`` template label: the product's name for the group the pool serves."""
+        return self.labels.get("mleks.io/node-group")
+
+
 @dataclass
 class Cluster:
     """One EKS cluster: its plan resources and its Kubernetes objects."""
@@ -107,6 +247,8 @@ class Cluster:
     objects: list[Obj] = field(default_factory=list)
     node_groups: list[NodeGroup] = field(default_factory=list)
     addons: list[Obj] = field(default_factory=list)  # aws:eks/addon:Addon inputs
+    node_pools: list[KarpenterPool] = field(default_factory=list)  # karpenter.sh NodePools of the cluster's YAML
+    node_classes: list[EC2NodeClass] = field(default_factory=list)  # karpenter.k8s.aws EC2NodeClasses of the cluster's YAML
 
     def addon(self, name: str) -> Obj | None:
         """The EKS add-on of that ``addonName``, if the plan installs it."""
@@ -195,6 +337,29 @@ def _node_groups(plan: Obj) -> list[tuple[str, NodeGroup]]:
     return groups
 
 
+def _group(api_version: Any) -> str:
+    return str(api_version or "").rpartition("/")[0]
+
+
+def _karpenter(objects: list[Obj]) -> tuple[list[KarpenterPool], list[EC2NodeClass]]:
+    """NodePools (``karpenter.sh``) and EC2NodeClasses (``karpenter.k8s.aws``), each pool linked to the class it names."""
+    classes = [
+        EC2NodeClass(str((o.get("metadata") or {}).get("name")), o)
+        for o in objects
+        if o.get("kind") == "EC2NodeClass" and _group(o.get("apiVersion")) == "karpenter.k8s.aws"
+    ]
+    pools = []
+    for o in objects:
+        if o.get("kind") != "NodePool" or _group(o.get("apiVersion")) != "karpenter.sh":
+            continue
+        pool = KarpenterPool(str((o.get("metadata") or {}).get("name")), o)
+        ref = pool.node_class_ref
+        if ref.get("group") == "karpenter.k8s.aws" and ref.get("kind") == "EC2NodeClass":
+            pool.node_class = next((c for c in classes if c.name == ref.get("name")), None)
+        pools.append(pool)
+    return pools, classes
+
+
 def load(directory: Path) -> Render:
     """Read ``plan.json`` and ``kubernetes/*.yaml`` under ``directory`` (one stack's render)."""
     plan = json.loads((directory / "plan.json").read_text())
@@ -205,6 +370,7 @@ def load(directory: Path) -> Render:
         name = path.stem
         cluster = clusters.setdefault(name, Cluster(name, "", {}))
         cluster.objects = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        cluster.node_pools, cluster.node_classes = _karpenter(cluster.objects)
     for cluster_name, group in _node_groups(plan):
         clusters.setdefault(cluster_name, Cluster(cluster_name, "", {})).node_groups.append(group)
     for r in plan.get("resources") or []:

@@ -195,12 +195,17 @@ spec:
 AL2023_FAST_PULL = _al2023_node_config(_AL2023_FAST_PULL)
 
 
+def node_user_data(*, bottlerocket: bool, parallel_pull: bool, efa: bool) -> str | None:
+    """A node's user data before encoding, or None when EKS's (or Karpenter's) own is enough; both merge it with theirs."""
+    if bottlerocket:
+        return BOTTLEROCKET_FAST_PULL if parallel_pull else None
+    parts = [*([_AL2023_FAST_PULL] if parallel_pull else []), *([_AL2023_EFA_MEMLOCK] if efa else [])]
+    return _al2023_node_config("".join(parts)) if parts else None
+
+
 def user_data_text(spec: NodeGroupSpec) -> str | None:
     """The launch template's user data before encoding, or None when EKS's own is enough."""
-    if spec.ami_type.startswith("BOTTLEROCKET"):
-        return BOTTLEROCKET_FAST_PULL if spec.parallel_pull else None
-    parts = [*([_AL2023_FAST_PULL] if spec.parallel_pull else []), *([_AL2023_EFA_MEMLOCK] if spec.efa_interfaces else [])]
-    return _al2023_node_config("".join(parts)) if parts else None
+    return node_user_data(bottlerocket=spec.ami_type.startswith("BOTTLEROCKET"), parallel_pull=spec.parallel_pull, efa=spec.efa_interfaces > 0)
 
 
 def user_data(spec: NodeGroupSpec) -> str | None:

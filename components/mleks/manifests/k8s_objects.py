@@ -40,10 +40,12 @@ _KINDS: dict[tuple[str, str], Any] = {
     ("scheduling.k8s.io/v1", "PriorityClass"): k8s.scheduling.v1.PriorityClass,
     ("apiregistration.k8s.io/v1", "APIService"): k8s.apiregistration.v1.APIService,
     ("storage.k8s.io/v1", "StorageClass"): k8s.storage.v1.StorageClass,
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): k8s.apiextensions.v1.CustomResourceDefinition,
 }
 
-# Custom resources this package renders; their CRDs come from elsewhere (the Prometheus Operator).
-_CUSTOM_KINDS = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor")})
+# Custom resources this package renders; their CRDs come from elsewhere (the Prometheus Operator) or
+# with their controller (Karpenter's, from mleks.catalogs.karpenter).
+_CUSTOM_KINDS = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor"), ("karpenter.sh/v1", "NodePool"), ("karpenter.k8s.aws/v1", "EC2NodeClass")})
 
 # Top-level manifest fields and the keyword each resource class takes for them.
 _FIELD_KWARGS = {

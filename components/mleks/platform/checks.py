@@ -15,6 +15,7 @@ that depend on them are skipped, so a fix never reveals a second round of errors
 from __future__ import annotations
 
 from mleks import cluster_autoscaler_addon, dataset, dlc_training_job, efa_device_plugin, escalator_addon, inference_service, jupyter_notebook
+from mleks.catalogs import karpenter as karpenter_catalog
 from mleks.cluster_autoscaler_addon import ClusterAutoscalerArgs
 from mleks.dlc_training_job import plan_job
 from mleks.errors import ConfigError, ConfigErrors
@@ -109,7 +110,12 @@ def autoscaling_errors(cfg: MLPlatformArgs, unchecked: frozenset[str] = frozense
             problem = f"nodeGroups.{name} is scaled by {owner[name]}, not cluster-autoscaler"
             errors.append(ConfigError(key, name, f"a group cluster-autoscaler scales: {ca_owned}", problem))
 
-    errors += asg_tag_errors([g for name, g in cfg.node_groups.items() if name not in unchecked], cfg.tags)
+    karpenter_owned = sorted(k for k, o in owner.items() if o == "karpenter")
+    if karpenter_owned:
+        errors += karpenter_catalog.cluster_errors(
+            kubernetes_version=cfg.cluster.kubernetes_version, region=cfg.region, version_key="cluster.kubernetesVersion", region_key="region"
+        )
+    errors += asg_tag_errors([g for name, g in cfg.node_groups.items() if name not in unchecked and g.owner != "karpenter"], cfg.tags)
     for cp in plan(cfg):
         groups = [cfg.node_groups[key] for key in cp.groups]
         escalator_groups = [g for g in groups if g.owner == "escalator"]
@@ -222,6 +228,16 @@ def operations_errors(cfg: MLPlatformArgs, unchecked: frozenset[str] = frozenset
             errors.append(
                 ConfigError(
                     f"nodeRepair.nodeGroups.{name}", name, f"the name of a node group under nodeGroups: {sorted(cfg.node_groups)}", "no such node group"
+                )
+            )
+            continue
+        if cfg.node_groups[name].owner == "karpenter":
+            errors.append(
+                ConfigError(
+                    f"nodeRepair.nodeGroups.{name}",
+                    cfg.node_repair.node_groups[name].model_dump(by_alias=True, exclude_defaults=True),
+                    "no nodeRepair settings for a Karpenter group",
+                    "EKS node auto-repair acts on managed node groups; Karpenter replaces its own unhealthy nodes (its nodeRepair feature)",
                 )
             )
             continue

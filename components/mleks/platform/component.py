@@ -36,6 +36,7 @@ from mleks.fsx_csi_driver import FsxCsiDriver
 from mleks.gpu_node_group import GpuNodeGroup
 from mleks.inference_service import InferenceService
 from mleks.jupyter_notebook import JupyterNotebook, port_forward_command, token_command
+from mleks.karpenter_addon import KarpenterAddon
 from mleks.load_balancer_controller import AwsLoadBalancerController
 from mleks.manifests import k8s_objects
 from mleks.manifests.controllers import NAMESPACE as CONTROLLERS_NAMESPACE
@@ -121,13 +122,13 @@ class MLPlatform(pulumi.ComponentResource):
 
     # -- 1. network, clusters, GPU groups ------------------------------------------------------
 
-    def _network(self) -> tuple[pulumi.Input[str], pulumi.Input[Sequence[str]], list[pulumi.Resource]]:
+    def _network(self) -> tuple[pulumi.Input[str], Sequence[pulumi.Input[str]], list[pulumi.Resource]]:
         """An existing VPC, or a new :class:`MLVpc`: its id, private subnet ids, and what nodes wait for (egress)."""
         cfg = self.args
         if cfg.vpc.id:
             return cfg.vpc.id, cfg.vpc.private_subnet_ids, []
         vpc = MLVpc(f"{cfg.name_prefix}-vpc", cfg.vpc, tags=cfg.tags, opts=pulumi.ResourceOptions(parent=self, aliases=ROOT_ALIAS))
-        return vpc.vpc_id, vpc.private_subnet_ids, vpc.egress
+        return vpc.vpc_id, vpc.private_subnet_list, vpc.egress
 
     def _clusters(self) -> None:
         cfg = self.args
@@ -146,6 +147,9 @@ class MLPlatform(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, aliases=ROOT_ALIAS),
             )
             self.clusters[cp.name] = cluster
+            if any(cfg.node_groups[key].owner == "karpenter" for key in cp.groups):
+                # Before its groups: their NodePools wait for the controller, its CRDs and its IAM.
+                KarpenterAddon(f"{cp.name}-karpenter", cluster=cluster, opts=pulumi.ResourceOptions(parent=cluster))
             for key in cp.groups:
                 # The group's auto-repair comes from args.node_repair (checked with the rest).
                 group = cfg.node_groups[key].model_copy(update={"auto_repair": cfg.node_repair.for_group(key)})
@@ -387,7 +391,9 @@ class MLPlatform(pulumi.ComponentResource):
         }
         self.exports["kubeconfigs"] = {name: c.kubeconfig for name, c in self.clusters.items()}
         self.exports["nodeGroups"] = {
-            key: {"role": g.role, "asgName": g.asg_name, "autoscaler": g.args.owner, "cluster": g.cluster.name} for key, g in self.node_groups.items()
+            key: {"role": g.role, "asgName": g.asg_name, "autoscaler": g.args.owner, "cluster": g.cluster.name}
+            | ({"nodePool": g.args.group_name, "gpuLimit": g.args.gpu_limit} if g.args.owner == "karpenter" else {})
+            for key, g in self.node_groups.items()
         }
 
 

@@ -35,6 +35,8 @@ CRITICAL_TYPES = {
     "aws:fsx/lustreFileSystem:LustreFileSystem": "FSx file system",
     "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": "FSx link to S3",
     "kubernetes:core/v1:PersistentVolume": "persistent volume",
+    "kubernetes:karpenter.sh/v1:NodePool": "Karpenter pool",
+    "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass": "Karpenter node class",
 }
 
 # Cluster-wide pieces that other workloads rely on: removing one breaks what uses it, so it needs attention too.
@@ -212,6 +214,13 @@ def _deletion_text(r: dict[str, Any], t: str, name: str, what: str, inputs: dict
         return f"removes EKS add-on `{addon}` from the cluster{kept}" + _addon_consequence(str(addon))
     if t == "kubernetes:helm.sh/v3:Release":
         return f"uninstalls Helm release `{name}`: every object its chart made is deleted"
+    if t == "kubernetes:karpenter.sh/v1:NodePool":
+        return (
+            f"deletes Karpenter pool `{name}`: Karpenter drains and terminates every node it launched for it (their pods go Pending"
+            " unless another pool or group takes them), and Pulumi waits until the instances are gone"
+        )
+    if t == "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass":
+        return f"deletes Karpenter node class `{name}`, once no node launched from it is left, and its instance profile"
     if t == "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition":
         return f"deletes CustomResourceDefinition `{name}`: every custom resource of that kind is deleted with it"
     if t == "kubernetes:core/v1:Secret":
@@ -263,6 +272,13 @@ CLUSTER_ACCESS = {
     "endpointPrivateAccess",
     "deletionProtection",
 }
+
+
+def _budget(r: dict[str, Any]) -> str:
+    """How many nodes a NodePool's first disruption budget lets Karpenter replace at once, in words."""
+    budgets = ((((r.get("inputs") or {}).get("spec") or {}).get("disruption") or {}).get("budgets")) or [{"nodes": "10%"}]
+    nodes = str(budgets[0].get("nodes", "10%"))
+    return "one node" if nodes == "1" else f"{nodes} of its nodes"
 
 
 def _minor(version: str) -> tuple[int, ...]:
@@ -339,6 +355,26 @@ def update(r: dict[str, Any], touched: set[str], paths: tuple[str, ...] = (), ol
         return f"updates node group `{name}` in place: a version change rolls every node (drains them: running jobs are killed)", DATA_OR_NODES
     if r["type"] == "kubernetes:helm.sh/v3:Release":
         return f"upgrades Helm release `{name}` in place; what the chart changes inside it is not forecast: check `pulumi preview`", ROUTINE
+    if r["type"] == "kubernetes:karpenter.sh/v1:NodePool" and any(p.startswith("spec.template") for p in paths):
+        # Karpenter hashes the NodePool template: nodes made from the old one are drifted and replaced
+        # (karpenter.sh disruption docs, "Drift"), within the pool's disruption budget.
+        return (
+            f"updates Karpenter pool `{name}`: its node template changes, so Karpenter replaces every node of the pool (drift),"
+            f" {_budget(r)} at a time, a new node before each old one goes; each serving pod restarts (a cold start)",
+            DATA_OR_NODES,
+        )
+    if r["type"] == "kubernetes:karpenter.sh/v1:NodePool":
+        return f"updates Karpenter pool `{name}` in place (limits, weight or disruption settings): no node is replaced", ROUTINE
+    if r["type"] == "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass" and any(p.startswith("spec") for p in paths):
+        # EC2NodeClass.Hash covers every spec field but the selector terms (karpenter-provider-aws v1.14.1
+        # pkg/apis/v1/ec2nodeclass.go, hash:"ignore"); a new AMI or a subnet no longer selected drifts too.
+        return (
+            f"updates Karpenter node class `{name}`: nodes launched from it drift, and Karpenter replaces them one disruption budget at a time;"
+            " each serving pod on them restarts (a cold start)",
+            DATA_OR_NODES,
+        )
+    if r["type"] == "aws:ec2/tag:Tag":
+        return f"updates tag `{name}` in place", ROUTINE
     if r["type"] == "eks:index:Cluster" and touched & CLUSTER_ACCESS:
         return cluster_update(r, name, touched, str(((old or {}).get("inputs") or {}).get("version") or "")), DATA_OR_NODES
     if r["type"] == "aws:autoscaling/tag:Tag":

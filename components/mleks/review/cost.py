@@ -2,7 +2,8 @@
 
 The estimate reads a plan (``plan.json`` of ``mleks render``) and the price table
 (:mod:`mleks.catalogs.prices`).  It covers the EKS control plane, every managed node
-group's instances and root volumes, NAT gateways and their public IPv4 addresses,
+group's instances and root volumes, every Karpenter pool (nothing idle; at most its GPU limit
+in nodes of its dearest type), NAT gateways and their public IPv4 addresses,
 EBS volumes claimed by Kubernetes workloads, and FSx for Lustre datasets.  An item without a price is
 reported as unknown, and the totals say they are incomplete; nothing is guessed.
 """
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from mleks.catalogs.eks_versions import end_of_standard_support, kubernetes_version_status
+from mleks.catalogs.gpu import catalog
 from mleks.catalogs.prices import Price, PriceTable, prices
 from mleks.review.consequences import retained_on_delete
 
@@ -288,6 +290,46 @@ class _Pricer:
             idle = 0.0  # no nodes at min size, whatever one costs
         return Item("node-group", name, r["urn"], idle, peak, detail, sorted(set(notes), key=notes.index), missing=left_out)
 
+    def node_pool(self, r: dict[str, Any], node_class: dict[str, Any]) -> Item:
+        """A Karpenter pool: nothing while idle (it has no minimum), at most its GPU limit's worth of nodes."""
+        spec = (r.get("inputs") or {}).get("spec") or {}
+        template = spec.get("template") or {}
+        name = str(((template.get("metadata") or {}).get("labels") or {}).get("mleks.io/node-group") or r["name"])
+        requirements = {q.get("key"): q for q in (template.get("spec") or {}).get("requirements") or []}
+        types = list((requirements.get("node.kubernetes.io/instance-type") or {}).get("values") or [])
+        capacity = list((requirements.get("karpenter.sh/capacity-type") or {}).get("values") or ["on-demand"])
+        limit = int(str((spec.get("limits") or {}).get("nvidia.com/gpu") or 0))
+        volumes = [(m.get("ebs") or {}) for m in (node_class.get("spec") or {}).get("blockDeviceMappings") or []]
+        priced = [
+            self.volume(float(_gib(v["volumeSize"]) or 0), str(v.get("volumeType") or "gp3"), v.get("iops"), v.get("throughput"))
+            for v in volumes
+            if v.get("volumeSize")
+        ]
+        disk = None if not priced or any(c is None for c, _, _ in priced) else sum(c for c, _, _ in priced if c is not None)
+        notes = sorted({src for _, _, srcs in priced for src in srcs})
+        # The dearest mix the limit allows: as many nodes of one type as fit the GPU limit, the type that costs most.
+        options = []
+        for t in types:
+            gpus = catalog()[t].accelerator_count if t in catalog() else 0
+            price = self.table.instance_hour(str(self.region), t)
+            if not gpus or price is None:
+                return Item("node-pool", name, r["urn"], 0.0, None, f"Karpenter pool of {', '.join(types)}: " + self.no_price(t))
+            nodes = limit // gpus
+            hourly = price.usd * (1 - self.spot_discount) if "spot" in capacity and self.spot_discount else price.usd
+            options.append((nodes * (hourly + (disk or 0.0)), nodes, t, price))
+        if not options:
+            return Item("node-pool", name, r["urn"], 0.0, None, "Karpenter pool without instance types in the plan")
+        peak, nodes, dearest, price = max(options, key=lambda o: o[0])
+        notes.append(_src(price))
+        kind = "spot" if capacity == ["spot"] else "/".join(capacity)
+        detail = f"Karpenter pool, 0..{limit} GPUs: at most {nodes} × {kind} {dearest} (the dearest the limit allows)"
+        if "spot" in capacity:
+            notes.append(f"spot priced at {self.spot_discount:.0%} below on-demand (your discount)" if self.spot_discount else SPOT_NOTE)
+        left_out = None
+        if disk is None:
+            left_out = f"its volumes: no EBS price for them in {self.region} in the table of {self.table.retrieved}"
+        return Item("node-pool", name, r["urn"], 0.0, peak, detail, sorted(set(notes), key=notes.index), missing=left_out)
+
     def file_system(self, r: dict[str, Any]) -> Item:
         inputs = r.get("inputs") or {}
         gib, kind, tput = int(inputs.get("storageCapacity") or 0), str(inputs.get("deploymentType")), int(inputs.get("perUnitStorageThroughput") or 0)
@@ -386,6 +428,16 @@ def estimate(plan: dict[str, Any], *, table: PriceTable | None = None, spot_disc
         parent = pricer.by_urn.get(pricer.by_urn.get(provider, {}).get("parent", ""), {})
         return str(parent.get("name") or "?")
 
+    node_classes = {
+        (cluster_of(r), str(((r.get("inputs") or {}).get("metadata") or {}).get("name"))): r.get("inputs") or {}
+        for r in resources
+        if r["type"] == "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+    }
+    for r in resources:
+        if r["type"] == "kubernetes:karpenter.sh/v1:NodePool":
+            cluster = cluster_of(r)
+            ref = ((((r.get("inputs") or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeClassRef") or {}
+            section(cluster).items.append(pricer.node_pool(r, node_classes.get((cluster, str(ref.get("name"))), {})))
     classes = {
         (cluster_of(r), str(((r.get("inputs") or {}).get("metadata") or {}).get("name"))): r.get("inputs") or {}
         for r in resources

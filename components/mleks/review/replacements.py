@@ -54,6 +54,16 @@ AWS_REPLACE_ON: dict[str, tuple[str, ...]] = {
     "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix", "logGroupClass"),
     # autoscaling/group_tag.go: the group and tag.key are ForceNew; a value is updated in place (resourceGroupTagUpdate).
     "aws:autoscaling/tag:Tag": ("autoscalingGroupName", "tag.key"),
+    # Karpenter's AWS side (terraform-provider-aws ForceNew attributes: sqs/queue.go name, name_prefix and
+    # fifo_queue; sqs/queue_policy.go queue_url; events/rule.go name, name_prefix, event_bus_name;
+    # events/target.go rule, target_id, event_bus_name; eks/access_entry.go cluster_name, principal_arn,
+    # type; ec2/tag.go resource_id, key).
+    "aws:sqs/queue:Queue": ("name", "namePrefix", "fifoQueue"),
+    "aws:sqs/queuePolicy:QueuePolicy": ("queueUrl",),
+    "aws:cloudwatch/eventRule:EventRule": ("name", "namePrefix", "eventBusName"),
+    "aws:cloudwatch/eventTarget:EventTarget": ("rule", "targetId", "eventBusName"),
+    "aws:eks/accessEntry:AccessEntry": ("clusterName", "principalArn", "type"),
+    "aws:ec2/tag:Tag": ("resourceId", "key"),
     "aws:s3/bucketV2:BucketV2": ("bucket", "bucketPrefix", "objectLockEnabled"),
     # fsx/lustre_file_system.go at 06ee53d9 (a storage_capacity decrease also replaces: CustomizeDiff).
     "aws:fsx/lustreFileSystem:LustreFileSystem": (
@@ -126,6 +136,12 @@ KUBE_REPLACE_ON: dict[str, tuple[str, ...]] = {
     "APIService": (),
     # A custom resource is patched in place; the ServiceMonitor CRD marks no field immutable.
     "ServiceMonitor": (),
+    # Karpenter v1.14.1 CRDs: only nodeClassRef.group and .kind are immutable (CEL), and this project never
+    # changes them; every other field is patched in place (what Karpenter then does to nodes is drift).
+    "NodePool": (),
+    "EC2NodeClass": (),
+    # A CRD is patched in place; its names (spec.group, spec.names) never change between releases.
+    "CustomResourceDefinition": (),
 }
 
 

@@ -4,7 +4,8 @@ For every pod template that requests ``nvidia.com/gpu`` (Jobs, Deployments, Stat
 group it may land on, the estimate adds:
 
 1. **the autoscaler's reaction**: one scan interval, the longest a pending pod waits to be seen
-   (Escalator's ``--scaninterval`` or cluster-autoscaler's ``--scan-interval``, read from the plan);
+   (Escalator's ``--scaninterval`` or cluster-autoscaler's ``--scan-interval``, read from the plan;
+   Karpenter's batch window, ``settings.batchMaxDuration`` of its chart);
 2. **instance launch and join**: :data:`LAUNCH_TO_REGISTERED_S`;
 3. **the device plugin**: on AL2023 the NVIDIA device plugin's image is pulled first (its size,
    :data:`DEVICE_PLUGIN_MB`, at the group's pull rate); Bottlerocket's is built in;
@@ -31,6 +32,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mleks.catalogs import karpenter as karpenter_catalog
 from mleks.catalogs.gpu import catalog
 from mleks.manifests.escalator_config import parse_go_duration
 from mleks.review.cost import instance_types, launch_template_inputs
@@ -184,6 +186,52 @@ def group_paths(plan: dict[str, Any]) -> dict[str, GroupPath]:
         owner = str((inputs.get("tags") or {}).get("mleks/autoscaler", "none"))
         vcpus = [catalog()[t].vcpu for t in instance_types(r, lt) if t in catalog()]
         out[name] = GroupPath(name, ami, path, int(image_volume.get("throughput") or 125), owner, reactions.get(owner, 0.0), min(vcpus, default=0))
+    out.update(_karpenter_paths(plan))
+    return out
+
+
+def _karpenter_paths(plan: dict[str, Any]) -> dict[str, GroupPath]:
+    """Each Karpenter pool's pull path, from its NodePool and EC2NodeClass.
+
+    Karpenter reacts within its batch window (:data:`~mleks.catalogs.karpenter.BATCH_MAX_DURATION_S`, the
+    pinned chart's ``settings.batchMaxDuration``) and launches with CreateFleet, no Auto Scaling group in
+    between; launch to registration is :data:`LAUNCH_TO_REGISTERED_S`, measured on Karpenter's own nodes.
+    """
+    resources = plan.get("resources", [])
+    classes = {
+        ((r.get("inputs") or {}).get("metadata") or {}).get("name"): (r.get("inputs") or {}).get("spec") or {}
+        for r in resources
+        if r["type"] == "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+    }
+    out = {}
+    for r in resources:
+        if r["type"] != "kubernetes:karpenter.sh/v1:NodePool":
+            continue
+        template = (((r.get("inputs") or {}).get("spec") or {}).get("template")) or {}
+        name = ((template.get("metadata") or {}).get("labels") or {}).get("mleks.io/node-group")
+        if not name:
+            continue
+        node_class = classes.get(((template.get("spec") or {}).get("nodeClassRef") or {}).get("name"), {})
+        alias = str(((node_class.get("amiSelectorTerms") or [{}])[0]).get("alias") or "")
+        ami = "bottlerocket" if alias.startswith("bottlerocket@") else "al2023"
+        mappings = node_class.get("blockDeviceMappings") or [{}]
+        image_volume = (mappings[1] if ami == "bottlerocket" and len(mappings) > 1 else mappings[0]).get("ebs") or {}
+        data = str(node_class.get("userData") or "")
+        if image_volume.get("snapshotID"):
+            path = "snapshot"
+        elif "FastImagePull: true" in data or 'pull-mode = "parallel-pull-unpack"' in data:
+            path = "parallel"
+        else:
+            path = "plain"
+        types = [
+            v
+            for q in (template.get("spec") or {}).get("requirements") or []
+            if q.get("key") == "node.kubernetes.io/instance-type"
+            for v in q.get("values") or []
+        ]
+        vcpus = [catalog()[t].vcpu for t in types if t in catalog()]
+        throughput = int(image_volume.get("throughput") or 125)
+        out[name] = GroupPath(name, ami, path, throughput, "karpenter", karpenter_catalog.BATCH_MAX_DURATION_S, min(vcpus, default=0))
     return out
 
 

@@ -182,6 +182,8 @@ class Registration:
     """Keys of the registered (component) outputs that are secrets."""
     aliases: list[str] = field(default_factory=list)
     """URNs the resource had before (its ``aliases`` option), in the mock engine's URN scheme."""
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
+    """The ``custom_timeouts`` option: ``create``, ``update`` and ``delete`` where set."""
 
 
 def _arn(service: str, resource: str, region: str = "us-west-2") -> str:
@@ -324,6 +326,11 @@ class MleksMocks(pulumi.runtime.Mocks):
         elif t == "aws:fsx/lustreFileSystem:LustreFileSystem":
             # As FSx names them: <id>.fsx.<region>.amazonaws.com, and an 8-character mount name.
             state.update({"dnsName": f"{rid}.fsx.{self.region}.amazonaws.com", "mountName": "mockmnt1", "arn": _arn("fsx", f"file-system/{rid}", self.region)})
+        elif t == "aws:sqs/queue:Queue":
+            queue = inputs.get("name") or name
+            state.update({"arn": _arn("sqs", queue, self.region), "name": queue, "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{queue}"})
+        elif t == "aws:cloudwatch/eventRule:EventRule":
+            state.update({"arn": _arn("events", f"rule/{inputs.get('name') or name}", self.region), "name": inputs.get("name") or name})
         elif t == "aws:cloudwatch/logGroup:LogGroup":
             state.update({"arn": _arn("logs", f"log-group:{inputs.get('name')}", self.region)})
         elif t == "random:index/randomPassword:RandomPassword":
@@ -562,6 +569,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             retain_on_delete=bool(request.retainOnDelete),
             additional_secret_outputs=list(request.additionalSecretOutputs),
             aliases=self._alias_urns(request),
+            custom_timeouts={k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))},
         )
         return response
 

@@ -125,6 +125,7 @@ def plan_document(result: RenderResult) -> dict[str, Any]:
             "protect": reg.protect,
             "retainOnDelete": reg.retain_on_delete,
             "aliases": reg.aliases,
+            "customTimeouts": reg.custom_timeouts,
         }
         entry["options"] = {k: v for k, v in options.items() if v}
         resources.append(entry)
