@@ -42,6 +42,9 @@ CUSTOM_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-v1.json",
     ("karpenter.sh/v1", "NodePool"): "karpenter-nodepool-v1.json",
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter-ec2nodeclass-v1.json",
+    ("kueue.x-k8s.io/v1beta2", "ResourceFlavor"): "kueue-resourceflavor-v1beta2.json",
+    ("kueue.x-k8s.io/v1beta2", "ClusterQueue"): "kueue-clusterqueue-v1beta2.json",
+    ("kueue.x-k8s.io/v1beta2", "LocalQueue"): "kueue-localqueue-v1beta2.json",
 }
 
 

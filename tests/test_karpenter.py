@@ -90,7 +90,7 @@ def test_node_pool_keeps_what_a_group_means_labels_taint_types_and_gpu_limit():
 def test_node_pool_disruption_suits_serving_one_node_at_a_time_and_only_empty_nodes():
     spec = _one(karpenter_render("unified"), NODEPOOL, "inference-spot").inputs["spec"]
     assert spec["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "15m", "budgets": [{"nodes": "1"}]}
-    assert spec["template"]["spec"]["expireAfter"] == "720h"
+    assert spec["template"]["spec"]["expireAfter"] == "Never", "expiry ignores budgets: the pinned AMI changes by drift"
     assert spec["template"]["spec"]["terminationGracePeriod"] == "30m"
 
 
@@ -459,3 +459,56 @@ def test_library_refuses_a_karpenter_group_in_a_cluster_without_the_controller()
     assert info.value.registered_urns == [] or all("GpuNodeGroup" not in u for u in info.value.registered_urns)  # type: ignore[attr-defined]
     [err] = info.value.errors
     assert err.key.endswith("cluster") and "no Karpenter controller" in err.problem
+
+
+# -- second look: what the review found ---------------------------------------------------------------
+
+
+def test_do_not_disrupt_annotates_the_pods_of_a_service_on_a_karpenter_pool():
+    cfg = with_karpenter("unified", stack_file("unified"))
+    cfg["mleks:inferenceServices"]["densenet"]["doNotDisrupt"] = True
+    result = offline.run("unified", config=cfg)
+    [deployment] = [obj for _, obj in result.kube_objects() if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "densenet"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    # Only Karpenter reads it: on groups it does not own, it is refused.
+    plain = stack_file("unified")
+    plain["mleks:inferenceServices"]["densenet"]["doNotDisrupt"] = True
+    assert error_for(config_errors("unified", plain), "mleks:inferenceServices.densenet.doNotDisrupt").value is True
+
+
+def test_a_pod_grace_period_longer_than_the_pools_drain_is_refused():
+    def change(_: Any, cfg: dict[str, Any]) -> None:
+        cfg["mleks:inferenceServices"]["densenet"]["terminationGracePeriodSeconds"] = 1800
+
+    err = error_for(_errors(change), "mleks:inferenceServices.densenet.terminationGracePeriodSeconds")
+    assert "less than 1800" in err.accepted and "inference-spot" in err.accepted
+
+
+def test_only_the_clusters_own_rules_may_send_to_the_interruption_queue():
+    result = karpenter_render("unified")
+    [policy] = [r for r in result.resources if r.type == "aws:sqs/queuePolicy:QueuePolicy"]
+    send = json.loads(policy.inputs["policy"])["Statement"][0]
+    rules = sorted(r.outputs["arn"] for r in result.resources if r.type == "aws:cloudwatch/eventRule:EventRule")
+    assert send["Action"] == "sqs:SendMessage" and send["Condition"] == {"ArnEquals": {"aws:SourceArn": rules}} and len(rules) == 5
+
+
+def test_controller_is_told_its_region_since_imds_is_out_of_a_pods_reach():
+    env = _karpenter_release(karpenter_render("unified")).inputs["values"]["controller"]["env"]
+    assert env == [{"name": "AWS_REGION", "value": "us-west-2"}]
+
+
+def test_adding_an_instance_type_is_worded_as_replacing_only_nodes_that_no_longer_match():
+    from mleks.review.diff import diff_plans
+
+    base = plan_document(karpenter_render("unified"))
+    cfg = with_karpenter("unified", stack_file("unified"))
+    cfg["mleks:nodeGroups"]["inference-spot"]["instanceTypes"] = ["g6e.xlarge", "g6e.2xlarge", "g6e.4xlarge"]
+    diff = diff_plans(base, plan_document(offline.run("unified", config=cfg)), "unified")
+    [pool] = [r for r in diff.resources if r.type == NODEPOOL]
+    assert "replaces the nodes that no longer meet them" in pool.summary
+
+
+def test_karpenters_own_tag_keys_are_refused_in_mleks_tags():
+    cfg = stack_file("unified")
+    cfg["mleks:tags"]["karpenter.sh/nodepool"] = "x"
+    assert error_for(config_errors("unified", cfg), "mleks:tags.karpenter.sh/nodepool").value == "x"

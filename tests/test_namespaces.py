@@ -30,6 +30,9 @@ def test_a_shared_namespace_takes_the_pod_security_level_every_workload_can_run_
 
 def test_workloads_in_default_never_make_the_stack_own_the_default_namespace():
     cfg = copy.deepcopy(offline.load_stack_file("unified"))
+    # Team queues take jobs from the teams' own namespaces only, never default.
+    cfg.pop("mleks:teams")
+    cfg.pop("mleks:kueue")
     for nb in cfg["mleks:notebooks"].values():
         nb["namespace"] = "default"
     for job in cfg["mleks:trainingJobs"].values():

@@ -59,6 +59,9 @@ _EXPORTS = {
     "KarpenterAddon": "mleks.karpenter_addon",
     "KarpenterArgs": "mleks.karpenter_addon",
     "KarpenterPoolArgs": "mleks.gpu_node_group",
+    "KueueAddon": "mleks.kueue_addon",
+    "KueueArgs": "mleks.kueue_addon",
+    "TeamArgs": "mleks.kueue_addon",
     "LoadBalancerControllerArgs": "mleks.load_balancer_controller",
     "MLCluster": "mleks.ml_cluster",
     "MLClusterArgs": "mleks.ml_cluster",
@@ -100,6 +103,7 @@ if TYPE_CHECKING:
     from mleks.inference_service import AutoscalingArgs, InferenceService, InferenceServiceArgs, ModelSourceArgs, PodsMetricArgs, ProbeArgs
     from mleks.jupyter_notebook import JupyterNotebook, JupyterNotebookArgs
     from mleks.karpenter_addon import KarpenterAddon, KarpenterArgs
+    from mleks.kueue_addon import KueueAddon, KueueArgs, TeamArgs
     from mleks.load_balancer_controller import AwsLoadBalancerController, LoadBalancerControllerArgs
     from mleks.manifests.escalator_config import EscalatorAwsOptions, EscalatorNodeGroupOptions
     from mleks.manifests.workloads import DlcImageArgs, ImageArgs

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import pulumi
@@ -82,10 +82,26 @@ class NodeProvisioner(Protocol):
     def ready(self) -> Sequence[pulumi.Resource]: ...
 
 
+class JobQueues(Protocol):
+    """What a training job reads of its cluster's team queues (``KueueAddon`` is one)."""
+
+    @property
+    def queues(self) -> dict[str, str]:
+        """Namespace -> the team whose LocalQueue takes jobs there."""
+        ...
+
+    @property
+    def teams(self) -> Mapping[str, object]: ...
+    @property
+    def ready(self) -> Sequence[pulumi.Resource]: ...
+
+
 class EksCluster(pulumi.ComponentResource):
     """An EKS cluster as mleks components see it; see :class:`MLCluster` and :class:`ExistingCluster`."""
 
     name: str
+    eks_name: str
+    """The EKS cluster's name (``cluster_name``), known before deployment."""
     region: str
     kubernetes_version: str
     tags: dict[str, str]
@@ -120,6 +136,8 @@ class EksCluster(pulumi.ComponentResource):
         self._sized_by: str | None = None
         self.karpenter: NodeProvisioner | None = None
         """The cluster's Karpenter controller, once added (see ``KarpenterAddon``)."""
+        self.kueue: JobQueues | None = None
+        """The cluster's team queues, once added (see ``KueueAddon``)."""
 
     # -- what the DaemonSets leave on a GPU node ---------------------------------------------
 
@@ -171,6 +189,12 @@ class EksCluster(pulumi.ComponentResource):
         if self.karpenter is not None:
             raise ConfigErrors([ConfigError("KarpenterAddon", self.name, "one Karpenter add-on per cluster", f"cluster {self.name} already has one")])
         self.karpenter = controller
+
+    def kueue_added(self, queues: JobQueues) -> None:
+        """Called by the Kueue add-on: one per cluster (one admission webhook per Job)."""
+        if self.kueue is not None:
+            raise ConfigErrors([ConfigError("KueueAddon", self.name, "one Kueue add-on per cluster", f"cluster {self.name} already has one")])
+        self.kueue = queues
 
     # -- namespaces ------------------------------------------------------------------
 

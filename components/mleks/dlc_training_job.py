@@ -53,6 +53,7 @@ job again: ``pulumi up --replace <urn of the Job>``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -63,6 +64,7 @@ from pydantic import Field, field_validator, model_validator
 from mleks.catalogs import dlc as dlc_catalog
 from mleks.catalogs.dlc import OWN_IMAGE_ADVICE
 from mleks.catalogs.gpu import InstanceType
+from mleks.catalogs.kueue import QUEUE_LABEL
 from mleks.catalogs.node_daemonsets import DaemonSetLoad, ceiling_load, heaviest
 from mleks.cluster_base import EksCluster, unique
 from mleks.dataset import DatasetMount, check_mount_path, claim_name
@@ -259,6 +261,11 @@ class DLCTrainingJobArgs(Model):
     master_port: int = Field(default=DEFAULT_MASTER_PORT, ge=1024, le=65535)
     """TCP port of the torchrun rendezvous on pod 0.  Default: 29500."""
 
+    team: str | None = None
+    """The team whose Kueue queue the job goes through (``mleks:teams``).  Default: the team whose namespace
+    the job runs in, when the cluster has team queues.  A queued job is created suspended; Kueue starts it
+    once the team's quota (or what it may borrow) has room for all of it."""
+
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra labels on the Job and its pods.  Default: none."""
 
@@ -380,6 +387,8 @@ class JobPlan:
     policy: dict[str, Any] | None
     warnings: tuple[ConfigWarning, ...]
     """Keyed by the job's own keys (``version``, ``image``, ``ttlSecondsAfterFinished``...)."""
+    queue: str | None = None
+    """The Kueue LocalQueue the job goes through (its team's), or None outside any queue."""
 
     @property
     def name(self) -> str:
@@ -654,10 +663,15 @@ def render_job(plan: JobPlan) -> KubeObject:
         spec["activeDeadlineSeconds"] = args.active_deadline_seconds
     if args.ttl_seconds_after_finished is not None:
         spec["ttlSecondsAfterFinished"] = args.ttl_seconds_after_finished
+    job_labels = dict(labels)
+    if plan.queue is not None:
+        # Created suspended, in the team's queue: no pod exists (and Escalator adds no node) until Kueue admits it.
+        job_labels[QUEUE_LABEL] = plan.queue
+        spec["suspend"] = True
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": plan.name, "namespace": plan.namespace, "labels": labels, "annotations": dict(SKIP_AWAIT)},
+        "metadata": {"name": plan.name, "namespace": plan.namespace, "labels": job_labels, "annotations": dict(SKIP_AWAIT)},
         "spec": spec,
     }
 
@@ -692,9 +706,68 @@ def render(plan: JobPlan, role_arn: pulumi.Input[str] | None = None) -> list[Kub
     return objs
 
 
-def job_resource_options() -> dict[str, Any]:
-    """Resource options of the Job: any spec change replaces it (delete first: the name is fixed)."""
-    return {"replace_on_changes": ["spec"], "delete_before_replace": True}
+KUEUE_OWNED_FIELDS = (
+    "spec.suspend",
+    "spec.template.spec.nodeSelector",
+    "spec.template.spec.tolerations",
+    "spec.template.metadata.labels",
+    "spec.template.metadata.annotations",
+    "spec.template.spec.schedulingGates",
+)
+"""What Kueue changes on a queued Job when it admits, evicts or requeues it (kubernetes-sigs/kueue v0.19.2
+pkg/podset/podset.go Merge and RestorePodSpec, pkg/controller/jobs/job/job_controller.go): ``spec.suspend``,
+and the pod template's node selector and tolerations (the flavor's), labels (``kueue.x-k8s.io/podset``,
+the queue names), annotations (``kueue.x-k8s.io/workload``) and scheduling gates, injected on admission
+and restored on suspension.  Labels and annotations Kueue adds to the Job itself belong to Kueue's field
+manager, which server-side apply leaves alone."""
+
+
+def job_resource_options(queued: bool = False) -> dict[str, Any]:
+    """Resource options of the Job: any spec change replaces it (delete first: the name is fixed).  A queued
+    job leaves Kueue's fields to Kueue: a ``pulumi up`` after admission neither re-suspends the running job
+    nor sees Kueue's changes as a reason to replace it."""
+    options: dict[str, Any] = {"replace_on_changes": ["spec"], "delete_before_replace": True}
+    if queued:
+        options["ignore_changes"] = list(KUEUE_OWNED_FIELDS)
+    return options
+
+
+def resolve_queue(team: str | None, namespace: str, queues: dict[str, str] | None) -> tuple[str | None, list[ConfigError]]:
+    """The team queue a job of ``team`` in ``namespace`` goes through, and why it cannot (keys ``team`` and
+    ``namespace``, relative to the job).  ``queues``: namespace -> team of the cluster's team queues, or None
+    when the cluster has none."""
+    if queues is None:
+        if team is not None:
+            return None, [
+                ConfigError(
+                    "team",
+                    team,
+                    "no team, or a cluster with team queues (mleks:teams, or a KueueAddon created before the job)",
+                    "the cluster has no team queues",
+                )
+            ]
+        return None, []
+    if team is not None:
+        homes = [ns for ns, t in queues.items() if t == team]
+        if not homes:
+            return None, [ConfigError("team", team, f"one of the teams {sorted(set(queues.values()))}", "no such team")]
+        if homes[0] != namespace:
+            return None, [
+                ConfigError("namespace", namespace, f"{homes[0]!r}, the namespace of team {team!r}", "a team's queue takes jobs from its own namespace only")
+            ]
+        return team, []
+    found = queues.get(namespace)
+    if found is None:
+        listed = ", ".join(f"{t} ({ns})" for ns, t in sorted(queues.items()))
+        return None, [
+            ConfigError(
+                "namespace",
+                namespace,
+                f"the namespace of a team ({listed}), or name the team",
+                "the cluster's jobs go through team queues, and no team runs jobs in this namespace",
+            )
+        ]
+    return found, []
 
 
 # -- the component ------------------------------------------------------------------------
@@ -730,8 +803,11 @@ class DLCTrainingJob(pulumi.ComponentResource):
             errors.append(ConfigError("node_group", [g.key for g in groups], "one train group: a job's pods all run on one group", "several groups"))
         plan: JobPlan | None = None
         args_errors: list[ConfigError] = []
+        queue, queue_errors = resolve_queue(args.team, args.namespace, dict(cluster.kueue.queues) if cluster.kueue is not None else None)
+        errors += [e.under("args") for e in queue_errors]
         if groups and not errors:
             plan, args_errors = raised(lambda: plan_job(args, groups[0], region or cluster.region, cluster.gpu_node_load(groups[0])))
+            plan = None if plan is None else dataclasses.replace(plan, queue=queue)
         if errors or args_errors or plan is None:
             raise component_errors(errors, component="DLCTrainingJob", name=name, config_key=config_key, args_errors=args_errors)
         super().__init__(TYPE, name, None, opts)
@@ -747,8 +823,11 @@ class DLCTrainingJob(pulumi.ComponentResource):
         # DLC training images run as root, so the namespace cannot be restricted on their account.
         deps = unique([*cluster.namespace(plan.namespace, non_root=False), *(depends_on or [])])
         created: list[pulumi.Resource] = []
+        if plan.queue is not None and cluster.kueue is not None:
+            # The webhook that suspends and admits it, and its LocalQueue, come first.
+            deps = unique([*deps, *cluster.kueue.ready])
         for obj in render(plan, role_arn):
-            extra = job_resource_options() if obj["kind"] == "Job" else {}
+            extra = job_resource_options(plan.queue is not None) if obj["kind"] == "Job" else {}
             # The Job waits for its ServiceAccount (and so its IRSA role): a pod
             # created before them would start without AWS credentials.
             created.append(k8s_objects.create(obj, cluster.k8s_opts(self, depends_on=deps + created, **extra), name_prefix=name))

@@ -94,6 +94,7 @@ class ExistingCluster(EksCluster):
         region = checked_region
         super().__init__("mleks:cluster:ExistingCluster", name, opts)
         self.region = region
+        self.eks_name = cluster_name
         self.kubernetes_version = kubernetes_version
         self.tags = {**(tags or {}), "mleks/cluster": cluster_name}
         invoke = pulumi.InvokeOptions(parent=self)

@@ -159,9 +159,10 @@ class KarpenterPoolArgs(Model):
     """How long a node stays empty before Karpenter removes it (a Go duration such as ``10m``), so short
     lulls between bursts keep a warm node.  Default: 10m."""
 
-    expire_after: str = "720h"
-    """The age at which Karpenter replaces a node (picking up AMI and security fixes), or ``Never``.
-    Default: 720h (30 days, Karpenter's own default)."""
+    expire_after: str = "Never"
+    """The age at which Karpenter replaces a node, or ``Never``.  Expiry is forceful: it ignores the
+    disruption budget, so nodes launched in one burst all drain together.  Default: Never, because the
+    AMI is pinned (``amiVersion``): a new AMI reaches the nodes as drift, one budget at a time."""
 
     termination_grace_period: str = "30m"
     """How long Karpenter may drain a node before it removes the pods left (PodDisruptionBudgets and
@@ -169,8 +170,9 @@ class KarpenterPoolArgs(Model):
     pool, or ``pulumi destroy``, waits for the pool's nodes.  Default: 30m."""
 
     disruption_budget: str = "1"
-    """How many of the pool's nodes Karpenter may disrupt at once (consolidation, drift, expiry): a number or
-    a percentage.  Default: 1, so a serving pool loses at most one node at a time."""
+    """How many of the pool's nodes Karpenter may disrupt at once for consolidation and drift: a number or a
+    percentage (expiry, interruption and repair are not budgeted).  Default: 1, so consolidation and drift
+    take at most one node of a serving pool at a time."""
 
     ami_version: str | None = None
     """The AMI release the pool's nodes run, pinned: an amazon-eks-ami release (``v20260714``) for AL2023,

@@ -45,12 +45,14 @@ import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator, model_validator
 
 from mleks.catalogs.gpu import InstanceType, smallest
+from mleks.catalogs.karpenter import DO_NOT_DISRUPT_ANNOTATION
 from mleks.catalogs.node_daemonsets import DaemonSetLoad, heaviest
 from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, gpu_fit_errors, placement_errors
+from mleks.gpu_node_group import GpuNodeGroupArgs, KarpenterPoolArgs, NodeGroupInput, gpu_fit_errors, placement_errors
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from mleks.manifests import k8s_objects
+from mleks.manifests.escalator_config import parse_go_duration
 from mleks.manifests.k8s_objects import KubeObject
 from mleks.manifests.quantity import CpuQuantity, MemoryQuantity, parse_quantity
 from mleks.manifests.workloads import (
@@ -307,6 +309,12 @@ class InferenceServiceArgs(Model):
     termination_grace_period_seconds: int = Field(default=60, ge=10, le=3600)
     """Time to finish in-flight requests on shutdown.  Default: 60."""
 
+    do_not_disrupt: bool = False
+    """On Karpenter pools: annotate the pods ``karpenter.sh/do-not-disrupt: "true"``, so Karpenter does not
+    consolidate their nodes away, nor replace them for drift until the pool's ``terminationGracePeriod``
+    has run out.  It does not stop expiry, spot interruptions, node repair or a pool's deletion (see
+    docs/autoscaling.md#pods-that-must-not-move).  Default: false."""
+
     await_timeout_seconds: int = Field(default=1800, ge=600, le=7200)
     """How long ``pulumi up`` waits for the Deployment to be ready (also its progressDeadlineSeconds).  Default: 1800."""
 
@@ -453,7 +461,13 @@ def render_deployment(
             # Same budget as ``pulumi up``'s wait, so both give up together.
             "progressDeadlineSeconds": args.await_timeout_seconds,
             "revisionHistoryLimit": 5,
-            "template": {"metadata": {"labels": {**labels(args), **MANAGED_BY}}, "spec": pod},
+            "template": {
+                "metadata": {
+                    "labels": {**labels(args), **MANAGED_BY},
+                    **({"annotations": {DO_NOT_DISRUPT_ANNOTATION: "true"}} if args.do_not_disrupt else {}),
+                },
+                "spec": pod,
+            },
         },
     }
 
@@ -604,6 +618,9 @@ def service_errors(args: InferenceServiceArgs, groups: Sequence[GpuNodeGroupArgs
         return [
             ConfigError("nodeGroup", args.node_group, "groups of one CPU architecture: the service runs one image", f"the groups mix architectures ({detail})")
         ]
+    errors = _karpenter_errors(args, groups)
+    if errors:
+        return errors
     owners = sorted({g.owner for g in groups if g.owner != "none"})
     if len(owners) > 1 and "karpenter" in owners:
         # Both would provision for the same pending pod: Karpenter launches a node while
@@ -624,6 +641,29 @@ def service_errors(args: InferenceServiceArgs, groups: Sequence[GpuNodeGroupArgs
         resolve_image(args.image, region=region, job_type="inference", instance_types=[t for g in groups for t in g.instance_infos])
     except ConfigError as err:
         errors.append(err)
+    return errors
+
+
+def _karpenter_errors(args: InferenceServiceArgs, groups: Sequence[GpuNodeGroupArgs]) -> list[ConfigError]:
+    """A service's shutdown must fit the drain of every Karpenter pool it runs on: a pod whose grace period
+    is longer than the pool's terminationGracePeriod is deleted as soon as the drain starts (Karpenter
+    disruption docs, "TerminationGracePeriod")."""
+    errors = []
+    for g in groups:
+        if g.owner != "karpenter":
+            continue
+        drain_s = parse_go_duration((g.karpenter or KarpenterPoolArgs()).termination_grace_period) // 10**9
+        if args.termination_grace_period_seconds >= drain_s:
+            errors.append(
+                ConfigError(
+                    "terminationGracePeriodSeconds",
+                    args.termination_grace_period_seconds,
+                    f"less than {drain_s}, the terminationGracePeriod of Karpenter pool {g.key!r} (or raise the pool's)",
+                    "Karpenter would delete the pod when it starts draining its node, without the grace period",
+                )
+            )
+    if args.do_not_disrupt and not any(g.owner == "karpenter" for g in groups):
+        errors.append(ConfigError("doNotDisrupt", True, "false, or a nodeGroup owned by Karpenter", "only Karpenter reads the annotation"))
     return errors
 
 

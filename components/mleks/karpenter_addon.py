@@ -59,10 +59,10 @@ class KarpenterArgs(Model):
 def discovery_tag_key(cluster: EksCluster) -> str:
     """The subnet and security group tag a cluster's EC2NodeClasses select (value: the cluster's name).
 
-    A key per cluster (upstream's documented ``karpenter.sh/discovery/<name>`` form), so two clusters
-    that share a VPC's subnets each keep their own tag.
+    A key per EKS cluster (the ``karpenter.sh/discovery/<cluster name>`` form of upstream's node class
+    docs), so two clusters that share a VPC's subnets each keep their own tag.
     """
-    return f"karpenter.sh/discovery/{cluster.name}"
+    return f"karpenter.sh/discovery/{cluster.eks_name}"
 
 
 def karpenter_errors(cluster: EksCluster, args: KarpenterArgs) -> list[ConfigError]:
@@ -134,13 +134,8 @@ class KarpenterAddon(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        queue_policy = aws.sqs.QueuePolicy(
-            f"{name}-interruption",
-            queue_url=self.queue.url,
-            policy=self.queue.arn.apply(lambda arn: policy_json(catalog.interruption_queue_policy(arn))),
-            opts=child,
-        )
         rules: list[pulumi.Resource] = []
+        rule_arns: list[pulumi.Output[str]] = []
         for rule_name, pattern in catalog.interruption_rules().items():
             slug = rule_name.removesuffix("Rule").lower()
             rule = aws.cloudwatch.EventRule(
@@ -152,6 +147,15 @@ class KarpenterAddon(pulumi.ComponentResource):
             )
             target = aws.cloudwatch.EventTarget(f"{name}-{slug}", rule=rule.name, arn=self.queue.arn, target_id="KarpenterInterruptionQueueTarget", opts=child)
             rules += [rule, target]
+            rule_arns.append(rule.arn)
+        # Upstream's policy lets any EventBridge rule send; Karpenter drains nodes on what it reads, so
+        # only this cluster's five rules may (aws:SourceArn), a deliberate narrowing.
+        queue_policy = aws.sqs.QueuePolicy(
+            f"{name}-interruption",
+            queue_url=self.queue.url,
+            policy=pulumi.Output.all(self.queue.arn, *rule_arns).apply(lambda v: policy_json(catalog.interruption_queue_policy(v[0], source_arns=v[1:]))),
+            opts=child,
+        )
 
         policy = pulumi.Output.all(partition, account, cluster.cluster_name, self.node_role.arn, self.queue.arn).apply(
             lambda v: catalog.controller_policy(partition=v[0], region=cluster.region, account_id=v[1], cluster_name=v[2], node_role_arn=v[3], queue_arn=v[4])
@@ -177,7 +181,9 @@ class KarpenterAddon(pulumi.ComponentResource):
             namespace=NAMESPACE,
             # The CRDs above are Pulumi's, so they follow the version on upgrade.
             skip_crds=True,
-            values=helm_values(cluster_name=cluster.cluster_name, queue_name=self.queue.name, role_arn=irsa.role_arn, replicas=args.replicas),
+            values=helm_values(
+                cluster_name=cluster.cluster_name, queue_name=self.queue.name, role_arn=irsa.role_arn, replicas=args.replicas, region=cluster.region
+            ),
             atomic=True,
             opts=cluster.k8s_opts(self, depends_on=[irsa, queue_policy, *crds, *cluster.addon_prerequisites]),
         )

@@ -342,6 +342,7 @@ class MLCluster(EksCluster):
             pulumi.log.warn(str(support.under(config_key)), resource=self)
         self.args = args
         self.region = region
+        self.eks_name = cluster_name
         self.kubernetes_version = args.kubernetes_version
         self.private_subnet_ids = pulumi.Output.from_input(private_subnet_ids).apply(lambda ids: [str(i) for i in ids])
         self.private_subnet_inputs = list(private_subnet_ids) if isinstance(private_subnet_ids, (list, tuple)) else None

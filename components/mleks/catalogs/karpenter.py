@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -146,11 +147,15 @@ def _strings(node: Any) -> Any:
     return str(node).lower() if isinstance(node, bool) else node
 
 
-def interruption_queue_policy(queue_arn: str) -> dict[str, Any]:
+def interruption_queue_policy(queue_arn: str, *, source_arns: Sequence[str] = ()) -> dict[str, Any]:
     """Upstream's queue policy: EventBridge (and SQS) may send, nobody may use the queue over plain HTTP.
 
-    With the policy language version stated (upstream's template leaves it out, which means 2008-10-17)."""
+    With the policy language version stated (upstream's template leaves it out, which means 2008-10-17),
+    and, given ``source_arns``, sending allowed from those EventBridge rules only."""
     policy = _strings(_substitute(_interruption_file()["queuePolicy"], {"KarpenterInterruptionQueue.Arn": queue_arn}))
+    if source_arns:
+        send = policy["Statement"][0]
+        send["Condition"] = {"ArnEquals": {"aws:SourceArn": sorted(source_arns)}}
     return {"Version": "2012-10-17", **policy}
 
 

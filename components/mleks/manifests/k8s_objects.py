@@ -45,7 +45,16 @@ _KINDS: dict[tuple[str, str], Any] = {
 
 # Custom resources this package renders; their CRDs come from elsewhere (the Prometheus Operator) or
 # with their controller (Karpenter's, from mleks.catalogs.karpenter).
-_CUSTOM_KINDS = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor"), ("karpenter.sh/v1", "NodePool"), ("karpenter.k8s.aws/v1", "EC2NodeClass")})
+_CUSTOM_KINDS = frozenset(
+    {
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("karpenter.sh/v1", "NodePool"),
+        ("karpenter.k8s.aws/v1", "EC2NodeClass"),
+        ("kueue.x-k8s.io/v1beta2", "ResourceFlavor"),
+        ("kueue.x-k8s.io/v1beta2", "ClusterQueue"),
+        ("kueue.x-k8s.io/v1beta2", "LocalQueue"),
+    }
+)
 
 # Top-level manifest fields and the keyword each resource class takes for them.
 _FIELD_KWARGS = {

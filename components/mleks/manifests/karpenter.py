@@ -140,7 +140,7 @@ def node_pool(spec: PoolSpec) -> KubeObject:
     return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": spec.name}, "spec": body}
 
 
-def helm_values(*, cluster_name: pulumi.Input[str], queue_name: pulumi.Input[str], role_arn: pulumi.Input[str], replicas: int) -> dict[str, Any]:
+def helm_values(*, cluster_name: pulumi.Input[str], queue_name: pulumi.Input[str], role_arn: pulumi.Input[str], replicas: int, region: str) -> dict[str, Any]:
     """The chart values (the inputs may be Outputs): on the system nodes, two replicas and a PDB, the
     cluster and interruption queue named, AWS access through IRSA, the image pinned by digest."""
     return {
@@ -151,6 +151,9 @@ def helm_values(*, cluster_name: pulumi.Input[str], queue_name: pulumi.Input[str
         "controller": {
             "image": {"repository": catalog.IMAGE_REPOSITORY, "tag": catalog.VERSION, "digest": catalog.IMAGE_DIGEST},
             "resources": CONTROLLER_RESOURCES,
+            # The controller asks IMDS for its region when AWS_REGION is unset (karpenter-provider-aws
+            # pkg/operator/operator.go), and IMDS is out of a pod's reach at hop limit 1.
+            "env": [{"name": "AWS_REGION", "value": region}],
         },
         # nodeRepair (alpha in this release) replaces nodes whose node monitoring agent conditions stay
         # unhealthy, what EKS node auto-repair does for managed groups.

@@ -20,6 +20,7 @@ from mleks.escalator_addon import EscalatorArgs
 from mleks.gpu_node_group import GpuNodeGroupArgs
 from mleks.inference_service import InferenceServiceArgs
 from mleks.jupyter_notebook import JupyterNotebookArgs
+from mleks.kueue_addon import KueueArgs, TeamArgs
 from mleks.load_balancer_controller import LoadBalancerControllerArgs
 from mleks.ml_cluster import MLClusterArgs
 from mleks.network import VpcArgs
@@ -147,6 +148,16 @@ class MLPlatformArgs(Model):
     """EKS node auto-repair of the GPU groups (``mleks:nodeRepair``): ``enabled``, the parallel and
     unhealthy-threshold limits and ``overrides`` for every group, and ``nodeGroups.<name>`` for what
     differs in one group; see docs/operations.md.  Default: on for every GPU group, one node at a time."""
+
+    teams: dict[str, TeamArgs] = Field(default_factory=dict)
+    """Teams that share the training groups through Kueue queues (``mleks:teams``): by name, each with its
+    ``namespace`` (default: its name), ``quotas`` (GPUs per train group), ``borrowingLimit`` and
+    ``preemption``; jobs in a team's namespace (or naming ``team``) go through its queue.  See
+    docs/training.md#team-queues.  Default: none (no Kueue; jobs start at once)."""
+
+    kueue: KueueArgs = Field(default_factory=KueueArgs)
+    """How Kueue admits the teams' jobs (``mleks:kueue``): ``podsReadyTimeout`` for all-or-nothing starts,
+    the requeue backoff, and ``oversubscribe``.  Used only with ``mleks:teams``."""
 
     observability: ObservabilityArgs = Field(default_factory=ObservabilityArgs)
     """GPU and cluster metrics (``mleks:observability``): ``cloudwatch``, ``prometheus`` or ``none``, or an

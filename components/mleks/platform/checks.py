@@ -17,12 +17,14 @@ from __future__ import annotations
 from mleks import cluster_autoscaler_addon, dataset, dlc_training_job, efa_device_plugin, escalator_addon, inference_service, jupyter_notebook
 from mleks.catalogs import karpenter as karpenter_catalog
 from mleks.cluster_autoscaler_addon import ClusterAutoscalerArgs
-from mleks.dlc_training_job import plan_job
+from mleks.dlc_training_job import plan_job, resolve_queue
 from mleks.errors import ConfigError, ConfigErrors
 from mleks.escalator_addon import EscalatorArgs
 from mleks.gpu_node_group import GpuNodeGroupArgs, asg_tag_errors
 from mleks.inference_service import service_errors
 from mleks.jupyter_notebook import notebook_errors
+from mleks.kueue_addon import team_errors, team_namespace
+from mleks.manifests.controllers import NAMESPACE as CONTROLLERS_NAMESPACE
 from mleks.network import regular_zones, zone_count_error
 from mleks.observability import bottlerocket_problems
 from mleks.platform.args import MLPlatformArgs
@@ -129,6 +131,27 @@ def autoscaling_errors(cfg: MLPlatformArgs, unchecked: frozenset[str] = frozense
     return errors
 
 
+def team_queues(cfg: MLPlatformArgs) -> dict[str, str] | None:
+    """Namespace -> team of the stack's team queues, or None without teams."""
+    return {team_namespace(name, t): name for name, t in cfg.teams.items()} if cfg.teams else None
+
+
+def queue_errors(cfg: MLPlatformArgs, unchecked: frozenset[str] = frozenset()) -> list[ConfigError]:
+    """The teams against the node groups and the other components' namespaces (keys relative to ``mleks:``)."""
+    if not cfg.teams:
+        if "kueue" in cfg.model_fields_set:
+            return [
+                ConfigError(
+                    "kueue", cfg.kueue.model_dump(by_alias=True, exclude_defaults=True), "no kueue settings, or teams under mleks:teams", "no team uses them"
+                )
+            ]
+        return []
+    others = {svc.namespace: f"inferenceServices.{name}" for name, svc in cfg.inference_services.items()}
+    others[CONTROLLERS_NAMESPACE] = "the cluster's controllers"
+    groups = [g for k, g in cfg.node_groups.items() if k not in unchecked]
+    return [e for e in team_errors(cfg.teams, groups, cfg.kueue, other_namespaces=others) if not any(f".{k}" in e.key for k in unchecked)]
+
+
 def training_errors(cfg: MLPlatformArgs, unchecked: frozenset[str] = frozenset()) -> list[ConfigError]:
     """The whole-config checks of every job, as errors (empty when all is well).
 
@@ -149,6 +172,7 @@ def training_errors(cfg: MLPlatformArgs, unchecked: frozenset[str] = frozenset()
             plan_job(args, found[1], cfg.region, gpu_node_load(cfg, found[1]))
         except ConfigError as err:
             errors.append(err.under(key))
+        errors += [e.under(key) for e in resolve_queue(args.team, args.namespace, team_queues(cfg))[1]]
     return errors
 
 
@@ -344,6 +368,7 @@ def cross_check(cfg: MLPlatformArgs, unchecked: frozenset[str] = frozenset()) ->
     errors = [*topology_errors(cfg, unchecked), *autoscaling_errors(cfg, unchecked), *training_errors(cfg, unchecked), *serving_errors(cfg, unchecked)]
     errors += operations_errors(cfg, unchecked)
     errors += dataset_errors(cfg, unchecked)
+    errors += queue_errors(cfg, unchecked)
     errors += naming_errors(cfg, unchecked)
     unique: dict[str, ConfigError] = {}
     for err in errors:

@@ -37,6 +37,7 @@ from mleks.gpu_node_group import GpuNodeGroup
 from mleks.inference_service import InferenceService
 from mleks.jupyter_notebook import JupyterNotebook, port_forward_command, token_command
 from mleks.karpenter_addon import KarpenterAddon
+from mleks.kueue_addon import KueueAddon, team_namespace
 from mleks.load_balancer_controller import AwsLoadBalancerController
 from mleks.manifests import k8s_objects
 from mleks.manifests.controllers import NAMESPACE as CONTROLLERS_NAMESPACE
@@ -97,6 +98,7 @@ class MLPlatform(pulumi.ComponentResource):
         self._autoscalers()
         self._observability()  # after the autoscalers, whose metrics it may scrape
         self._namespaces()  # before the workloads that live in them
+        self._queues()  # the teams' queues, before the jobs that go through them
         self._datasets()  # claims in those namespaces, before the jobs that mount them
         # Every add-on with a pod on GPU nodes comes before the workloads, which leave room for those pods.
         storage = self._storage()
@@ -216,6 +218,26 @@ class MLPlatform(pulumi.ComponentResource):
             self.namespaces[(cluster_name, namespace)] = created
             # Workloads ask their cluster for their namespace: this is it.
             cluster.adopt_namespace(namespace, created)
+
+    def _queues(self) -> None:
+        cfg = self.args
+        cluster = self.cluster_for("train")
+        if not cfg.teams or cluster is None:
+            return
+        settings = cfg.observability
+        KueueAddon(
+            f"{cluster.name}-kueue",
+            cfg.kueue,
+            teams=cfg.teams,
+            cluster=cluster,
+            node_groups=[g for g in self.groups_in(cluster) if g.role == "train"],
+            prometheus=settings.mode == "prometheus" and "serviceMonitor" in settings.scrape,
+            opts=pulumi.ResourceOptions(parent=cluster),
+        )
+        self.exports["teams"] = {
+            name: {"namespace": team_namespace(name, team), "localQueue": name, "quotas": dict(team.quotas), "borrowingLimit": team.borrowing_limit}
+            for name, team in cfg.teams.items()
+        }
 
     # -- 4. datasets and storage -----------------------------------------------------------------
 

@@ -274,6 +274,17 @@ CLUSTER_ACCESS = {
 }
 
 
+def _gpu_quotas(r: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """A ClusterQueue's (nominal, borrowing limit) GPUs per flavor."""
+    out = {}
+    for rg in (((r.get("inputs") or {}).get("spec") or {}).get("resourceGroups")) or []:
+        for flavor in rg.get("flavors") or []:
+            gpu = next((x for x in flavor.get("resources") or [] if x.get("name") == "nvidia.com/gpu"), None)
+            if gpu is not None:
+                out[str(flavor.get("name"))] = (int(gpu.get("nominalQuota") or 0), int(gpu.get("borrowingLimit") or 0))
+    return out
+
+
 def _budget(r: dict[str, Any]) -> str:
     """How many nodes a NodePool's first disruption budget lets Karpenter replace at once, in words."""
     budgets = ((((r.get("inputs") or {}).get("spec") or {}).get("disruption") or {}).get("budgets")) or [{"nodes": "10%"}]
@@ -355,7 +366,16 @@ def update(r: dict[str, Any], touched: set[str], paths: tuple[str, ...] = (), ol
         return f"updates node group `{name}` in place: a version change rolls every node (drains them: running jobs are killed)", DATA_OR_NODES
     if r["type"] == "kubernetes:helm.sh/v3:Release":
         return f"upgrades Helm release `{name}` in place; what the chart changes inside it is not forecast: check `pulumi preview`", ROUTINE
-    if r["type"] == "kubernetes:karpenter.sh/v1:NodePool" and any(p.startswith("spec.template") for p in paths):
+    template = [p for p in paths if p.startswith("spec.template")]
+    if r["type"] == "kubernetes:karpenter.sh/v1:NodePool" and template and all(p.startswith("spec.template.spec.requirements") for p in template):
+        # Requirements are not in the template's hash (karpenter core nodepool.go, hash:"ignore"): only nodes
+        # that no longer meet them drift.
+        return (
+            f"updates Karpenter pool `{name}`: its requirements change, so Karpenter replaces the nodes that no longer meet them"
+            f" (all of them for a new capacity type or architecture, none when a type is only added), {_budget(r)} at a time",
+            DATA_OR_NODES,
+        )
+    if r["type"] == "kubernetes:karpenter.sh/v1:NodePool" and template:
         # Karpenter hashes the NodePool template: nodes made from the old one are drifted and replaced
         # (karpenter.sh disruption docs, "Drift"), within the pool's disruption budget.
         return (
@@ -375,6 +395,17 @@ def update(r: dict[str, Any], touched: set[str], paths: tuple[str, ...] = (), ol
         )
     if r["type"] == "aws:ec2/tag:Tag":
         return f"updates tag `{name}` in place", ROUTINE
+    if r["type"] == "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue" and any(
+        p.startswith("spec.resourceGroups") or p.startswith("spec.preemption") for p in paths
+    ):
+        before, after = _gpu_quotas(old or {}), _gpu_quotas(r)
+        changed = [f"{f} {before.get(f, (0, 0))[0]}→{q[0]} GPUs (borrow up to {q[1]})" for f, q in after.items() if before.get(f) != q]
+        changed += [f"{f} {q[0]}→0 GPUs" for f, q in before.items() if f not in after]
+        what = "; ".join(changed) or "its preemption or other resources"
+        return (
+            f"changes team `{name}`'s quota: {what}. New admissions follow it at once; jobs already admitted keep running, even above a lowered quota",
+            JOBS,
+        )
     if r["type"] == "eks:index:Cluster" and touched & CLUSTER_ACCESS:
         return cluster_update(r, name, touched, str(((old or {}).get("inputs") or {}).get("version") or "")), DATA_OR_NODES
     if r["type"] == "aws:autoscaling/tag:Tag":

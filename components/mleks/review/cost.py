@@ -71,6 +71,20 @@ class Section:
 
 
 @dataclass
+class TeamCost:
+    """What one team's queue can have running at once, per hour: its nominal quota, and with borrowing.
+
+    Not added to the totals: the teams' nodes are the train groups' nodes, priced there."""
+
+    name: str
+    max: float
+    max_with_borrowing: float
+    detail: str
+    unpriced: list[str] = field(default_factory=list)
+    """Groups left out of the figures, and why (a Capacity Block is paid up front, outside the stack)."""
+
+
+@dataclass
 class Estimate:
     stack: str
     region: str | None
@@ -78,6 +92,8 @@ class Estimate:
     spot_discount: float | None
     sections: list[Section]
     sources: dict[str, str]
+    teams: list[TeamCost] = field(default_factory=list)
+    """Each Kueue team's most per hour: its quota's nodes at their price, and with what it may borrow."""
 
     @property
     def items(self) -> list[Item]:
@@ -119,6 +135,7 @@ class Estimate:
             ],
             "excludes": EXCLUDES,
             "sources": {k: v for k, v in self.sources.items() if k in used} or self.sources,
+            **({"teams": {t.name: _rounded(asdict(t)) for t in self.teams}} if self.teams else {}),
         }
 
 
@@ -185,6 +202,8 @@ class _Pricer:
         self.by_urn = {r["urn"]: r for r in plan.get("resources", [])}
         # The support tier is the one the cluster is in when the bill comes, not when the prices were read.
         self.today = datetime.date.today()
+        self.node_prices: dict[str, tuple[float | None, int, int, str]] = {}
+        """Group name -> (per node-hour, GPUs per node of its smallest type, max nodes, capacity type)."""
 
     def per_hour(self, p: Price | None) -> float | None:
         return None if p is None else p.usd / self.table.hours_per_month
@@ -284,6 +303,8 @@ class _Pricer:
         if per_node is None and node is None and disk is not None:
             # The instances are unpriced, but what the stack itself adds (the disks) is still known.
             notes.append(f"root volumes alone: idle {money(low * disk)}, max {money(high * disk)}")
+        gpus = [catalog()[t].accelerator_count for t in types if t in catalog()]
+        self.node_prices[name] = (per_node, min(gpus, default=0), high, capacity)
         idle = None if per_node is None else low * per_node
         peak = None if per_node is None else high * per_node
         if low == 0 and per_node is None:
@@ -329,6 +350,35 @@ class _Pricer:
         if disk is None:
             left_out = f"its volumes: no EBS price for them in {self.region} in the table of {self.table.retrieved}"
         return Item("node-pool", name, r["urn"], 0.0, peak, detail, sorted(set(notes), key=notes.index), missing=left_out)
+
+    def team(self, r: dict[str, Any], flavors: dict[str, str]) -> TeamCost:
+        """A team's ClusterQueue at its flavors' node prices: whole nodes for its GPUs (a node is billed whole)."""
+        inputs = r.get("inputs") or {}
+        name = str((inputs.get("metadata") or {}).get("name") or r["name"])
+        nominal = 0.0
+        borrowing = 0.0
+        parts: list[str] = []
+        unpriced: list[str] = []
+        for rg in (inputs.get("spec") or {}).get("resourceGroups") or []:
+            for flavor in rg.get("flavors") or []:
+                gpu: dict[str, Any] = next((x for x in flavor.get("resources") or [] if x.get("name") == "nvidia.com/gpu"), {})
+                quota, borrow = int(gpu.get("nominalQuota") or 0), int(gpu.get("borrowingLimit") or 0)
+                if not quota and not borrow:
+                    continue
+                group = flavors.get(str(flavor.get("name")), str(flavor.get("name")))
+                per_node, per, most, capacity = self.node_prices.get(group, (None, 0, 0, ""))
+                if per_node is None or not per:
+                    why = "a Capacity Block, paid up front" if capacity == "CAPACITY_BLOCK" else "no price for its nodes"
+                    # The figures cover the priced groups; this part is named instead of guessed.
+                    unpriced.append(f"{group} ({quota} GPUs, {quota + borrow} with borrowing): {why}")
+                    continue
+                nodes = -(-quota // per)
+                with_borrow = -(-min(quota + borrow, most * per) // per)
+                nominal += nodes * per_node
+                borrowing += with_borrow * per_node
+                parts.append(f"{group}: {quota} GPUs = {nodes} node(s), {with_borrow} with borrowing")
+        detail = "; ".join(parts) or "no quota"
+        return TeamCost(name, nominal, borrowing, detail, unpriced)
 
     def file_system(self, r: dict[str, Any]) -> Item:
         inputs = r.get("inputs") or {}
@@ -438,6 +488,13 @@ def estimate(plan: dict[str, Any], *, table: PriceTable | None = None, spot_disc
             cluster = cluster_of(r)
             ref = ((((r.get("inputs") or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("nodeClassRef") or {}
             section(cluster).items.append(pricer.node_pool(r, node_classes.get((cluster, str(ref.get("name"))), {})))
+    flavors = {
+        str(((r.get("inputs") or {}).get("metadata") or {}).get("name")): str(
+            (((r.get("inputs") or {}).get("spec") or {}).get("nodeLabels") or {}).get("mleks.io/node-group")
+        )
+        for r in resources
+        if r["type"] == "kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor"
+    }
     classes = {
         (cluster_of(r), str(((r.get("inputs") or {}).get("metadata") or {}).get("name"))): r.get("inputs") or {}
         for r in resources
@@ -448,7 +505,8 @@ def estimate(plan: dict[str, Any], *, table: PriceTable | None = None, spot_disc
             cluster = cluster_of(r)
             section(cluster).items.extend(pricer.claims(r, classes, cluster))
     ordered = sorted(sections.values(), key=lambda s: (s.name == "network", s.name))
-    return Estimate(str(plan.get("stack")), plan.get("region"), table.retrieved, spot_discount, ordered, table.sources)
+    teams = [pricer.team(r, flavors) for r in resources if r["type"] == "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue"] if resources else []
+    return Estimate(str(plan.get("stack")), plan.get("region"), table.retrieved, spot_discount, ordered, table.sources, teams)
 
 
 def summary_lines(est: Estimate) -> list[str]:
@@ -461,6 +519,9 @@ def summary_lines(est: Estimate) -> list[str]:
             lines.append(f"    {i.kind} {i.name}: idle {money(i.idle)}, max {money(i.max)}  [{i.detail}{left_out}]")
     if est.unknown:
         lines.append(f"  not in the totals: {'; '.join(f'{i.kind} {i.name}' for i in est.unknown)}")
+    for t in est.teams:
+        left_out = f"; not in these figures: {'; '.join(t.unpriced)}" if t.unpriced else ""
+        lines.append(f"  team {t.name} at most: {money(t.max)}, {money(t.max_with_borrowing)} with borrowing  [{t.detail}{left_out}]")
     lines.append(f"  not estimated: {EXCLUDES}")
     return lines
 

@@ -140,6 +140,11 @@ KUBE_REPLACE_ON: dict[str, tuple[str, ...]] = {
     # changes them; every other field is patched in place (what Karpenter then does to nodes is drift).
     "NodePool": (),
     "EC2NodeClass": (),
+    # Kueue v0.19.2 v1beta2 CRDs: queues and flavors are patched in place (a LocalQueue's clusterQueue is
+    # its team's name, as is its own, so a new team is a new object).
+    "ResourceFlavor": (),
+    "ClusterQueue": (),
+    "LocalQueue": (),
     # A CRD is patched in place; its names (spec.group, spec.names) never change between releases.
     "CustomResourceDefinition": (),
 }

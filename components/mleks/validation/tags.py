@@ -44,7 +44,9 @@ MAX_USER_TAGS = MAX_TAGS_PER_RESOURCE - len(PROJECT_TAG_KEYS) - len(SERVICE_TAG_
 # kubernetes.io and ebs.csi.aws.com/ prefixes); EKS and cluster-autoscaler own eks: and k8s.io/ tags on the
 # Auto Scaling groups, and a user tag of the same key would overwrite theirs, or delete it when removed.
 RESERVED_KEYS = ("CSIVolumeName", "CSIVolumeSnapshotName")
-RESERVED_PREFIXES = ("kubernetes.io", "ebs.csi.aws.com/", "k8s.io/", "eks:")
+# Karpenter owns karpenter.sh/ and karpenter.k8s.aws/ tags on what it launches (its EC2NodeClass CRD
+# refuses karpenter.sh/nodepool, karpenter.sh/nodeclaim and karpenter.k8s.aws/ec2nodeclass in spec.tags).
+RESERVED_PREFIXES = ("kubernetes.io", "ebs.csi.aws.com/", "k8s.io/", "eks:", "karpenter.sh/", "karpenter.k8s.aws/")
 
 # The AWS tag pattern ``^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`` (EC2 API reference, Tag): letters, separators (a
 # space, not a newline or tab, which are control characters), numbers and _ . : / = + - @.
