@@ -151,32 +151,32 @@ UPSTREAM_KARPENTER_ACCEPTED = (
     "RESOURCE_MISMATCH: [{'action': 'ssm:GetParameter'",
     "RESOURCE_STAR: ['arc-zonal-shift:GetManagedResource']",
 )
-KARPENTER_SIDS = frozenset(
-    {
-        "AllowScopedEC2InstanceAccessActions",
-        "AllowScopedEC2LaunchTemplateAccessActions",
-        "AllowScopedEC2InstanceActionsWithTags",
-        "AllowScopedResourceCreationTagging",
-        "AllowScopedResourceTagging",
-        "AllowScopedDeletion",
-        "AllowPassingInstanceRole",
-        "AllowScopedInstanceProfileCreationActions",
-        "AllowScopedInstanceProfileTagActions",
-        "AllowScopedInstanceProfileActions",
-        "AllowAPIServerEndpointDiscovery",
-        "AllowInterruptionQueueActions",
-        "AllowZonalShiftStatusReadOnly",
-        "AllowRegionalReadActions",
-        "AllowSSMReadActions",
-        "AllowPricingReadActions",
-        "AllowUnscopedInstanceProfileListAction",
-        "AllowInstanceProfileReadActions",
-    }
+KARPENTER_SIDS = (
+    "AllowScopedEC2InstanceAccessActions",
+    "AllowScopedEC2LaunchTemplateAccessActions",
+    "AllowScopedEC2InstanceActionsWithTags",
+    "AllowScopedResourceCreationTagging",
+    "AllowScopedResourceTagging",
+    "AllowScopedDeletion",
+    "AllowPassingInstanceRole",
+    "AllowScopedInstanceProfileCreationActions",
+    "AllowScopedInstanceProfileTagActions",
+    "AllowScopedInstanceProfileActions",
+    "AllowAPIServerEndpointDiscovery",
+    "AllowInterruptionQueueActions",
+    "AllowZonalShiftStatusReadOnly",
+    "AllowRegionalReadActions",
+    "AllowSSMReadActions",
+    "AllowPricingReadActions",
+    "AllowUnscopedInstanceProfileListAction",
+    "AllowInstanceProfileReadActions",
 )
+"""The 18 statements of the six controller policies of upstream's getting-started CloudFormation template
+(website/content/en/v1.14/getting-started/getting-started-with-karpenter/cloudformation.yaml at c88abbbad), in order."""
 
 
 def _is_upstream_karpenter_policy(doc: dict[str, Any]) -> bool:
-    return {st.get("Sid") for st in doc["Statement"]} == KARPENTER_SIDS
+    return {st.get("Sid") for st in doc["Statement"]} == set(KARPENTER_SIDS)
 
 
 def lint_findings(doc: dict[str, Any], kind: str, *, accept_upstream: bool = True) -> list[str]:

@@ -20,7 +20,7 @@ from mleks.testing.mocks import Registration
 from mleks.testing.render import plan_document
 from stacks import offline
 from stacks.offline import RenderResult
-from tests.checks import config_errors, error_for, lint_findings, schema_errors, stack_file, with_karpenter
+from tests.checks import KARPENTER_SIDS, config_errors, error_for, lint_findings, schema_errors, stack_file, with_karpenter
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
@@ -186,30 +186,6 @@ def test_controller_is_pinned_on_system_nodes_with_two_replicas_a_pdb_and_irsa()
     assert values["settings"]["clusterName"] == "ml-unified" and values["settings"]["interruptionQueue"]
 
 
-# The 18 statements of the six controller policies of upstream's getting-started CloudFormation template
-# (website/content/en/v1.14/getting-started/getting-started-with-karpenter/cloudformation.yaml at c88abbbad).
-UPSTREAM_SIDS = [
-    "AllowScopedEC2InstanceAccessActions",
-    "AllowScopedEC2LaunchTemplateAccessActions",
-    "AllowScopedEC2InstanceActionsWithTags",
-    "AllowScopedResourceCreationTagging",
-    "AllowScopedResourceTagging",
-    "AllowScopedDeletion",
-    "AllowPassingInstanceRole",
-    "AllowScopedInstanceProfileCreationActions",
-    "AllowScopedInstanceProfileTagActions",
-    "AllowScopedInstanceProfileActions",
-    "AllowAPIServerEndpointDiscovery",
-    "AllowInterruptionQueueActions",
-    "AllowZonalShiftStatusReadOnly",
-    "AllowRegionalReadActions",
-    "AllowSSMReadActions",
-    "AllowPricingReadActions",
-    "AllowUnscopedInstanceProfileListAction",
-    "AllowInstanceProfileReadActions",
-]
-
-
 def _controller_policy(result: RenderResult) -> dict[str, Any]:
     [policy] = [r for r in result.resources if r.type == "aws:iam/rolePolicy:RolePolicy" and "karpenter-irsa" in r.name]
     return dict(json.loads(policy.inputs["policy"]))
@@ -219,7 +195,7 @@ def test_controller_policy_is_upstreams_statements_scoped_to_this_cluster_its_no
     result = karpenter_render("unified")
     doc = _controller_policy(result)
     by_sid = {st["Sid"]: st for st in doc["Statement"]}
-    assert list(by_sid) == UPSTREAM_SIDS
+    assert tuple(by_sid) == KARPENTER_SIDS
     text = json.dumps(doc)
     assert "${" not in text, "every CloudFormation variable is filled in"
     # Scoped to this cluster: its tag on everything it creates, tags and deletes.

@@ -9,7 +9,6 @@ schema (tests/fixtures/schemas/kueue-*).
 from __future__ import annotations
 
 import json
-import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -286,9 +285,7 @@ def test_kueue_settings_are_checked_and_refused_without_teams():
     assert error_for(errors, "mleks:kueue").problem == "no team uses them"
 
 
-def test_library_refuses_a_job_outside_every_teams_namespace_before_registering_it():
-    from mleks.testing.harness import run
-
+def _library_program(job_namespace: str) -> Any:
     def program() -> None:
         import mleks
 
@@ -296,12 +293,17 @@ def test_library_refuses_a_job_outside_every_teams_namespace_before_registering_
         group = mleks.GpuNodeGroup("g", mleks.GpuNodeGroupArgs(name="train", role="train", instance_types=["g6e.12xlarge"], max_size=2), cluster=cluster)
         mleks.EscalatorAddon("esc", mleks.EscalatorArgs(), cluster=cluster, node_groups=[group])
         mleks.KueueAddon("q", teams={"vision": mleks.TeamArgs(quotas={"train": 4})}, cluster=cluster, node_groups=[group])
-        mleks.DLCTrainingJob(
-            "j", mleks.DLCTrainingJobArgs(name="j", version="2.13", namespace="elsewhere", command=["nvidia-smi"]), cluster=cluster, node_group=group
-        )
+        args = mleks.DLCTrainingJobArgs(name="j", version="2.13", namespace=job_namespace, command=["nvidia-smi"])
+        mleks.DLCTrainingJob("j", args, cluster=cluster, node_group=group)
+
+    return program
+
+
+def test_library_refuses_a_job_outside_every_teams_namespace_before_registering_it():
+    from mleks.testing.harness import run
 
     with pytest.raises(ConfigErrors) as info:
-        run(program, project="p", stack="s", config={"aws:region": "us-west-2"})
+        run(_library_program("elsewhere"), project="p", stack="s", config={"aws:region": "us-west-2"})
     [err] = info.value.errors
     assert err.key.endswith("args.namespace") and "vision (vision)" in err.accepted
     assert not [u for u in info.value.registered_urns if "batch/v1:Job" in u]  # type: ignore[attr-defined]
@@ -310,18 +312,7 @@ def test_library_refuses_a_job_outside_every_teams_namespace_before_registering_
 def test_library_job_in_a_teams_namespace_joins_its_queue():
     from mleks.testing.harness import run
 
-    def program() -> None:
-        import mleks
-
-        cluster = mleks.MLCluster("c", mleks.MLClusterArgs(), cluster_name="c", region="us-west-2", vpc_id="vpc-1", private_subnet_ids=["subnet-1", "subnet-2"])
-        group = mleks.GpuNodeGroup("g", mleks.GpuNodeGroupArgs(name="train", role="train", instance_types=["g6e.12xlarge"], max_size=2), cluster=cluster)
-        mleks.EscalatorAddon("esc", mleks.EscalatorArgs(), cluster=cluster, node_groups=[group])
-        mleks.KueueAddon("q", teams={"vision": mleks.TeamArgs(quotas={"train": 4})}, cluster=cluster, node_groups=[group])
-        mleks.DLCTrainingJob(
-            "j", mleks.DLCTrainingJobArgs(name="j", version="2.13", namespace="vision", command=["nvidia-smi"]), cluster=cluster, node_group=group
-        )
-
-    result = run(program, project="p", stack="s", config={"aws:region": "us-west-2"})
+    result = run(_library_program("vision"), project="p", stack="s", config={"aws:region": "us-west-2"})
     [job] = [obj for _, obj in result.kube_objects() if obj["kind"] == "Job"]
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "vision" and job["spec"]["suspend"] is True
-    assert math.isclose(len([o for _, o in result.kube_objects() if o["kind"] == "ClusterQueue"]), 1)
+    assert len([o for _, o in result.kube_objects() if o["kind"] == "ClusterQueue"]) == 1

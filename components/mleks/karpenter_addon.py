@@ -42,6 +42,7 @@ from mleks.errors import ConfigError
 from mleks.infra.account import account_and_partition
 from mleks.manifests import k8s_objects
 from mleks.manifests.karpenter import NAMESPACE, RELEASE_NAME, SERVICE_ACCOUNT, helm_values
+from mleks.ml_cluster import create_node_role
 from mleks.validation.schema import Model, component_errors
 from mleks.workload_identity import ServiceAccountRole, policy_json
 
@@ -104,23 +105,7 @@ class KarpenterAddon(pulumi.ComponentResource):
 
         # The role Karpenter's nodes run as: the kubelet's policies only, as the cluster's other nodes
         # (its own role, so the controller may pass this one and no other).
-        self.node_role = aws.iam.Role(
-            f"{name}-node-role",
-            description=f"Karpenter node role for {cluster.name}",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-                },
-                sort_keys=True,
-            ),
-            tags=tags,
-            opts=child,
-        )
-        attachments = [
-            aws.iam.RolePolicyAttachment(f"{name}-node-role-{arn.rsplit('/', 1)[1]}", role=self.node_role.name, policy_arn=arn, opts=child)
-            for arn in cluster.node_policy_arns
-        ]
+        self.node_role, attachments = create_node_role(f"{name}", f"Karpenter nodes of {cluster.name}", cluster.node_policy_arns, tags=tags, parent=self)
         # Managed node groups get an access entry from EKS; nodes Karpenter launches need their own to join.
         access_entry = aws.eks.AccessEntry(
             f"{name}-node-access", cluster_name=cluster.cluster_name, principal_arn=self.node_role.arn, type="EC2_LINUX", tags=tags, opts=child

@@ -147,6 +147,19 @@ def _seconds(args: list[Any], flag: str) -> float | None:
     return None
 
 
+def _pull_path(ami: str, mappings: list[dict[str, Any]], user_data: str, snapshot_key: str) -> tuple[dict[str, Any], str]:
+    """The volume images land on (Bottlerocket's data volume, else the root) and how they get there.
+
+    ``snapshot_key``: the field naming a snapshot, ``snapshotId`` in a launch template and ``snapshotID``
+    in an EC2NodeClass."""
+    volume = (mappings[1] if ami == "bottlerocket" and len(mappings) > 1 else mappings[0]).get("ebs") or {}
+    if volume.get(snapshot_key):
+        return volume, "snapshot"
+    if "FastImagePull: true" in user_data or 'pull-mode = "parallel-pull-unpack"' in user_data:
+        return volume, "parallel"
+    return volume, "plain"
+
+
 def group_paths(plan: dict[str, Any]) -> dict[str, GroupPath]:
     """Each GPU group's pull path, by its ``mleks.io/node-group`` label."""
     by_urn = {r["urn"]: r for r in plan.get("resources", [])}
@@ -174,15 +187,7 @@ def group_paths(plan: dict[str, Any]) -> dict[str, GroupPath]:
             continue
         lt = launch_template_inputs(r, by_urn)
         ami = "bottlerocket" if str(inputs.get("amiType", "")).startswith("BOTTLEROCKET") else "al2023"
-        mappings = lt.get("blockDeviceMappings") or [{}]
-        image_volume = (mappings[1] if ami == "bottlerocket" and len(mappings) > 1 else mappings[0]).get("ebs") or {}
-        data = _decoded(lt.get("userData"))
-        if image_volume.get("snapshotId"):
-            path = "snapshot"
-        elif "FastImagePull: true" in data or 'pull-mode = "parallel-pull-unpack"' in data:
-            path = "parallel"
-        else:
-            path = "plain"
+        image_volume, path = _pull_path(ami, lt.get("blockDeviceMappings") or [{}], _decoded(lt.get("userData")), "snapshotId")
         owner = str((inputs.get("tags") or {}).get("mleks/autoscaler", "none"))
         vcpus = [catalog()[t].vcpu for t in instance_types(r, lt) if t in catalog()]
         out[name] = GroupPath(name, ami, path, int(image_volume.get("throughput") or 125), owner, reactions.get(owner, 0.0), min(vcpus, default=0))
@@ -214,15 +219,7 @@ def _karpenter_paths(plan: dict[str, Any]) -> dict[str, GroupPath]:
         node_class = classes.get(((template.get("spec") or {}).get("nodeClassRef") or {}).get("name"), {})
         alias = str(((node_class.get("amiSelectorTerms") or [{}])[0]).get("alias") or "")
         ami = "bottlerocket" if alias.startswith("bottlerocket@") else "al2023"
-        mappings = node_class.get("blockDeviceMappings") or [{}]
-        image_volume = (mappings[1] if ami == "bottlerocket" and len(mappings) > 1 else mappings[0]).get("ebs") or {}
-        data = str(node_class.get("userData") or "")
-        if image_volume.get("snapshotID"):
-            path = "snapshot"
-        elif "FastImagePull: true" in data or 'pull-mode = "parallel-pull-unpack"' in data:
-            path = "parallel"
-        else:
-            path = "plain"
+        image_volume, path = _pull_path(ami, node_class.get("blockDeviceMappings") or [{}], str(node_class.get("userData") or ""), "snapshotID")
         types = [
             v
             for q in (template.get("spec") or {}).get("requirements") or []
