@@ -706,20 +706,15 @@ def render(plan: JobPlan, role_arn: pulumi.Input[str] | None = None) -> list[Kub
     return objs
 
 
-KUEUE_OWNED_FIELDS = (
-    "spec.suspend",
-    "spec.template.spec.nodeSelector",
-    "spec.template.spec.tolerations",
-    "spec.template.metadata.labels",
-    "spec.template.metadata.annotations",
-    "spec.template.spec.schedulingGates",
-)
-"""What Kueue changes on a queued Job when it admits, evicts or requeues it (kubernetes-sigs/kueue v0.19.2
-pkg/podset/podset.go Merge and RestorePodSpec, pkg/controller/jobs/job/job_controller.go): ``spec.suspend``,
-and the pod template's node selector and tolerations (the flavor's), labels (``kueue.x-k8s.io/podset``,
-the queue names), annotations (``kueue.x-k8s.io/workload``) and scheduling gates, injected on admission
-and restored on suspension.  Labels and annotations Kueue adds to the Job itself belong to Kueue's field
-manager, which server-side apply leaves alone."""
+KUEUE_OWNED_FIELDS = ("spec.suspend",)
+"""What of a queued Job Pulumi leaves to Kueue: ``spec.suspend``, which Kueue flips on admission and
+eviction.  After a ``pulumi refresh`` the state holds Kueue's value; without this the difference would
+replace the running Job (any spec change does), and an update would re-suspend it.  What else Kueue
+touches needs no ignoring (kubernetes-sigs/kueue v0.19.2 pkg/podset/podset.go Merge, RestorePodSpec):
+it adds the flavor's node labels, which equal the job's own nodeSelector, skips tolerations the job
+already has, restores the template on eviction, and its own labels and annotations are keys Pulumi does
+not manage (refresh drops them, server-side apply leaves them).  Ignoring more would hide real edits:
+moving a job to another group of the same type would change nothing but its nodeSelector."""
 
 
 def job_resource_options(queued: bool = False) -> dict[str, Any]:

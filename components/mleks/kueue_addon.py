@@ -73,8 +73,9 @@ class TeamArgs(Model):
 
     preemption: manifests.Preemption = "never"
     """``never``: no running job is ever stopped for this team's jobs.  ``reclaim``: to get back its own
-    nominal quota the team's jobs may stop jobs other teams run on borrowed quota, and its higher-priority
-    jobs may stop its own lower-priority ones.  Default: never."""
+    nominal quota the team's jobs may stop jobs other teams run on borrowed quota (and, for jobs with a
+    Kueue WorkloadPriorityClass, which mleks does not set, its higher-priority jobs its lower-priority
+    ones).  Default: never."""
 
 
 class KueueArgs(Model):
@@ -161,6 +162,10 @@ def team_errors(
     ``other_namespaces``: namespaces other components own, with the key that owns each.
     """
     errors = [e.under("kueue") for e in args.problems()]
+    if not teams:
+        # Kueue refuses an empty namespace selector (its config validation, and the API server the
+        # webhook configuration the chart builds from it).
+        errors.append(ConfigError("teams", {}, "at least one team with a quota or a borrowing limit", "no team: the queues would serve nobody"))
     by_name = {g.key: g for g in groups}
     train = {k: g for k, g in by_name.items() if g.role == "train"}
     if teams and not train:

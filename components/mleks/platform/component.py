@@ -225,6 +225,13 @@ class MLPlatform(pulumi.ComponentResource):
         if not cfg.teams or cluster is None:
             return
         settings = cfg.observability
+        if settings.mode == "prometheus" and "serviceMonitor" not in settings.scrape:
+            # Kueue's metrics are HTTPS with token authorization, which annotation-based scraping does not do.
+            pulumi.log.warn(
+                f"{self._key}observability.scrape = {settings.scrape}: Kueue's metrics are not scraped; add serviceMonitor"
+                " (the Kueue chart's ServiceMonitor authenticates with the scraper's token)",
+                resource=cluster,
+            )
         KueueAddon(
             f"{cluster.name}-kueue",
             cfg.kueue,

@@ -351,9 +351,23 @@ class _Pricer:
             left_out = f"its volumes: no EBS price for them in {self.region} in the table of {self.table.retrieved}"
         return Item("node-pool", name, r["urn"], 0.0, peak, detail, sorted(set(notes), key=notes.index), missing=left_out)
 
-    def team(self, r: dict[str, Any], flavors: dict[str, str]) -> TeamCost:
-        """A team's ClusterQueue at its flavors' node prices: whole nodes for its GPUs (a node is billed whole)."""
+    def team(self, r: dict[str, Any], flavors: dict[str, str], queues: list[dict[str, Any]]) -> TeamCost:
+        """A team's ClusterQueue at its flavors' node prices: whole nodes for its GPUs (a node is billed whole).
+
+        With borrowing, it can hold at most its quota plus its borrowing limit, plus no more than the other
+        teams of its cohort have as nominal quota there (Kueue lends only unused nominal quota), within the
+        group's maxSize."""
         inputs = r.get("inputs") or {}
+        cohort = (inputs.get("spec") or {}).get("cohortName")
+        lenders: dict[str, int] = {}
+        for other in queues:
+            spec = (other.get("inputs") or {}).get("spec") or {}
+            if other is r or spec.get("cohortName") != cohort:
+                continue
+            for rg in spec.get("resourceGroups") or []:
+                for f in rg.get("flavors") or []:
+                    g: dict[str, Any] = next((x for x in f.get("resources") or [] if x.get("name") == "nvidia.com/gpu"), {})
+                    lenders[str(f.get("name"))] = lenders.get(str(f.get("name")), 0) + int(g.get("nominalQuota") or 0)
         name = str((inputs.get("metadata") or {}).get("name") or r["name"])
         nominal = 0.0
         borrowing = 0.0
@@ -373,7 +387,7 @@ class _Pricer:
                     unpriced.append(f"{group} ({quota} GPUs, {quota + borrow} with borrowing): {why}")
                     continue
                 nodes = -(-quota // per)
-                with_borrow = -(-min(quota + borrow, most * per) // per)
+                with_borrow = -(-min(quota + min(borrow, lenders.get(str(flavor.get("name")), 0)), most * per) // per)
                 nominal += nodes * per_node
                 borrowing += with_borrow * per_node
                 parts.append(f"{group}: {quota} GPUs = {nodes} node(s), {with_borrow} with borrowing")
@@ -505,7 +519,8 @@ def estimate(plan: dict[str, Any], *, table: PriceTable | None = None, spot_disc
             cluster = cluster_of(r)
             section(cluster).items.extend(pricer.claims(r, classes, cluster))
     ordered = sorted(sections.values(), key=lambda s: (s.name == "network", s.name))
-    teams = [pricer.team(r, flavors) for r in resources if r["type"] == "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue"] if resources else []
+    queues = [r for r in resources if r["type"] == "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue"]
+    teams = [pricer.team(r, flavors, queues) for r in queues]
     return Estimate(str(plan.get("stack")), plan.get("region"), table.retrieved, spot_discount, ordered, table.sources, teams)
 
 
