@@ -20,6 +20,7 @@ from tests.checks import stack_file, with_karpenter
 from tests.cluster.apiserver import api_server_problems
 from tests.cluster.aws_rules import aws_api_problems
 from tests.cluster.instance_types import INSTANCE_TYPES, allocatable_cpu_millis, allocatable_memory_mib, kube_reserved_cpu_millis
+from tests.cluster.kueue import kueue_problems
 from tests.cluster.pod_security import pod_security_problems
 from tests.cluster.render_output import Render, load
 from tests.cluster.scheduling import capacity_table, format_capacity_table, scheduling_problems
@@ -127,6 +128,10 @@ def test_pod_security_admits_every_pod(render: Render):
 def test_every_pod_fits_its_node_group_and_is_scaled_for(render: Render):
     print(format_capacity_table(capacity_table(render)))
     _assert_none(scheduling_problems(render))
+
+
+def test_team_queues_resolve_admit_their_jobs_and_promise_no_more_than_exists(render: Render):
+    _assert_none(kueue_problems(render))
 
 
 def test_aws_apis_accept_every_input(render: Render):
@@ -387,3 +392,38 @@ def test_the_oracle_shares_no_code_with_the_product():
             words = line.split()
             if words[:1] in (["import"], ["from"]) and len(words) > 1:
                 assert words[1].split(".")[0] not in ("mleks", "stacks", "components"), f"{path.name}: {line}"
+
+
+def _queue_objects(quota: int, *, job_namespace: str = "ml", selector_ns: str = "ml") -> list[dict[str, Any]]:
+    flavor = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor", "metadata": {"name": "g"}, "spec": {"nodeLabels": {"role": "train"}}}
+    resources = [{"name": "cpu", "nominalQuota": "16", "borrowingLimit": "0"}, {"name": "memory", "nominalQuota": "64Gi", "borrowingLimit": "0"}]
+    resources.append({"name": "nvidia.com/gpu", "nominalQuota": quota, "borrowingLimit": 0})
+    queue = {
+        "apiVersion": "kueue.x-k8s.io/v1beta2",
+        "kind": "ClusterQueue",
+        "metadata": {"name": "team"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": selector_ns}},
+            "resourceGroups": [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [{"name": "g", "resources": resources}]}],
+        },
+    }
+    local = {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue", "metadata": {"name": "team", "namespace": "ml"}, "spec": {"clusterQueue": "team"}}
+    job = _job(
+        "j", {"resources": {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "4"}, "limits": {"nvidia.com/gpu": "4"}}}, namespace=job_namespace
+    )
+    job["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team"}
+    job["spec"] |= {"suspend": True, "parallelism": 2}
+    return [flavor, queue, local, job]
+
+
+def test_oracle_reports_queues_that_cannot_admit_their_jobs_or_promise_too_much(tmp_path: Path):
+    group = _gpu_group("g", ["g6e.12xlarge"])  # maxSize 2 x 4 GPUs
+    assert kueue_problems(_write(tmp_path / "ok", _queue_objects(8), group)) == []
+    too_small = kueue_problems(_write(tmp_path / "small", _queue_objects(4), group))
+    assert any("can never admit it" in p and "nvidia.com/gpu 8 > 4" in p for p in too_small), too_small
+    too_big = kueue_problems(_write(tmp_path / "big", _queue_objects(12), group))
+    assert any("add up to 12 GPUs" in p for p in too_big), too_big
+    elsewhere = kueue_problems(_write(tmp_path / "ns", _queue_objects(8, selector_ns="other"), group))
+    assert any("does not select ml" in p for p in elsewhere), elsewhere
+    lost = kueue_problems(_write(tmp_path / "lost", _queue_objects(8, job_namespace="other"), group))
+    assert any("no LocalQueue team in its namespace" in p for p in lost), lost
