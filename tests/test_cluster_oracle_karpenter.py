@@ -26,6 +26,7 @@ from tests.cluster.scheduling import (
     scheduling_problems,
 )
 from tests.cluster.selectors import Requirement, compatible_problems, label_requirements, requirements_of
+from tests.test_cluster_check import DEVICE_PLUGIN
 
 Obj = dict[str, Any]
 CLUSTER = "c1"
@@ -117,24 +118,6 @@ def _node_class(name: str = "gpu", *, alias: str = "al2023@v20260714", **spec: A
             **spec,
         },
     }
-
-
-DEVICE_PLUGIN = {
-    "apiVersion": "apps/v1",
-    "kind": "DaemonSet",
-    "metadata": {"name": "nvidia-device-plugin", "namespace": "kube-system"},
-    "spec": {
-        "selector": {"matchLabels": {"app": "ndp"}},
-        "template": {
-            "metadata": {"labels": {"app": "ndp"}},
-            "spec": {
-                "nodeSelector": {"nvidia.com/gpu.present": "true"},
-                "tolerations": TOLERATE_GPU,
-                "containers": [{"name": "p", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.20.0", "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}],
-            },
-        },
-    },
-}
 
 
 def _deployment(name: str, requests: Obj, node_selector: dict[str, str], *, namespace: str = "serving", **spec: Any) -> Obj:
