@@ -134,10 +134,6 @@ class FastStartArgs(Model):
         return value
 
 
-# Karpenter's duration fields (NodePool CRD patterns of the pinned release, mleks.catalogs.karpenter).
-_BUDGET = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
-
-
 class KarpenterPoolArgs(Model):
     """How Karpenter runs a group it owns (``nodeGroups.<name>.karpenter``, with ``autoscaler: karpenter``)."""
 
@@ -191,7 +187,7 @@ class KarpenterPoolArgs(Model):
                 errors.append(ConfigError(key, value, accepted, "not a Karpenter duration"))
         if self.weight is not None and not 1 <= self.weight <= 100:
             errors.append(ConfigError("weight", self.weight, "1 to 100 (the NodePool CRD's range)", "out of range"))
-        if not _BUDGET.match(self.disruption_budget):
+        if not karpenter_catalog.BUDGET.match(self.disruption_budget):
             errors.append(ConfigError("disruptionBudget", self.disruption_budget, "a number of nodes such as 1, or a percentage such as 10%", "not a budget"))
         return errors
 
@@ -414,7 +410,7 @@ class GpuNodeGroupArgs(Model):
             errors.append(
                 ConfigError("efa", True, "false with autoscaler: karpenter", "EFA groups are multi-node training groups, which Karpenter does not own")
             )
-        pool = self.karpenter or KarpenterPoolArgs()
+        pool = self.karpenter_settings
         errors += [e.under("karpenter") for e in pool.problems()]
         if pool.ami_version is None and self.ami_family == "bottlerocket":
             errors.append(
@@ -446,9 +442,14 @@ class GpuNodeGroupArgs(Model):
         return errors
 
     @property
+    def karpenter_settings(self) -> KarpenterPoolArgs:
+        """``karpenter`` as given, or its defaults."""
+        return self.karpenter or KarpenterPoolArgs()
+
+    @property
     def gpu_limit(self) -> int:
         """A Karpenter pool's cap on ``nvidia.com/gpu``: ``karpenter.maxGpus``, else maxSize nodes of the smallest type."""
-        pool = self.karpenter or KarpenterPoolArgs()
+        pool = self.karpenter_settings
         return pool.max_gpus if pool.max_gpus is not None else self.max_size * self.smallest_instance.accelerator_count
 
     @property
@@ -664,7 +665,7 @@ NODE_TERMINATION_MARGIN_MIN = 15
 def karpenter_pool_spec(args: GpuNodeGroupArgs, tags: dict[str, str], *, discovery_tag: str, discovery_value: pulumi.Input[str]) -> PoolSpec:
     """The NodePool and EC2NodeClass a Karpenter group renders (pure): the same labels, taint, types, disk
     and fast start as a managed group of these args would have."""
-    pool = args.karpenter or KarpenterPoolArgs()
+    pool = args.karpenter_settings
     bottlerocket = args.ami_family == "bottlerocket"
     version = pool.ami_version or karpenter_catalog.AL2023_AMI_VERSION
     return PoolSpec(
@@ -742,9 +743,13 @@ class GpuNodeGroup(pulumi.ComponentResource):
         """The autoscaler add-ons that scale this group (they add themselves)."""
         self.node_pool: pulumi.Resource | None = None
         """A Karpenter group's NodePool (None for a managed node group)."""
-        if args.owner == "karpenter":
-            self._karpenter_pool(name, args, cluster)
-            return
+        outputs = self._karpenter_pool(args, cluster) if args.owner == "karpenter" else self._managed_group(name, args, cluster)
+        cluster.gpu_group_added(self)
+        _add_node_daemons(cluster, args)
+        self.register_outputs(outputs)
+
+    def _managed_group(self, name: str, args: GpuNodeGroupArgs, cluster: EksCluster) -> dict[str, object]:
+        """The group as an EKS managed node group (and, for cluster-autoscaler, its node-template tags); its outputs."""
         spec = node_group_spec(name, args, cluster.tags)
 
         subnets: pulumi.Output[list[str]] = cluster.private_subnet_ids.apply(list)
@@ -780,15 +785,10 @@ class GpuNodeGroup(pulumi.ComponentResource):
                     tag={"key": key, "value": value, "propagate_at_launch": False},
                     opts=pulumi.ResourceOptions(parent=self),
                 )
+        return {"asg_name": self.asg_name, "node_group_name": self.node_group_name, "autoscaler": after_program(lambda: self._check_owner_watches(name))}
 
-        cluster.gpu_group_added(self)
-        _add_node_daemons(cluster, args)
-        self.register_outputs(
-            {"asg_name": self.asg_name, "node_group_name": self.node_group_name, "autoscaler": after_program(lambda: self._check_owner_watches(name))}
-        )
-
-    def _karpenter_pool(self, name: str, args: GpuNodeGroupArgs, cluster: EksCluster) -> None:
-        """The group as a NodePool and its EC2NodeClass, after the cluster's Karpenter controller."""
+    def _karpenter_pool(self, args: GpuNodeGroupArgs, cluster: EksCluster) -> dict[str, object]:
+        """The group as a NodePool and its EC2NodeClass, after the cluster's Karpenter controller; its outputs."""
         controller = cluster.karpenter
         assert controller is not None  # karpenter_group_errors refused a cluster without one
         self.watched_by.add("karpenter")
@@ -814,9 +814,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             ),
             name_prefix=cluster.name,
         )
-        cluster.gpu_group_added(self)
-        _add_node_daemons(cluster, args)
-        self.register_outputs({"node_pool": spec.name, "gpu_limit": spec.gpu_limit, "autoscaler": "karpenter"})
+        return {"node_pool": spec.name, "gpu_limit": spec.gpu_limit, "autoscaler": "karpenter"}
 
     def _check_owner_watches(self, name: str) -> str:
         """The owner, once the program has run; raise if no add-on of that kind scales the group."""

@@ -49,7 +49,7 @@ from mleks.catalogs.karpenter import DO_NOT_DISRUPT_ANNOTATION
 from mleks.catalogs.node_daemonsets import DaemonSetLoad, heaviest
 from mleks.cluster_base import EksCluster, unique
 from mleks.errors import ConfigError
-from mleks.gpu_node_group import GpuNodeGroupArgs, KarpenterPoolArgs, NodeGroupInput, gpu_fit_errors, placement_errors
+from mleks.gpu_node_group import GpuNodeGroupArgs, NodeGroupInput, gpu_fit_errors, placement_errors
 from mleks.infra.s3_access import S3Location, check_kms_key_arn, parse_s3_uri, s3_policy
 from mleks.manifests import k8s_objects
 from mleks.manifests.escalator_config import parse_go_duration
@@ -652,7 +652,7 @@ def _karpenter_errors(args: InferenceServiceArgs, groups: Sequence[GpuNodeGroupA
     for g in groups:
         if g.owner != "karpenter":
             continue
-        drain_s = parse_go_duration((g.karpenter or KarpenterPoolArgs()).termination_grace_period) // 10**9
+        drain_s = parse_go_duration(g.karpenter_settings.termination_grace_period) // 10**9
         if args.termination_grace_period_seconds >= drain_s:
             errors.append(
                 ConfigError(

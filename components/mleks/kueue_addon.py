@@ -264,26 +264,18 @@ class KueueAddon(pulumi.ComponentResource):
         train = [g for g in groups if g.role == "train"]
         flavors = tuple(flavor_of(g) for g in train)
         created: list[pulumi.Resource] = [k8s_objects.create(manifests.resource_flavor(f), after_release, name_prefix=cluster.name) for f in flavors]
-        by_key = {g.key: g for g in train}
         self.queues: dict[str, str] = {}
         """Namespace -> the team (and LocalQueue) whose jobs run there."""
         exported = {}
         for team_name, team in teams.items():
             ns = team_namespace(team_name, team)
+            # Every train group, quota or not: a group the team has no quota on still lets it borrow there.
             spec = manifests.TeamSpec(
                 name=team_name,
                 namespace=ns,
                 cohort=f"{cluster.name}-teams",
-                quotas=tuple(quota_of(by_key[k], gpus, team.borrowing_limit) for k, gpus in team.quotas.items()),
+                quotas=tuple(quota_of(g, team.quotas.get(g.key, 0), team.borrowing_limit) for g in train),
                 preemption=team.preemption,
-            )
-            # A group the team has no quota on still lets it borrow there, up to its limit.
-            spec = manifests.TeamSpec(
-                spec.name,
-                spec.namespace,
-                spec.cohort,
-                (*spec.quotas, *(quota_of(g, 0, team.borrowing_limit) for g in train if g.key not in team.quotas)),
-                spec.preemption,
             )
             queue = k8s_objects.create(
                 manifests.cluster_queue(spec, flavors), cluster.k8s_opts(self, depends_on=[self.release, *created]), name_prefix=cluster.name

@@ -51,6 +51,8 @@ BATCH_MAX_DURATION_S = 10.0
 # The NodePool and EC2NodeClass duration fields (their CRDs' patterns): Go durations of whole
 # seconds, minutes and hours, or Never where the field allows it.
 DURATION = re.compile(r"^([0-9]+(s|m|h))+$")
+# The NodePool CRD's pattern for a disruption budget's ``nodes``: a count or a percentage.
+BUDGET = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
 AMI_VERSION = re.compile(r"^v\d{8}$")
 BOTTLEROCKET_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 

@@ -274,7 +274,7 @@ CLUSTER_ACCESS = {
 }
 
 
-def _gpu_quotas(r: dict[str, Any]) -> dict[str, tuple[int, int]]:
+def gpu_quotas(r: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """A ClusterQueue's (nominal, borrowing limit) GPUs per flavor."""
     out = {}
     for rg in (((r.get("inputs") or {}).get("spec") or {}).get("resourceGroups")) or []:
@@ -398,7 +398,7 @@ def update(r: dict[str, Any], touched: set[str], paths: tuple[str, ...] = (), ol
     if r["type"] == "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue" and any(
         p.startswith("spec.resourceGroups") or p.startswith("spec.preemption") for p in paths
     ):
-        before, after = _gpu_quotas(old or {}), _gpu_quotas(r)
+        before, after = gpu_quotas(old or {}), gpu_quotas(r)
         changed = [f"{f} {before.get(f, (0, 0))[0]}→{q[0]} GPUs (borrow up to {q[1]})" for f, q in after.items() if before.get(f) != q]
         changed += [f"{f} {q[0]}→0 GPUs" for f, q in before.items() if f not in after]
         what = "; ".join(changed) or "its preemption or other resources"

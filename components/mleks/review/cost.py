@@ -18,7 +18,7 @@ from typing import Any, Literal
 from mleks.catalogs.eks_versions import end_of_standard_support, kubernetes_version_status
 from mleks.catalogs.gpu import catalog
 from mleks.catalogs.prices import Price, PriceTable, prices
-from mleks.review.consequences import retained_on_delete
+from mleks.review.consequences import gpu_quotas, retained_on_delete
 
 # What the estimate leaves out, said in cost.json and the diff so nobody reads the totals as a bill.
 EXCLUDES = (
@@ -361,36 +361,29 @@ class _Pricer:
         cohort = (inputs.get("spec") or {}).get("cohortName")
         lenders: dict[str, int] = {}
         for other in queues:
-            spec = (other.get("inputs") or {}).get("spec") or {}
-            if other is r or spec.get("cohortName") != cohort:
-                continue
-            for rg in spec.get("resourceGroups") or []:
-                for f in rg.get("flavors") or []:
-                    g: dict[str, Any] = next((x for x in f.get("resources") or [] if x.get("name") == "nvidia.com/gpu"), {})
-                    lenders[str(f.get("name"))] = lenders.get(str(f.get("name")), 0) + int(g.get("nominalQuota") or 0)
+            if other is not r and ((other.get("inputs") or {}).get("spec") or {}).get("cohortName") == cohort:
+                for flavor_name, (quota, _) in gpu_quotas(other).items():
+                    lenders[flavor_name] = lenders.get(flavor_name, 0) + quota
         name = str((inputs.get("metadata") or {}).get("name") or r["name"])
         nominal = 0.0
         borrowing = 0.0
         parts: list[str] = []
         unpriced: list[str] = []
-        for rg in (inputs.get("spec") or {}).get("resourceGroups") or []:
-            for flavor in rg.get("flavors") or []:
-                gpu: dict[str, Any] = next((x for x in flavor.get("resources") or [] if x.get("name") == "nvidia.com/gpu"), {})
-                quota, borrow = int(gpu.get("nominalQuota") or 0), int(gpu.get("borrowingLimit") or 0)
-                if not quota and not borrow:
-                    continue
-                group = flavors.get(str(flavor.get("name")), str(flavor.get("name")))
-                per_node, per, most, capacity = self.node_prices.get(group, (None, 0, 0, ""))
-                if per_node is None or not per:
-                    why = "a Capacity Block, paid up front" if capacity == "CAPACITY_BLOCK" else "no price for its nodes"
-                    # The figures cover the priced groups; this part is named instead of guessed.
-                    unpriced.append(f"{group} ({quota} GPUs, {quota + borrow} with borrowing): {why}")
-                    continue
-                nodes = -(-quota // per)
-                with_borrow = -(-min(quota + min(borrow, lenders.get(str(flavor.get("name")), 0)), most * per) // per)
-                nominal += nodes * per_node
-                borrowing += with_borrow * per_node
-                parts.append(f"{group}: {quota} GPUs = {nodes} node(s), {with_borrow} with borrowing")
+        for flavor_name, (quota, borrow) in gpu_quotas(r).items():
+            if not quota and not borrow:
+                continue
+            group = flavors.get(flavor_name, flavor_name)
+            per_node, per, most, capacity = self.node_prices.get(group, (None, 0, 0, ""))
+            if per_node is None or not per:
+                why = "a Capacity Block, paid up front" if capacity == "CAPACITY_BLOCK" else "no price for its nodes"
+                # The figures cover the priced groups; this part is named instead of guessed.
+                unpriced.append(f"{group} ({quota} GPUs, {quota + borrow} with borrowing): {why}")
+                continue
+            nodes = -(-quota // per)
+            with_borrow = -(-min(quota + min(borrow, lenders.get(flavor_name, 0)), most * per) // per)
+            nominal += nodes * per_node
+            borrowing += with_borrow * per_node
+            parts.append(f"{group}: {quota} GPUs = {nodes} node(s), {with_borrow} with borrowing")
         detail = "; ".join(parts) or "no quota"
         return TeamCost(name, nominal, borrowing, detail, unpriced)
 
